@@ -1,0 +1,18 @@
+"""keras-lpc: Latent Point Collapse for Keras 3 (TensorFlow, JAX and PyTorch).
+
+Public API (re-exports only): see the documentation for each name.
+"""
+
+from keras_lpc import schedules
+from keras_lpc.callbacks import GammaAnnealing
+from keras_lpc.layers import LatentPointCollapse, latent_penalty
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GammaAnnealing",
+    "LatentPointCollapse",
+    "__version__",
+    "latent_penalty",
+    "schedules",
+]

@@ -1,0 +1,298 @@
+"""`GammaAnnealing`: raises the LPC penalty coefficient during `fit`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from keras_lpc import schedules as schedules_module
+from keras_lpc._models import find_lpc_layers
+from keras_lpc._validation import check_choice, check_float
+
+DEFAULT_MAXIMUM = 1e3
+
+
+def default_schedule() -> schedules_module.GammaSchedule:
+    """The schedule `GammaAnnealing()` uses when given none.
+
+    A smooth geometric ramp from 1e-4 to 1e3 (the regime the papers study),
+    paced by `GammaAnnealing` so that it ends at ``ramp_fraction`` of the run.
+    """
+    return schedules_module.Geometric(1e-4, DEFAULT_MAXIMUM, steps=1000)
+
+
+class GammaAnnealing(keras.callbacks.Callback):
+    """Set ``gamma`` of the model's `LatentPointCollapse` layers from a schedule.
+
+    At the start of every train step (``unit="step"``, the default) or epoch
+    (``unit="epoch"``) the callback computes the *effective count* ``n`` (the
+    global step or epoch, from 0, less any counts spent holding) and assigns
+
+    ```
+    gamma = schedule(n * span / (ramp_fraction * total))   # pace=True
+    gamma = schedule(n)                                     # pace=False
+    ```
+
+    to every `LatentPointCollapse` in the model (nested models included), or
+    to the ones given in ``layers``. ``span`` is the count at which the
+    schedule reaches its final value and ``total`` the length of the run
+    (``epochs * steps`` or ``epochs``, read from the ``fit`` call), so a
+    paced schedule reaches its maximum at ``ramp_fraction`` of the run
+    whatever its length. ``gamma`` and the effective count
+    (``gamma_count``) are written into ``logs``, so `History`, `CSVLogger`,
+    TensorBoard and KerasTuner see them.
+
+    **Hold.** With ``hold_monitor`` (default ``"accuracy"``), when the
+    monitored training metric at the end of an epoch falls below
+    ``hold_fraction`` times its best value so far, the effective count stops
+    advancing (gamma stays where it is) until the metric recovers. This
+    guards against the known failure of large gamma with a slow output
+    layer: accuracy dropping to chance.
+
+    **Resume.** The schedule is a pure function of the effective count, so a
+    run resumed with ``initial_epoch`` or `keras.callbacks.BackupAndRestore`
+    follows the same trajectory (exactly, unless a hold was active when the
+    run was interrupted: hold state is not saved).
+
+    Args:
+        schedule: a `keras_lpc.schedules.GammaSchedule`, a number (constant
+            gamma), a `keras.optimizers.schedules.LearningRateSchedule` or any
+            callable ``count -> float``. ``None``: `default_schedule()`.
+        unit: ``"step"`` (per optimizer step) or ``"epoch"``.
+        layers: ``None`` (all LPC layers) or layers / layer names.
+        pace: ``"auto"`` (pace schedules that report a finite ``span``),
+            ``True`` (require one) or ``False`` (use counts as they are).
+        ramp_fraction: fraction of the run at which a paced schedule ends,
+            in (0, 1].
+        hold_monitor: name of a training metric in ``logs`` (``None``
+            disables holding). A missing metric disables it with a warning.
+        hold_fraction: hold while ``metric < hold_fraction * best``, in [0, 1].
+        verbose: 1 prints gamma at the start of every epoch.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_lpc
+    >>> model = keras.Sequential([keras.Input((4,)), keras_lpc.LatentPointCollapse(2),
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> cb = keras_lpc.GammaAnnealing(keras_lpc.schedules.Exponential(1.0, 2.0, 1, 8.0),
+    ...                               unit="epoch", pace=False)
+    >>> h = model.fit(np.ones((8, 4)), np.zeros(8), epochs=3, verbose=0, callbacks=[cb])
+    >>> h.history["gamma"]
+    [1.0, 2.0, 4.0]
+    """
+
+    def __init__(
+        self,
+        schedule: Any = None,
+        unit: str = "step",
+        layers: Any = None,
+        verbose: int = 0,
+        pace: bool | str = "auto",
+        ramp_fraction: float = 0.7,
+        hold_monitor: str | None = "accuracy",
+        hold_fraction: float = 0.8,
+    ) -> None:
+        super().__init__()
+        self.schedule = self._check_schedule(schedule)
+        self.unit = check_choice("unit", unit, ("step", "epoch"))
+        self.layers = layers
+        self.verbose = verbose
+        if pace not in ("auto", True, False):
+            raise ValueError(f"`pace` must be one of 'auto', True, False. Received: pace={pace!r}")
+        if pace is True and _span(self.schedule) is None:
+            raise ValueError(
+                "`pace=True` needs a schedule with a finite `span` (a keras_lpc schedule "
+                f"that settles). Received: schedule={self.schedule!r}"
+            )
+        self.pace = pace
+        self.ramp_fraction = check_float("ramp_fraction", ramp_fraction, strictly_positive=True)
+        if self.ramp_fraction > 1:
+            raise ValueError(
+                f"`ramp_fraction` must be in (0, 1]. Received: ramp_fraction={ramp_fraction!r}"
+            )
+        if hold_monitor is not None and not isinstance(hold_monitor, str):
+            raise TypeError(
+                f"`hold_monitor` must be a metric name or None. Received: hold_monitor={hold_monitor!r}"
+            )
+        self.hold_monitor = hold_monitor
+        self.hold_fraction = check_float("hold_fraction", hold_fraction, minimum=0.0)
+        if self.hold_fraction > 1:
+            raise ValueError(
+                f"`hold_fraction` must be in [0, 1]. Received: hold_fraction={hold_fraction!r}"
+            )
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        self.count = 0.0  # effective count at the start of the current unit
+        self.gamma = None
+        self.holding = False
+        self._held = 0.0
+        self._best = -math.inf
+        self._steps = None
+        self._total = None
+        self._epoch = 0
+        self._targets = None
+        self._last_assigned = None
+        self._warned_monitor = False
+
+    @staticmethod
+    def _check_schedule(schedule: Any) -> Callable[[float], Any]:
+        if schedule is None:
+            return default_schedule()
+        if isinstance(schedule, bool):
+            raise TypeError(
+                f"`schedule` must be a schedule, a number or a callable. Received: schedule={schedule!r}"
+            )
+        if isinstance(schedule, (int, float)):
+            return schedules_module.Constant(schedule)
+        if isinstance(schedule, dict):
+            return schedules_module.get(schedule)
+        if not callable(schedule):
+            raise TypeError(
+                "`schedule` must be a keras_lpc schedule, a number, a "
+                "keras LearningRateSchedule or a callable count -> float. "
+                f"Received: schedule={schedule!r}"
+            )
+        return schedule
+
+    def paced_count(self, count: float) -> float:
+        """Map an effective count of this run onto the schedule's own count."""
+        span = _span(self.schedule)
+        if self.pace is False or span is None or not self._total:
+            return count
+        return count * span / (self.ramp_fraction * self._total)
+
+    def value_at(self, count: float) -> float:
+        """gamma for an effective count (validated: finite and >= 0)."""
+        raw = self.schedule(self.paced_count(count))
+        try:
+            value = float(keras.ops.convert_to_numpy(raw))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`schedule` must return a number. Received: schedule({count!r})={raw!r}"
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                "`schedule` must return a finite number >= 0. "
+                f"Received: schedule({count!r})={value!r}"
+            )
+        return value
+
+    # ------------------------------------------------------------------ hooks
+    def _lpc_layers(self) -> list:
+        # `self.model` (not a cached model) in every hook: on JAX that property
+        # syncs the trainer's state into the variables, so that the next train
+        # step reads the gamma assigned here instead of a stale copy.
+        model = self.model
+        if self._targets is None:
+            self._targets = find_lpc_layers(model, self.layers)
+        return self._targets
+
+    def _assign(self, count: float) -> None:
+        value = self.value_at(count)
+        layers = self._lpc_layers()
+        if value != self._last_assigned:
+            for layer in layers:
+                layer.gamma.assign(value)
+            self._last_assigned = value
+        self.gamma = value
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._reset()
+        params = self.params or {}
+        self._steps = params.get("steps")
+        epochs = params.get("epochs")
+        if self.unit == "epoch":
+            self._total = epochs
+        elif self._steps and epochs:
+            self._total = epochs * self._steps
+        if self.pace is True and not self._total:
+            raise ValueError(
+                "`pace=True` needs the run's length, but fit() did not report "
+                f"`steps` (a dataset of unknown size). Received: params={params!r}"
+            )
+        self._lpc_layers()  # fail early if the model has no LPC layer
+        self._started = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if not getattr(self, "_started", False):
+            # First epoch of this fit: a resumed run (initial_epoch > 0)
+            # starts from the count that epoch had in the original run.
+            self._started = True
+            per_epoch = 1 if self.unit == "epoch" else (self._steps or 0)
+            self.count = float(epoch * per_epoch)
+        self._epoch = epoch
+        self._epoch_start = self.count
+        if self.unit == "epoch":
+            self._assign(self.count)
+        if self.verbose:
+            value = self.value_at(self.count)
+            print(f"\nEpoch {epoch + 1}: GammaAnnealing sets gamma to {value:.6g}")
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.unit != "step":
+            return
+        current = self._epoch_start if self.holding else self._epoch_start + batch
+        self.count = float(current)
+        self._assign(self.count)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if logs is not None and self.gamma is not None:
+            logs["gamma"] = self.gamma
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # The count advances by one past the last unit of this epoch, unless
+        # this epoch was held (then it stayed at the epoch's start).
+        next_count = self.count if self.holding else self.count + 1
+        if logs is not None:
+            logs["gamma"] = self.gamma if self.gamma is not None else float("nan")
+            logs["gamma_count"] = self.count
+        self._update_hold(logs if logs is not None else {})
+        self.count = next_count
+
+    def _update_hold(self, logs: dict) -> None:
+        if self.hold_monitor is None:
+            return
+        if self.hold_monitor not in logs:
+            if not self._warned_monitor:
+                self._warned_monitor = True
+                import warnings
+
+                warnings.warn(
+                    f"GammaAnnealing: `hold_monitor`={self.hold_monitor!r} is not in the "
+                    f"training logs (available: {sorted(logs)}); holding is disabled. "
+                    "Compile with metrics=['accuracy'] or pass hold_monitor=None.",
+                    stacklevel=2,
+                )
+            return
+        value = float(np.asarray(logs[self.hold_monitor]))
+        if not math.isfinite(value):
+            return
+        self._best = max(self._best, value)
+        self.holding = value < self.hold_fraction * self._best
+        logs["gamma_holding"] = float(self.holding)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        ser = keras.saving.serialize_keras_object
+        return {
+            "schedule": ser(self.schedule) if hasattr(self.schedule, "get_config") else None,
+            "unit": self.unit,
+            "verbose": self.verbose,
+            "pace": self.pace,
+            "ramp_fraction": self.ramp_fraction,
+            "hold_monitor": self.hold_monitor,
+            "hold_fraction": self.hold_fraction,
+        }
+
+
+def _span(schedule: Any) -> float | None:
+    span = getattr(schedule, "span", None)
+    if span is None or not isinstance(span, (int, float)) or not math.isfinite(span) or span <= 0:
+        return None
+    return float(span)

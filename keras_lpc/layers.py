@@ -1,0 +1,202 @@
+"""The `LatentPointCollapse` layer: a linear bottleneck and its annealed penalty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_lpc._validation import check_float, check_int
+
+
+# Layers being read by `keras_lpc._latents.collect`: id(layer) -> list of z.
+# A module-level dict, because a list attribute would be tracked by Keras.
+_RECORDERS: dict[int, list] = {}
+
+
+@keras.saving.register_keras_serializable(package="keras_lpc")
+class LatentPointCollapse(keras.layers.Layer):
+    """Linear low-dimensional penultimate layer with the LPC penalty.
+
+    The layer maps its input ``h`` to latents ``z = h @ W + b`` (or passes
+    ``h`` through unchanged when ``dim=None``) and adds to the model's losses
+
+    ```
+    penalty = gamma * mean(z ** 2)
+    ```
+
+    where the mean runs over the batch **and** every non-batch axis (the
+    authors' ``mse_loss(z, 0, reduction="mean")``). Keras'
+    ``activity_regularizer=L2(l)`` adds ``l * sum(z ** 2) / batch`` instead,
+    so ``l = gamma / d`` is the same penalty on a rank-2 ``z`` with ``d``
+    features; unlike that float, ``gamma`` here lives in a non-trainable
+    float32 variable, so `keras_lpc.GammaAnnealing` (or any code) can raise it
+    while an already compiled train step runs, on every backend, and it is
+    saved with the model. The penalty is always computed in float32, also
+    under ``mixed_float16`` / ``mixed_bfloat16`` policies.
+
+    Args:
+        dim: number of latent units of the linear projection, a positive
+            integer, or ``None`` to penalise the incoming features unchanged.
+        gamma: initial penalty coefficient, a finite number >= 0.
+        use_bias: whether the projection has a bias.
+        kernel_initializer: initializer of the projection kernel.
+        bias_initializer: initializer of the projection bias.
+        kernel_regularizer: optional regularizer of the projection kernel.
+        bias_regularizer: optional regularizer of the projection bias.
+        kernel_constraint: optional constraint of the projection kernel.
+        bias_constraint: optional constraint of the projection bias.
+        **kwargs: base `keras.layers.Layer` arguments (``name``, ``dtype``...).
+
+    Input shape:
+        ``(batch, ..., features)``; any rank >= 2.
+
+    Output shape:
+        ``(batch, ..., dim)``, or the input shape when ``dim=None``.
+
+    Example:
+
+    >>> import keras, keras_lpc
+    >>> layer = keras_lpc.LatentPointCollapse(dim=2, gamma=0.5)
+    >>> z = layer(keras.ops.ones((4, 3)))
+    >>> tuple(z.shape)
+    (4, 2)
+    >>> len(layer.losses)
+    1
+
+    References:
+        Sbailo & Ghiringhelli, "Latent Point Collapse on a Low Dimensional
+        Embedding in Deep Neural Network Classifiers".
+    """
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        gamma: float = 0.0,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if dim is not None:
+            dim = check_int("dim", dim, minimum=1)
+        gamma = check_float("gamma", gamma, minimum=0.0)
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"`use_bias` must be a bool. Received: use_bias={use_bias!r}")
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.use_bias = use_bias
+        self._initial_gamma = gamma
+        self.projection = None
+        if dim is not None:
+            self.projection = keras.layers.Dense(
+                dim,
+                use_bias=use_bias,
+                kernel_initializer=kernel_initializer,
+                bias_initializer=bias_initializer,
+                kernel_regularizer=kernel_regularizer,
+                bias_regularizer=bias_regularizer,
+                kernel_constraint=kernel_constraint,
+                bias_constraint=bias_constraint,
+                dtype=self.dtype_policy,
+                name="projection",
+            )
+        # float32 and never autocast: 1e6 does not fit in float16.
+        self.gamma = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(gamma),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="gamma",
+        )
+        if dim is None:
+            self.built = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if self.projection is not None and not self.projection.built:
+            self.projection.build(input_shape)
+
+    def call(self, inputs: Any) -> Any:
+        z = inputs if self.projection is None else self.projection(inputs)
+        self.add_loss(latent_penalty(z, self.gamma))
+        recorder = _RECORDERS.get(id(self))
+        if recorder is not None:  # eager reads by keras_lpc's metric callbacks
+            recorder.append(z)
+        return z
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        if self.dim is None:
+            return tuple(input_shape)
+        return tuple(input_shape[:-1]) + (self.dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"dim": self.dim, "gamma": self._current_gamma(), "use_bias": self.use_bias})
+        if self.projection is not None:
+            ser = keras.saving.serialize_keras_object
+            p = self.projection
+            config.update(
+                {
+                    "kernel_initializer": ser(p.kernel_initializer),
+                    "bias_initializer": ser(p.bias_initializer),
+                    "kernel_regularizer": ser(p.kernel_regularizer),
+                    "bias_regularizer": ser(p.bias_regularizer),
+                    "kernel_constraint": ser(p.kernel_constraint),
+                    "bias_constraint": ser(p.bias_constraint),
+                }
+            )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LatentPointCollapse:
+        config = dict(config)
+        deser = keras.saving.deserialize_keras_object
+        for key in (
+            "kernel_initializer",
+            "bias_initializer",
+            "kernel_regularizer",
+            "bias_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
+        ):
+            if isinstance(config.get(key), dict):
+                config[key] = deser(config[key])
+        return cls(**config)
+
+    def _current_gamma(self) -> float:
+        """The variable's value, or the initial one while JAX holds the state."""
+        try:
+            return float(ops.convert_to_numpy(self.gamma.value))
+        except Exception:  # value purged by the JAX trainer mid-fit
+            return self._initial_gamma
+
+
+def latent_penalty(z: Any, gamma: Any) -> Any:
+    """The LPC penalty ``gamma * mean(z ** 2)``, computed in float32.
+
+    The mean runs over every axis (batch and features), so the value does not
+    depend on the batch size or on ``d``. Under mixed precision ``z`` arrives
+    as float16/bfloat16: it is cast to float32 before squaring, so the result
+    is finite for any finite ``z`` and ``gamma`` up to float32's range.
+
+    Args:
+        z: latents of any shape.
+        gamma: scalar coefficient (a float or a float32 variable).
+
+    Returns:
+        A float32 scalar tensor.
+
+    Example:
+
+    >>> import numpy as np
+    >>> float(latent_penalty(np.array([[1.0, 3.0]]), 2.0))
+    10.0
+    """
+    z32 = ops.cast(z, "float32")
+    return ops.cast(gamma, "float32") * ops.mean(ops.square(z32))
