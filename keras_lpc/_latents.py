@@ -73,12 +73,13 @@ def materialize(data: Any, max_samples: int | None, seed: int = 0) -> tuple[np.n
             x, y = x[idx], y[idx]
         return x, y
     xs, ys, count = [], [], 0
-    iterator = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else _iter_pydataset(data)
+    iterator = (
+        data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else _iter_pydataset(data)
+    )
     for batch in iterator:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(
-                "`data` must yield (x, y) batches. Received a batch of type "
-                f"{type(batch).__name__}"
+                f"`data` must yield (x, y) batches. Received a batch of type {type(batch).__name__}"
             )
         bx, by = np.asarray(batch[0]), np.asarray(batch[1])
         xs.append(bx)
@@ -103,9 +104,7 @@ def validate_data(data: Any) -> Any:
     """Check metric-callback ``data`` when a callback is constructed."""
     if isinstance(data, (tuple, list)):
         if len(data) != 2:
-            raise ValueError(
-                f"`data` must be a pair (x, y). Received: data of length {len(data)}"
-            )
+            raise ValueError(f"`data` must be a pair (x, y). Received: data of length {len(data)}")
         x, y = data
         if not hasattr(x, "shape") or not hasattr(y, "shape"):
             x, y = np.asarray(x), np.asarray(y)

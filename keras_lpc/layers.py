@@ -9,7 +9,6 @@ from keras import ops
 
 from keras_lpc._validation import check_float, check_int
 
-
 # Layers being read by `keras_lpc._latents.collect`: id(layer) -> list of z.
 # A module-level dict, because a list attribute would be tracked by Keras.
 _RECORDERS: dict[int, list] = {}

@@ -11,7 +11,6 @@ and turns failures on non-finite values into NaN with a single warning.
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from typing import Any
 
@@ -117,5 +116,3 @@ class MetricCallback(keras.callbacks.Callback):
                 RuntimeWarning,
                 stacklevel=3,
             )
-
-

@@ -1,0 +1,244 @@
+"""GammaAnnealing: pacing to the run, per-step/per-epoch updates, holds, resume, errors."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lpc
+from keras_lpc import schedules as S
+
+
+def _model(nested=False):
+    core = keras.Sequential([keras.Input((4,)), keras_lpc.LatentPointCollapse(2, name="lpc")])
+    if nested:
+        return keras.Sequential([keras.Input((4,)), core, keras.layers.Dense(2)])
+    return keras.Sequential(
+        [keras.Input((4,)), keras_lpc.LatentPointCollapse(2, name="lpc"), keras.layers.Dense(2)]
+    )
+
+
+def _compiled(nested=False, lr=0.0):
+    model = _model(nested)
+    model.compile(
+        keras.optimizers.SGD(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _data(n=16):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 2, n)
+
+
+class _Gammas(keras.callbacks.Callback):
+    """Reads gamma from the layer itself after every train step."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        lpc = keras_lpc._models.find_lpc_layers(self.model)[0]
+        self.values.append(float(keras.ops.convert_to_numpy(lpc.gamma)))
+
+
+def test_epoch_unit_writes_gamma_to_history_and_layer():
+    x, y = _data()
+    model = _compiled(nested=True)
+    cb = keras_lpc.GammaAnnealing(
+        S.Exponential(1.0, 2.0, 1, 8.0), unit="epoch", pace=False, hold_monitor=None
+    )
+    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[cb])
+    assert history.history["gamma"] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert history.history["gamma_count"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert (
+        float(keras.ops.convert_to_numpy(keras_lpc._models.find_lpc_layers(model)[0].gamma)) == 8.0
+    )
+
+
+@pytest.mark.parametrize(("epochs", "batch_size"), [(4, 4), (10, 8)])
+def test_paced_default_reaches_its_maximum_at_ramp_fraction_of_any_run(epochs, batch_size):
+    x, y = _data(16)
+    steps = 16 // batch_size
+    total = epochs * steps
+    model = _compiled()
+    cb = keras_lpc.GammaAnnealing(ramp_fraction=0.5, hold_monitor=None)
+    seen = _Gammas()
+    model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0, callbacks=[cb, seen]
+    )
+    schedule = keras_lpc.callbacks.default_schedule()
+    expected = [schedule(n * schedule.span / (0.5 * total)) for n in range(total)]
+    np.testing.assert_allclose(seen.values, expected, rtol=1e-6)
+    assert seen.values[total // 2] == pytest.approx(schedule.stop)
+    assert seen.values[0] == pytest.approx(schedule.start)
+
+
+def test_unpaced_step_unit_uses_the_global_step():
+    x, y = _data(16)
+    model = _compiled()
+    cb = keras_lpc.GammaAnnealing(S.Linear(0.0, 100.0, steps=100), pace=False, hold_monitor=None)
+    seen = _Gammas()
+    model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[cb, seen])
+    np.testing.assert_allclose(seen.values, np.arange(12.0))
+
+
+def test_resume_with_initial_epoch_reproduces_the_trajectory():
+    x, y = _data(16)
+    full, first, second = _Gammas(), _Gammas(), _Gammas()
+    kwargs = dict(batch_size=4, shuffle=False, verbose=0)
+    _compiled().fit(
+        x, y, epochs=6, callbacks=[keras_lpc.GammaAnnealing(hold_monitor=None), full], **kwargs
+    )
+    model = _compiled()
+    model.fit(
+        x, y, epochs=3, callbacks=[keras_lpc.GammaAnnealing(hold_monitor=None), first], **kwargs
+    )
+    # A new run that only knows it resumes at epoch 3 of 6.
+    model.fit(
+        x,
+        y,
+        epochs=6,
+        initial_epoch=3,
+        callbacks=[keras_lpc.GammaAnnealing(hold_monitor=None), second],
+        **kwargs,
+    )
+    # The first, shorter run paces to 3 epochs; the resumed one to all 6, like the full run.
+    np.testing.assert_allclose(second.values, full.values[12:], rtol=1e-7)
+
+
+def test_keras_learning_rate_schedule_and_plain_callable_are_accepted():
+    x, y = _data(8)
+    lr_like = keras.optimizers.schedules.ExponentialDecay(1.0, decay_steps=1, decay_rate=2.0)
+    for schedule, expected in [(lr_like, [1.0, 2.0, 4.0]), (lambda n: 3.0 * n, [0.0, 3.0, 6.0])]:
+        model = _compiled()
+        cb = keras_lpc.GammaAnnealing(schedule, unit="epoch", hold_monitor=None)
+        h = model.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
+        np.testing.assert_allclose(h.history["gamma"], expected, rtol=1e-6)
+
+
+def _drive(cb, model, accuracies, steps=3):
+    """Run the callback's hooks by hand with a scripted training accuracy."""
+    cb.set_model(model)
+    cb.set_params({"epochs": len(accuracies), "steps": steps, "verbose": 0})
+    cb.on_train_begin()
+    counts = []
+    for epoch, acc in enumerate(accuracies):
+        cb.on_epoch_begin(epoch)
+        for batch in range(steps):
+            cb.on_train_batch_begin(batch)
+            counts.append(cb.count)
+        logs = {"accuracy": acc}
+        cb.on_epoch_end(epoch, logs)
+    return counts
+
+
+def test_hold_freezes_the_count_while_accuracy_is_below_the_fraction_of_its_best():
+    model = _model()
+    cb = keras_lpc.GammaAnnealing(S.Linear(0.0, 1.0, 100), pace=False, hold_fraction=0.8)
+    counts = _drive(cb, model, [0.5, 0.9, 0.6, 0.7, 0.85, 0.95])
+    # epochs 0,1 advance; epoch 1 ends at 0.9 (best); epoch 2 ends at 0.6 < 0.72 -> hold during
+    # epoch 3; epoch 3 ends at 0.7 < 0.72 -> hold during epoch 4; 0.85 recovers -> epoch 5 advances.
+    expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 10, 11]
+    assert counts == expected
+
+
+def test_hold_warns_once_and_is_disabled_when_the_metric_is_missing():
+    model = _model()
+    cb = keras_lpc.GammaAnnealing(S.Linear(0.0, 1.0, 100), pace=False, hold_monitor="f1")
+    with pytest.warns(UserWarning, match="hold_monitor"):
+        counts = _drive(cb, model, [0.9, 0.1, 0.1], steps=2)
+    assert counts == [0, 1, 2, 3, 4, 5]
+
+
+def test_layers_argument_selects_layers():
+    inp = keras.Input((4,))
+    a = keras_lpc.LatentPointCollapse(2, name="a")(inp)
+    b = keras_lpc.LatentPointCollapse(2, name="b")(a)
+    model = keras.Model(inp, keras.layers.Dense(2)(b))
+    model.compile(
+        keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    x, y = _data(8)
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_lpc.GammaAnnealing(5.0, layers=["b"], hold_monitor=None)],
+    )
+    assert float(keras.ops.convert_to_numpy(model.get_layer("a").gamma)) == 0.0
+    assert float(keras.ops.convert_to_numpy(model.get_layer("b").gamma)) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"unit": "batch"},
+            ValueError,
+            r"`unit` must be one of 'step', 'epoch'. Received: unit='batch'",
+        ),
+        ({"schedule": "exp"}, TypeError, r"`schedule` must be .* Received: schedule='exp'"),
+        (
+            {"ramp_fraction": 1.5},
+            ValueError,
+            r"`ramp_fraction` must be in \(0, 1\]. Received: ramp_fraction=1.5",
+        ),
+        (
+            {"hold_fraction": -0.1},
+            ValueError,
+            r"`hold_fraction` must be a number >= 0. Received: hold_fraction=-0.1",
+        ),
+        (
+            {"pace": "yes"},
+            ValueError,
+            r"`pace` must be one of 'auto', True, False. Received: pace='yes'",
+        ),
+        (
+            {"pace": True, "schedule": lambda n: n},
+            ValueError,
+            r"`pace=True` needs a schedule with a finite `span`",
+        ),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        keras_lpc.GammaAnnealing(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "match"),
+    [
+        (
+            lambda n: -1.0,
+            r"`schedule` must return a finite number >= 0. Received: schedule\(0.0\)=-1.0",
+        ),
+        (lambda n: float("nan"), r"Received: schedule\(0.0\)=nan"),
+    ],
+)
+def test_schedule_returning_a_bad_value_fails_in_fit(schedule, match):
+    x, y = _data(8)
+    model = _compiled()
+    with pytest.raises(ValueError, match=match):
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[keras_lpc.GammaAnnealing(schedule, hold_monitor=None)],
+        )
+
+
+def test_model_without_lpc_layer_is_a_clear_error():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = _data(8)
+    with pytest.raises(
+        ValueError, match=r"`model` must contain at least one keras_lpc.LatentPointCollapse layer"
+    ):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_lpc.GammaAnnealing()])
