@@ -4,12 +4,13 @@ Public API (re-exports only): see the documentation for each name.
 """
 
 from keras_lpc import schedules
-from keras_lpc.callbacks import GammaAnnealing
+from keras_lpc.callbacks import GammaAnnealing, InformationMetrics
 from keras_lpc.layers import LatentPointCollapse, latent_penalty
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "InformationMetrics",
     "GammaAnnealing",
     "LatentPointCollapse",
     "__version__",

@@ -1,5 +1,6 @@
 """Keras callbacks: thin adapters between `fit` and keras_lpc's pure functions."""
 
 from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
+from keras_lpc.callbacks.information_metrics import InformationMetrics, plot_information
 
-__all__ = ["GammaAnnealing", "default_schedule"]
+__all__ = ["InformationMetrics", "plot_information", "GammaAnnealing", "default_schedule"]

@@ -1,4 +1,56 @@
 """Pure metric functions on arrays (NumPy, float64): collapse geometry,
 misclassification detection and information-theoretic quantities."""
 
-__all__: list[str] = []
+from keras_lpc.metrics.collapse import (  # collapse geometry (issue 4)
+    cdnv,
+    collapse_metrics,
+    equiangularity,
+    equinorm,
+    max_angle_deviation,
+    nc1,
+    ncc_agreement,
+    self_duality,
+)
+from keras_lpc.metrics.geometry import (
+    binarity,
+    hypercube_alignment,
+    mean_norm,
+    norm_cv,
+    separation_ratio,
+)
+from keras_lpc.metrics.information import (
+    information_metrics,
+    interaction_information,
+    kl_entropy,
+    mutual_information,
+)
+from keras_lpc.metrics.misclassification import (
+    mahalanobis_score,
+    max_softmax_score,
+    misclassification_auroc,
+)
+from keras_lpc.metrics.streaming import CollapseAccumulator
+
+__all__ = [
+    "mutual_information",
+    "kl_entropy",
+    "interaction_information",
+    "information_metrics",
+    "CollapseAccumulator",
+    "binarity",
+    "cdnv",
+    "collapse_metrics",
+    "equiangularity",
+    "equinorm",
+    "hypercube_alignment",
+    "mahalanobis_score",
+    "max_angle_deviation",
+    "max_softmax_score",
+    "mean_norm",
+    "misclassification_auroc",
+    "nc1",
+    "ncc_agreement",
+    "norm_cv",
+    "self_duality",
+    "separation_ratio",
+]

@@ -1,0 +1,165 @@
+"""`InformationMetrics`: entropy, I(z; y) and GIB synergy of the latents during `fit`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_lpc._validation import check_choice, check_int
+from keras_lpc.callbacks._base import MetricCallback
+from keras_lpc.metrics.information import METHODS, information_metrics
+
+
+class InformationMetrics(MetricCallback):
+    """Log the information metrics of the `LatentPointCollapse` latents every few epochs.
+
+    Every ``every`` epochs the callback reads the latents ``z`` of the
+    (subsampled) ``data`` and writes into ``logs``, in nats:
+
+    * ``{prefix}entropy``: `keras_lpc.metrics.kl_entropy` (by default the
+      authors' variant: standardised features, nats per dimension);
+    * ``{prefix}mutual_information``: `keras_lpc.metrics.mutual_information`
+      ``I(z; y)`` with the true labels ``y``;
+    * ``{prefix}interaction_information``: the Generalized Information
+      Bottleneck's synergy, `keras_lpc.metrics.interaction_information`.
+
+    The cost grows like ``d * N**2`` (``2 d + 1`` k-NN estimates on ``N``
+    samples of ``d`` features), hence the defaults ``every=10`` and
+    ``max_samples=5000``. Plot the logged values next to gamma with
+    `plot_information`.
+
+    Args:
+        data: ``(x, y)`` arrays (``y`` integer or one-hot), a
+            ``tf.data.Dataset`` or a `keras.utils.PyDataset`.
+        every: compute every this many epochs.
+        max_samples: fixed random subset of ``data`` (``None``: all).
+        prefix: prefix of the names in ``logs``.
+        k: neighbour order of the estimators.
+        standardize: entropy in the authors' standardised per-dimension form.
+        method: ``"knn"`` or ``"plugin"`` (for latents collapsed to points).
+        features: features to average the synergy over (``None``: all).
+        layer: the LPC layer (object or name) to read; default: the first.
+        verbose: 1 prints the values when computed.
+        seed: seed of the subset.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_lpc
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(64, 4)).astype("float32")
+    >>> y = (x[:, 0] > 0).astype("int32")
+    >>> model = keras.Sequential([keras.Input((4,)), keras_lpc.LatentPointCollapse(2),
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> cb = keras_lpc.InformationMetrics((x, y), every=1)
+    >>> history = model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    >>> sorted(k for k in history.history if k.startswith("val_"))
+    ['val_entropy', 'val_interaction_information', 'val_mutual_information']
+    """
+
+    metric_names = ("entropy", "mutual_information", "interaction_information")
+
+    def __init__(
+        self,
+        data: Any,
+        every: int = 10,
+        max_samples: int | None = 5000,
+        prefix: str = "val_",
+        k: int = 3,
+        standardize: bool = True,
+        method: str = "knn",
+        features: Any = None,
+        layer: Any = None,
+        verbose: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            data,
+            every=every,
+            max_samples=max_samples,
+            prefix=prefix,
+            layer=layer,
+            verbose=verbose,
+            seed=seed,
+        )
+        self.k = check_int("k", k, minimum=1)
+        self.standardize = bool(standardize)
+        self.method = check_choice("method", method, METHODS)
+        self.features = features
+
+    def compute(self, z: np.ndarray, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return information_metrics(
+            z,
+            y,
+            k=self.k,
+            standardize=self.standardize,
+            method=self.method,
+            features=self.features,
+            seed=self.seed,
+        )
+
+
+def plot_information(
+    history: Any, prefix: str = "val_", gamma_key: str = "gamma", path: str | None = None
+) -> Any:
+    """Plot the information metrics over epochs next to gamma (the GIB's phase picture).
+
+    Three panels (entropy, mutual information, interaction information, in
+    nats) share the epoch axis; epochs where a metric was not computed are
+    skipped. When ``history`` holds ``gamma_key`` (written by
+    `keras_lpc.GammaAnnealing`), gamma is drawn in red on a log-scaled twin axis of each panel.
+
+    Args:
+        history: a `keras.callbacks.History` or its ``.history`` dict.
+        prefix: the prefix used by `InformationMetrics`.
+        gamma_key: name of gamma in the history.
+        path: also save the figure there (PNG, PDF...).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Raises:
+        ImportError: matplotlib is missing (``pip install keras-lpc[plot]``).
+        ValueError: ``history`` holds none of the three metrics.
+
+    Example:
+
+    >>> from keras_lpc.callbacks import plot_information
+    >>> fig = plot_information({"val_entropy": [1.0, 0.5], "gamma": [0.1, 1.0]})
+    >>> len(fig.axes)  # three panels, each with a gamma twin axis
+    6
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover
+        raise ImportError(
+            "plot_information needs matplotlib: pip install 'keras-lpc[plot]'"
+        ) from err
+    logs = getattr(history, "history", history)
+    names = [n for n in InformationMetrics.metric_names if prefix + n in logs]
+    if not isinstance(logs, dict) or not names:
+        raise ValueError(
+            f"`history` must hold at least one of {prefix}entropy, "
+            f"{prefix}mutual_information, {prefix}interaction_information. "
+            f"Received: history with keys {sorted(logs) if isinstance(logs, dict) else logs!r}"
+        )
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    for ax, name in zip(axes, InformationMetrics.metric_names):
+        ax.set_title(f"{prefix}{name} (nats)")
+        ax.set_xlabel("epoch")
+        values = np.asarray(logs.get(prefix + name, []), dtype=float)
+        epochs = np.arange(1, len(values) + 1)
+        ok = np.isfinite(values)
+        ax.plot(epochs[ok], values[ok], "o-", color="C0", ms=3)
+        if gamma_key in logs:
+            gamma = np.asarray(logs[gamma_key], dtype=float)
+            twin = ax.twinx()
+            twin.semilogy(np.arange(1, len(gamma) + 1), np.maximum(gamma, 1e-12), "C3", lw=1)
+            twin.set_ylabel("gamma", color="C3")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
