@@ -3,7 +3,7 @@
 Public API (re-exports only): see the documentation for each name.
 """
 
-from keras_lpc import schedules
+from keras_lpc import optimizers, schedules
 from keras_lpc.callbacks import GammaAnnealing, InformationMetrics
 from keras_lpc.layers import LatentPointCollapse, latent_penalty
 
@@ -15,5 +15,6 @@ __all__ = [
     "LatentPointCollapse",
     "__version__",
     "latent_penalty",
+    "optimizers",
     "schedules",
 ]
