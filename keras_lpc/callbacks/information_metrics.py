@@ -101,19 +101,27 @@ class InformationMetrics(MetricCallback):
 
 
 def plot_information(
-    history: Any, prefix: str = "val_", gamma_key: str = "gamma", path: str | None = None
+    history: Any,
+    prefix: str = "val_",
+    gamma_key: str = "gamma",
+    every: int | None = None,
+    path: str | None = None,
 ) -> Any:
     """Plot the information metrics over epochs next to gamma (the GIB's phase picture).
 
     Three panels (entropy, mutual information, interaction information, in
-    nats) share the epoch axis; epochs where a metric was not computed are
-    skipped. When ``history`` holds ``gamma_key`` (written by
+    nats) share the epoch axis. `keras.callbacks.History` keeps a value only
+    for the epochs where it was logged, so value ``i`` is drawn at epoch
+    ``(i + 1) * every``; NaN values are skipped. When ``history`` holds ``gamma_key`` (written by
     `keras_lpc.GammaAnnealing`), gamma is drawn in red on a log-scaled twin axis of each panel.
 
     Args:
         history: a `keras.callbacks.History` or its ``.history`` dict.
         prefix: the prefix used by `InformationMetrics`.
         gamma_key: name of gamma in the history.
+        every: epochs between two values (the callback's ``every``);
+            ``None``: the number of epochs (length of ``loss`` or gamma in
+            ``history``) divided by the number of values.
         path: also save the figure there (PNG, PDF...).
 
     Returns:
@@ -152,7 +160,7 @@ def plot_information(
         ax.set_title(f"{prefix}{name} (nats)")
         ax.set_xlabel("epoch")
         values = np.asarray(logs.get(prefix + name, []), dtype=float)
-        epochs = np.arange(1, len(values) + 1)
+        epochs = np.arange(1, len(values) + 1) * _spacing(logs, len(values), every, gamma_key)
         ok = np.isfinite(values)
         ax.plot(epochs[ok], values[ok], "o-", color="C0", ms=3)
         if gamma_key in logs:
@@ -163,3 +171,11 @@ def plot_information(
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def _spacing(logs: dict, count: int, every: int | None, gamma_key: str) -> int:
+    """Epochs between two logged values of a metric."""
+    if every is not None:
+        return check_int("every", every, minimum=1)
+    epochs = len(logs.get("loss", logs.get(gamma_key, [])))
+    return max(1, epochs // count) if count and epochs else 1
