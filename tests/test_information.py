@@ -251,3 +251,13 @@ def test_plot_information(tmp_path):
     np.testing.assert_allclose(line.get_xdata(), [1, 3])  # the NaN epoch is skipped
     with pytest.raises(ValueError, match=r"`history` must hold"):
         plot_information({"loss": [1.0]})
+
+
+def test_plot_information_places_sparse_values_at_their_epochs():
+    # History keeps only the logged epochs: 2 values over 6 epochs -> epochs 3 and 6.
+    fig = plot_information({"loss": [1.0] * 6, "val_entropy": [0.4, 0.2]})
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [3, 6])
+    fig = plot_information({"val_entropy": [0.4, 0.2]}, every=10)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [10, 20])
+    with pytest.raises(ValueError, match=r"`every` must be an integer >= 1. Received: every=0"):
+        plot_information({"val_entropy": [0.4]}, every=0)
