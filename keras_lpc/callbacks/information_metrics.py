@@ -139,9 +139,6 @@ def plot_information(
     6
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover
         raise ImportError(
