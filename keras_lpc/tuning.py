@@ -1,0 +1,184 @@
+"""Tuning gamma with KerasTuner (the ``[tune]`` extra).
+
+`gamma_hyperparameters` declares LPC's hyperparameters on a
+`keras_tuner.HyperParameters` and returns the matching layer and annealing
+callback, so any tuner (RandomSearch, BayesianOptimization, Hyperband) can
+search them in a few lines. Because `GammaAnnealing` paces its schedule to
+the epochs `fit` is given, Hyperband's short trials also see gamma rise all
+the way to their maximum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+
+from keras_lpc import schedules
+from keras_lpc._validation import check_float, check_int
+from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
+from keras_lpc.layers import LatentPointCollapse
+
+
+def require_keras_tuner() -> Any:
+    """Import keras_tuner, or raise an ImportError naming the extra to install."""
+    try:
+        import keras_tuner
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "keras_lpc.tuning needs KerasTuner: pip install 'keras-lpc[tune]'"
+        ) from err
+    return keras_tuner
+
+
+@dataclasses.dataclass
+class LPCChoice:
+    """What one trial's hyperparameters select.
+
+    Attributes:
+        max_gamma: the gamma reached at ``ramp_fraction`` of the run.
+        start_gamma: the gamma of the first step.
+        unit: ``"step"`` or ``"epoch"``.
+        dim: latent dimension of the LPC layer.
+        ramp_fraction: fraction of the run spent ramping.
+    """
+
+    max_gamma: float
+    start_gamma: float
+    unit: str
+    dim: int
+    ramp_fraction: float
+
+    def layer(self, **kwargs: Any) -> LatentPointCollapse:
+        """A `LatentPointCollapse(dim)` layer for this trial."""
+        return LatentPointCollapse(dim=self.dim, **kwargs)
+
+    def schedule(self) -> schedules.Geometric:
+        """``Geometric(start_gamma, max_gamma)``, paced by the callback."""
+        return schedules.Geometric(self.start_gamma, self.max_gamma, steps=1000)
+
+    def callback(self, **kwargs: Any) -> GammaAnnealing:
+        """A `GammaAnnealing` with this trial's schedule, unit and ramp."""
+        return GammaAnnealing(
+            self.schedule(), unit=self.unit, ramp_fraction=self.ramp_fraction, **kwargs
+        )
+
+
+def gamma_hyperparameters(
+    hp: Any,
+    *,
+    max_gamma: tuple[float, float] = (1.0, 1e4),
+    start_gamma: float = 1e-2,
+    dims: tuple[int, ...] = (8, 16, 32),
+    units: tuple[str, ...] = ("step",),
+    ramp_fraction: tuple[float, float] | float = 0.5,
+) -> LPCChoice:
+    """Declare LPC's hyperparameters on ``hp`` and return this trial's choice.
+
+    Declared names: ``lpc_max_gamma`` (log-uniform in ``max_gamma``),
+    ``lpc_dim`` (one of ``dims``), ``lpc_unit`` (one of ``units``, fixed when
+    only one) and ``lpc_ramp_fraction`` (uniform, or fixed when a float).
+
+    Args:
+        hp: a `keras_tuner.HyperParameters`.
+        max_gamma: ``(low, high)``, both > 0, low <= high.
+        start_gamma: first gamma of the ramp (> 0, below ``max_gamma[0]``).
+        dims: candidate latent dimensions (positive integers).
+        units: candidate annealing units (``"step"``/``"epoch"``).
+        ramp_fraction: ``(low, high)`` in (0, 1], or a fixed float.
+
+    Returns:
+        An `LPCChoice` whose ``layer()`` and ``callback()`` build this trial's
+        `LatentPointCollapse` and `GammaAnnealing`.
+
+    Example:
+
+    >>> import keras_tuner
+    >>> hp = keras_tuner.HyperParameters()
+    >>> choice = gamma_hyperparameters(hp, max_gamma=(10.0, 1000.0), dims=(16,))
+    >>> choice.dim, choice.max_gamma, sorted(hp.values)
+    (16, 10.0, ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
+    """
+    if not isinstance(max_gamma, (tuple, list)) or len(max_gamma) != 2:
+        raise TypeError(
+            f"`max_gamma` must be a pair (low, high). Received: max_gamma={max_gamma!r}"
+        )
+    low = check_float("max_gamma", max_gamma[0], strictly_positive=True)
+    high = check_float("max_gamma", max_gamma[1], strictly_positive=True)
+    if high < low:
+        raise ValueError(
+            f"`max_gamma` must be a pair (low, high) with low <= high. Received: max_gamma={max_gamma!r}"
+        )
+    start = check_float("start_gamma", start_gamma, strictly_positive=True)
+    if start > low:
+        raise ValueError(
+            f"`start_gamma` must be <= max_gamma[0]={low!r}. Received: start_gamma={start_gamma!r}"
+        )
+    if not dims:
+        raise ValueError(f"`dims` must list at least one dimension. Received: dims={dims!r}")
+    dims = tuple(check_int("dims", d, minimum=1) for d in dims)
+    for unit in units:
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"`units` must contain 'step' or 'epoch'. Received: units={units!r}")
+    chosen_max = (
+        hp.Float("lpc_max_gamma", low, high, sampling="log")
+        if high > low
+        else hp.Fixed("lpc_max_gamma", low)
+    )
+    dim = hp.Choice("lpc_dim", list(dims)) if len(dims) > 1 else hp.Fixed("lpc_dim", dims[0])
+    unit = hp.Choice("lpc_unit", list(units)) if len(units) > 1 else hp.Fixed("lpc_unit", units[0])
+    if isinstance(ramp_fraction, (tuple, list)):
+        r_low = check_float("ramp_fraction", ramp_fraction[0], strictly_positive=True)
+        r_high = check_float("ramp_fraction", ramp_fraction[1], strictly_positive=True)
+        if not r_low <= r_high <= 1:
+            raise ValueError(
+                f"`ramp_fraction` must be a pair in (0, 1] with low <= high. Received: ramp_fraction={ramp_fraction!r}"
+            )
+        ramp = hp.Float("lpc_ramp_fraction", r_low, r_high)
+    else:
+        ramp = check_float("ramp_fraction", ramp_fraction, strictly_positive=True)
+        if ramp > 1:
+            raise ValueError(
+                f"`ramp_fraction` must be in (0, 1]. Received: ramp_fraction={ramp_fraction!r}"
+            )
+        ramp = hp.Fixed("lpc_ramp_fraction", ramp)
+    return LPCChoice(float(chosen_max), start, str(unit), int(dim), float(ramp))
+
+
+class CombinedObjective(keras.callbacks.Callback):
+    """Log ``val_accuracy_robustness = logs[accuracy] + weight * logs[robustness]``.
+
+    A KerasTuner objective must be one log entry; this callback makes one
+    that rewards accuracy and robustness together. Place it after the
+    callbacks that log the two parts (e.g. `keras_lpc.RobustnessMetrics`);
+    the entry is written at the epochs where both are present.
+
+    Example:
+
+    >>> cb = CombinedObjective(weight=2.0)
+    >>> logs = {"val_accuracy": 0.9, "val_deepfool": 0.05}
+    >>> cb.on_epoch_end(0, logs)
+    >>> round(logs["val_accuracy_robustness"], 6)
+    1.0
+    """
+
+    name = "val_accuracy_robustness"
+
+    def __init__(
+        self, accuracy: str = "val_accuracy", robustness: str = "val_deepfool", weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.accuracy = accuracy
+        self.robustness = robustness
+        self.weight = check_float("weight", weight, minimum=0.0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and self.accuracy in logs and self.robustness in logs:
+            logs[self.name] = float(logs[self.accuracy]) + self.weight * float(
+                logs[self.robustness]
+            )
+
+    def objective(self) -> Any:
+        """The matching ``keras_tuner.Objective("val_accuracy_robustness", "max")``."""
+        return require_keras_tuner().Objective(self.name, direction="max")
