@@ -197,5 +197,8 @@ def latent_penalty(z: Any, gamma: Any) -> Any:
     >>> float(latent_penalty(np.array([[1.0, 3.0]]), 2.0))
     10.0
     """
-    z32 = ops.cast(z, "float32")
-    return ops.cast(gamma, "float32") * ops.mean(ops.square(z32))
+    if keras.backend.standardize_dtype(getattr(z, "dtype", "float64")) != "float32":
+        z = ops.cast(z, "float32")
+    if not (isinstance(gamma, keras.Variable) and gamma.dtype == "float32"):
+        gamma = ops.cast(gamma, "float32")
+    return gamma * ops.mean(ops.square(z))
