@@ -1,3 +1,21 @@
-"""Robustness of any Keras model: DeepFool, Lipschitz proxy, FGSM and PGD."""
+"""Robustness of any Keras model: DeepFool, Lipschitz proxy, FGSM and PGD.
 
-__all__: list[str] = []
+All functions work on the model's pre-softmax class scores: a final
+``Dense(..., activation="softmax")``, ``Softmax`` or ``Activation("softmax")``
+output layer is skipped automatically, and a model whose outputs still look
+like probabilities is refused with an error saying how to fix it. Input
+gradients come from `keras_lpc.backend` (TensorFlow, JAX or PyTorch).
+"""
+
+from keras_lpc.robustness.attacks import fgsm_accuracy, pgd_accuracy
+from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
+from keras_lpc.robustness.lipschitz import LipschitzResult, lipschitz
+
+__all__ = [
+    "DeepFoolResult",
+    "LipschitzResult",
+    "deepfool",
+    "fgsm_accuracy",
+    "lipschitz",
+    "pgd_accuracy",
+]
