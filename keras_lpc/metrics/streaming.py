@@ -1,0 +1,196 @@
+"""`CollapseAccumulator`: collapse metrics of data that does not fit in memory.
+
+Fed batch by batch; memory grows with the number of classes ``C`` and the
+latent size ``d`` (per-class ``d x d`` second moments), never with ``N``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_lpc.metrics import collapse, geometry
+from keras_lpc.metrics._stats import ClassStats, check_labels, check_latents
+
+
+class CollapseAccumulator:
+    """Streaming form of `collapse_metrics`: two passes over batches, float64 throughout.
+
+    **Pass 1** (`update`): per class ``c`` it keeps the count ``n_c``, the
+    mean ``mu_c`` and the centred second moment
+    ``S_c = sum_{i in c} (z_i - mu_c)(z_i - mu_c)^T``, merged batch by batch
+    with Chan et al.'s pairwise update
+
+    ```
+    delta = mean_b - mu_c;  n = n_c + n_b
+    S_c  <- S_c + S_b + delta delta^T n_c n_b / n;  mu_c <- mu_c + delta n_b / n
+    ```
+
+    so ``Sigma_W = mean_c S_c / n_c`` and every class-mean metric equal those
+    of `collapse_metrics` on the concatenated data (to rounding), as do
+    ``mean_norm`` and ``norm_cv``. **Pass 2** (`update_samples`, optional):
+    the same batches again for the per-sample metrics that need the final
+    means: ``separation_ratio`` (the mean of `separation_ratio`; ``inf`` if
+    any sample sits on its centroid) and ``ncc_agreement`` (when predictions
+    are passed). Memory: ``O(C d^2 + batch d)``.
+
+    Labels are non-negative integer class ids; classes never seen are
+    ignored, as in the one-shot functions.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lpc.metrics import CollapseAccumulator, collapse_metrics
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 1000)
+    >>> z = np.eye(3)[y] + 0.1 * rng.normal(size=(1000, 3))
+    >>> acc = CollapseAccumulator()
+    >>> for part in np.array_split(np.arange(1000), 7):
+    ...     acc.update(z[part], y[part])
+    >>> for part in np.array_split(np.arange(1000), 7):
+    ...     acc.update_samples(z[part], y[part])
+    >>> streamed, direct = acc.result(), collapse_metrics(z, y)
+    >>> print(round(streamed["nc1"], 6) == round(direct["nc1"], 6), acc.count)
+    True 1000
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._dim: int | None = None
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._means = np.zeros((0, 0))
+        self._m2 = np.zeros((0, 0, 0))
+        self._norm = np.zeros(3)  # count, mean, centred sum of squares of ||z||
+        self._frozen: ClassStats | None = None
+        self._ratio = np.zeros(3)  # sum of finite ratios, finite count, infinite count
+        self._agree = np.zeros(2, dtype=np.int64)  # agreements, samples
+
+    def _check(self, z: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        arr = check_latents(z)
+        if self._dim is not None and arr.shape[1] != self._dim:
+            raise ValueError(
+                f"`z` must have {self._dim} features like the earlier batches. "
+                f"Received: z with shape {arr.shape}"
+            )
+        lab = check_labels(labels, len(arr))
+        if lab.size and lab.min() < 0:
+            raise ValueError(
+                f"`labels` must be non-negative class ids. Received: labels with min {lab.min()}"
+            )
+        return arr, lab
+
+    def _grow(self, n_classes: int, dim: int) -> None:
+        old = len(self._counts)
+        if self._dim is None:
+            self._dim = dim
+            self._means = np.zeros((0, dim))
+            self._m2 = np.zeros((0, dim, dim))
+        if n_classes > old:
+            extra = n_classes - old
+            self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
+            self._means = np.concatenate([self._means, np.zeros((extra, dim))])
+            self._m2 = np.concatenate([self._m2, np.zeros((extra, dim, dim))])
+
+    def update(self, z: Any, labels: Any) -> None:
+        """Pass 1: add a batch ``z`` (B, d) with integer ``labels`` (B,)."""
+        if self._frozen is not None:
+            raise ValueError(
+                "`update` must not be called after `update_samples` (pass 2 has begun). "
+                "Received: another pass-1 batch"
+            )
+        arr, lab = self._check(z, labels)
+        self._grow(int(lab.max()) + 1, arr.shape[1])
+        order = np.argsort(lab, kind="stable")
+        present, starts = np.unique(lab[order], return_index=True)
+        for c, rows in zip(present, np.split(order, starts[1:])):  # loop over classes
+            block = arr[rows]
+            n_b = len(rows)
+            mean_b = block.mean(axis=0)
+            resid = block - mean_b
+            n_a = self._counts[c]
+            n = n_a + n_b
+            delta = mean_b - self._means[c]
+            self._m2[c] += resid.T @ resid + np.outer(delta, delta) * (n_a * n_b / n)
+            self._means[c] += delta * (n_b / n)
+            self._counts[c] = n
+        norms = np.linalg.norm(arr, axis=1)
+        n_a, mean_a, m2_a = self._norm
+        n_b, mean_b = len(norms), norms.mean()
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        m2 = m2_a + ((norms - mean_b) ** 2).sum() + delta**2 * n_a * n_b / n
+        self._norm = np.array([n, mean_a + delta * n_b / n, m2])
+        self.count += len(arr)
+
+    def stats(self) -> ClassStats:
+        """The `ClassStats` of everything seen in pass 1 (classes with samples only)."""
+        seen = np.flatnonzero(self._counts)
+        if len(seen) < 2:
+            raise ValueError(
+                "`labels` must contain at least 2 classes over all batches. "
+                f"Received: {len(seen)} class(es) in {self.count} samples"
+            )
+        counts = self._counts[seen]
+        means = self._means[seen]
+        m2 = self._m2[seen]
+        sigma_w = (m2 / counts[:, None, None]).mean(axis=0)
+        variances = np.trace(m2, axis1=1, axis2=2) / counts
+        global_mean = (means * counts[:, None]).sum(axis=0) / counts.sum()
+        return ClassStats(seen.astype(np.int64), counts, means, global_mean, sigma_w, variances)
+
+    def update_samples(self, z: Any, labels: Any, predictions: Any = None) -> None:
+        """Pass 2: feed the same data again for ``separation_ratio`` / ``ncc_agreement``."""
+        if self._frozen is None:
+            self._frozen = self.stats()
+        stats = self._frozen
+        arr, lab = self._check(z, labels)
+        codes = np.searchsorted(stats.classes, lab)
+        codes = np.minimum(codes, len(stats.classes) - 1)
+        if np.any(stats.classes[codes] != lab):
+            raise ValueError(
+                "`labels` of pass 2 must be classes seen in pass 1. "
+                f"Received: labels {sorted(set(lab.tolist()) - set(stats.classes.tolist()))}"
+            )
+        ratio = geometry.sample_separation(arr, codes, stats)
+        ratio = ratio[~np.isnan(ratio)]
+        finite = np.isfinite(ratio)
+        self._ratio += [ratio[finite].sum(), finite.sum(), (~finite).sum()]
+        if predictions is not None:
+            preds = check_labels(predictions, len(arr), "predictions")
+            self._agree += [int(np.sum(collapse.nearest_class(arr, stats) == preds)), len(arr)]
+
+    def result(self, include: Any = None) -> dict[str, float]:
+        """The metrics so far, as `collapse_metrics` names them.
+
+        Without pass 2, ``separation_ratio`` is left out of the defaults;
+        ``ncc_agreement`` appears when predictions were given in pass 2.
+        """
+        given = {"ncc_agreement"} if self._agree[1] else set()
+        names = collapse._check_include(include, given)
+        if include is None and self._frozen is None:
+            names.remove("separation_ratio")
+        if "binarity" in names:
+            raise ValueError(
+                "`include` must not name 'binarity' when streaming (it fits on a sample). "
+                "Received: include with 'binarity'"
+            )
+        for name, ready in (("separation_ratio", self._frozen), ("ncc_agreement", given)):
+            if name in names and not ready:
+                raise ValueError(
+                    f"`include` names {name!r}, which needs pass 2 (`update_samples`"
+                    f"{' with predictions' if name == 'ncc_agreement' else ''}). "
+                    f"Received: include={include!r}"
+                )
+        stats = self._frozen if self._frozen is not None else self.stats()
+        total, finite, infinite = self._ratio
+        if infinite:
+            ratio = np.array([np.inf])
+        elif finite:
+            ratio = np.array([total / finite])
+        else:
+            ratio = np.array([np.nan])
+        n, mean, m2 = self._norm
+        norms = (mean, float(np.sqrt(m2 / n) / mean) if mean > 0 else float("nan"))
+        agreement = self._agree[0] / self._agree[1] if self._agree[1] else None
+        return collapse.metrics_from_stats(stats, names, ratio, norms, agreement)
