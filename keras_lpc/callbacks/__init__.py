@@ -1,6 +1,7 @@
 """Keras callbacks: thin adapters between `fit` and keras_lpc's pure functions."""
 
+from keras_lpc.callbacks.collapse_metrics import CollapseMetrics
 from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
 from keras_lpc.callbacks.information_metrics import InformationMetrics, plot_information
 
-__all__ = ["InformationMetrics", "plot_information", "GammaAnnealing", "default_schedule"]
+__all__ = ["CollapseMetrics", "InformationMetrics", "plot_information", "GammaAnnealing", "default_schedule"]

@@ -30,6 +30,7 @@ def sample_separation(z: np.ndarray, codes: np.ndarray, stats: ClassStats) -> np
         d2 = squared_distances(z[part], stats.means, stats.global_mean)
         d2[np.arange(d2.shape[0]), codes[part]] = np.inf
         other[part] = np.sqrt(d2.min(axis=1))
+    own[own <= 1e-12 * other] = 0.0  # on the centroid up to rounding of the mean
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = other / own
     ratio[(own == 0) & (other == 0)] = 1.0  # two classes share a mean and z sits on it
@@ -60,7 +61,8 @@ def separation_ratio(z: Any, labels: Any, reduction: str = "mean") -> float | np
     Dimensionless and scale-invariant; ``R > 1`` means the sample is nearer
     its own class mean. Treatment of the edge cases:
 
-    * a sample exactly on its own centroid has ``r_i = +inf``, so ``R = inf``
+    * a sample on its own centroid (distance below ``1e-12`` times the
+      other distance, i.e. up to rounding of the mean) has ``r_i = +inf``, so ``R = inf``
       (perfect collapse); ``reduction="median"`` gives a finite summary while
       fewer than half the samples sit on their centroid;
     * if it is also exactly on another class's mean (two classes share a
