@@ -4,8 +4,10 @@ Public API (re-exports only): see the documentation for each name.
 """
 
 from keras_lpc import optimizers, schedules
+from keras_lpc import robustness
 from keras_lpc.callbacks import CollapseMetrics
 from keras_lpc.callbacks import GammaAnnealing, InformationMetrics
+from keras_lpc.callbacks import RobustnessMetrics
 from keras_lpc.layers import LatentPointCollapse, latent_penalty
 
 __version__ = "0.1.0"
@@ -13,10 +15,12 @@ __version__ = "0.1.0"
 __all__ = [
     "CollapseMetrics",
     "InformationMetrics",
+    "RobustnessMetrics",
     "GammaAnnealing",
     "LatentPointCollapse",
     "__version__",
     "latent_penalty",
     "optimizers",
+    "robustness",
     "schedules",
 ]
