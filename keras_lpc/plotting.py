@@ -56,7 +56,8 @@ def _figure(panels: int = 1, columns: int = 3, panel_size: float = 3.6) -> Any:
         ) from err
     cols = max(1, min(columns, panels))
     rows = -(-panels // cols)
-    fig = Figure(figsize=(panel_size * cols + 0.6, panel_size * 0.8 * rows + 0.6))
+    size = (panel_size * cols + 0.6, panel_size * 0.8 * rows + 0.6)
+    fig = Figure(figsize=size, layout="constrained")
     for i in range(panels):
         fig.add_subplot(rows, cols, i + 1)
     return fig
@@ -70,7 +71,6 @@ def _axes_or_new(ax: Any) -> tuple[Any, Any]:
 
 
 def _finish(fig: Any, path: str | Path | None) -> Any:
-    fig.tight_layout()
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +105,16 @@ def _labels(labels: Any, n: int) -> np.ndarray:
     return arr
 
 
+def _epochs(values: int, epochs: int) -> np.ndarray:
+    """1-based epochs of a series logged every k epochs, k = epochs // values.
+
+    Metric callbacks with ``every=k`` log at epochs k, 2k, ..., so their
+    `History` lists are shorter than those logged every epoch.
+    """
+    step = max(1, epochs // values) if values else 1
+    return step * np.arange(1, values + 1)
+
+
 def _colours(k: int) -> list[Any]:
     from matplotlib import colormaps
 
@@ -123,7 +133,9 @@ def plot_training_curves(
         histories: model name -> `History.history` dict (key -> per-epoch
             values), e.g. ``{"baseline": h0.history, "lpc": h1.history}``.
         keys: the keys to draw, in order; a key that no history holds is
-            skipped. ``gamma`` is drawn on a log scale.
+            skipped. ``gamma`` is drawn on a log scale. A key logged every k
+            epochs (metric callbacks' ``every``) is placed at epochs k, 2k, ...
+            with k = (longest series of that history) // (its length).
         path: where to write the PNG (optional).
 
     Returns:
@@ -161,7 +173,9 @@ def plot_training_curves(
         for colour, (model, history) in zip(colours, histories.items()):
             if key in history:
                 values = np.asarray(history[key], dtype=np.float64).reshape(-1)
-                ax.plot(np.arange(1, len(values) + 1), values, color=colour, label=model)
+                epochs = max(len(v) for v in history.values())
+                x = _epochs(len(values), epochs)
+                ax.plot(x, values, color=colour, label=model, marker="o" if len(x) < 25 else None)
         if key == "gamma":
             ax.set_yscale("log")
         ax.set_title(_TITLES.get(key, key), fontsize=10)
@@ -230,14 +244,14 @@ def plot_latent_histograms(
         edges = np.histogram_bin_edges(z[:, i], bins=bins)
         data = [z[mask, i] for _, mask in groups]
         names = ["all" if c is None else f"class {c}" for c, _ in groups]
-        for values, colour, name in zip(data, colours, names):
-            ax.hist(values, bins=edges, color=colour, alpha=0.6, label=name)
+        ax.hist(data, bins=edges, stacked=True, color=colours, label=names)
         ax.set_title(f"z[{i}]", fontsize=10)
         ax.set_xlabel("value")
         ax.set_ylabel("count")
     if labels is not None and len(groups) <= 20:
-        fig.axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle("Per-dimension latent histograms (coloured by class)")
+        handles, names = fig.axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside right upper", fontsize=8)
+    fig.suptitle("Per-dimension latent histograms (stacked by class)")
     return _finish(fig, path)
 
 
@@ -377,7 +391,8 @@ def plot_information(
     Each panel draws one of ``keys`` (left axis) and, when the history has
     ``gamma``, gamma on a twin log-scale right axis, so compression phases
     can be read against the penalty schedule. Metric callbacks that run every
-    k epochs log fewer values: they are placed at the last epochs.
+    k epochs log fewer values: they are placed at epochs k, 2k, ... with
+    k = (longest series) // (their length).
 
     Args:
         history: one `History.history` dict.
@@ -409,10 +424,10 @@ def plot_information(
         )
     fig = _figure(len(drawn), panel_size=4.0)
     gamma = np.asarray(history.get("gamma", []), dtype=np.float64).reshape(-1)
-    epochs = len(gamma) or max(len(history[k]) for k in drawn)
+    epochs = max(len(v) for v in history.values())
     for ax, key in zip(list(fig.axes), drawn):
         values = np.asarray(history[key], dtype=np.float64).reshape(-1)
-        x = np.arange(epochs - len(values) + 1, epochs + 1)
+        x = _epochs(len(values), epochs)
         ax.plot(x, values, marker="o", markersize=3, color="tab:blue", label=key)
         ax.set_title(_TITLES.get(key, key), fontsize=10)
         ax.set_xlabel("epoch")
