@@ -5,6 +5,7 @@ Public API (re-exports only): see the documentation for each name.
 
 from keras_lpc import optimizers, schedules
 from keras_lpc import robustness
+from keras_lpc import datasets, plotting
 from keras_lpc.callbacks import CollapseMetrics
 from keras_lpc.callbacks import GammaAnnealing, InformationMetrics
 from keras_lpc.callbacks import RobustnessMetrics
@@ -19,8 +20,10 @@ __all__ = [
     "GammaAnnealing",
     "LatentPointCollapse",
     "__version__",
+    "datasets",
     "latent_penalty",
     "optimizers",
+    "plotting",
     "robustness",
     "schedules",
 ]
