@@ -218,7 +218,7 @@ def plot_latent_histograms(
     >>> rng = np.random.default_rng(0)
     >>> z = np.sign(rng.standard_normal((200, 3))) + 0.1 * rng.standard_normal((200, 3))
     >>> fig = plot_latent_histograms(z, labels=rng.integers(0, 2, 200))
-    >>> len(fig.axes), len(fig.axes[0].containers)
+    >>> len(fig.axes), len(fig.axes[0].patches)  # 3 panels, one filled area per class
     (3, 2)
     """
     z = _array("z", z, ndim=2)
@@ -244,7 +244,7 @@ def plot_latent_histograms(
         edges = np.histogram_bin_edges(z[:, i], bins=bins)
         data = [z[mask, i] for _, mask in groups]
         names = ["all" if c is None else f"class {c}" for c, _ in groups]
-        ax.hist(data, bins=edges, stacked=True, color=colours, label=names)
+        ax.hist(data, bins=edges, stacked=True, histtype="stepfilled", color=colours, label=names)
         ax.set_title(f"z[{i}]", fontsize=10)
         ax.set_xlabel("value")
         ax.set_ylabel("count")

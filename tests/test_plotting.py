@@ -64,13 +64,15 @@ def test_latent_histograms_stack_classes(tmp_path, rng):
     fig = plotting.plot_latent_histograms(z, labels, dims=[0, 2, 4], path=tmp_path / "h.png")
     _assert_png(tmp_path / "h.png")
     assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["z[0]", "z[2]", "z[4]"]
-    # One bar container per class; bar heights add up to the samples.
-    containers = fig.axes[0].containers
-    assert len(containers) == 3
-    assert sum(p.get_height() for c in containers for p in c) == 300
+    # One filled area per class, stacked: the top edge is the histogram of all samples.
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3
+    edges = np.histogram_bin_edges(z[:, 0], bins=40)
+    top = max(p.get_path().vertices[:, 1].max() for p in ax.patches)
+    assert top == np.histogram(z[:, 0], bins=edges)[0].max()
     # dims=k draws the first k dimensions; no labels gives one container.
     fig = plotting.plot_latent_histograms(z, dims=2)
-    assert len(fig.axes) == 2 and len(fig.axes[0].containers) == 1
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 1
 
 
 def test_latent_histograms_bad_input(rng):
