@@ -55,6 +55,8 @@ def _figure(panels: int = 1, columns: int = 3, panel_size: float = 3.6) -> Any:
             "keras_lpc.plotting needs matplotlib. Install it with `pip install keras-lpc[plot]`."
         ) from err
     cols = max(1, min(columns, panels))
+    if panels == 4 and columns == 3:
+        cols = 2  # a 2 x 2 grid rather than 3 + 1
     rows = -(-panels // cols)
     size = (panel_size * cols + 0.6, panel_size * 0.8 * rows + 0.6)
     fig = Figure(figsize=size, layout="constrained")
