@@ -181,3 +181,32 @@ def test_callback_logs_pure_function_values(rng):
     expected = M.collapse_metrics(z, y)
     for name, value in expected.items():
         assert history.history["val_" + name][-1] == pytest.approx(value, rel=1e-4, abs=1e-6)
+
+
+def test_keras_tuner_objective(rng, tmp_path):
+    kt = pytest.importorskip("keras_tuner")
+    x = rng.normal(size=(64, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def build(hp):
+        model = keras.Sequential(
+            [
+                keras.Input((5,)),
+                keras_lpc.LatentPointCollapse(hp.Int("d", 2, 3)),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    tuner = kt.RandomSearch(
+        build,
+        objective=kt.Objective("val_separation_ratio", "max"),
+        max_trials=1,
+        directory=str(tmp_path),
+    )
+    tuner.search(
+        x, y, epochs=1, verbose=0, callbacks=[keras_lpc.CollapseMetrics((x, y), labels="true")]
+    )
+    score = tuner.oracle.get_best_trials(1)[0].score
+    assert np.isfinite(score) and score > 0
