@@ -285,14 +285,17 @@ def load_tfds(
         FileNotFoundError: the data is neither on disk nor downloadable; the
             message says how to fetch it on another machine.
 
-    Example (needs the prepared data, or tfds' mock data as here):
+    Example (needs the prepared data; tfds' mock data stands in for it here):
 
-    >>> import tensorflow_datasets as tfds  # doctest: +SKIP
-    >>> with tfds.testing.mock_data(num_examples=8):  # doctest: +SKIP
+    >>> import tensorflow_datasets as tfds
+    >>> with tfds.testing.mock_data(num_examples=6):
     ...     ds = load_tfds("cifar10", batch_size=4)
     ...     x, y = next(iter(ds))
-    >>> tuple(x.shape), str(x.dtype.name), tuple(y.shape)  # doctest: +SKIP
-    ((4, 32, 32, 3), 'float32', (4,))
+    ...     x_test, y_test = load_tfds("mnist", split="test", as_numpy=True)
+    >>> tuple(x.shape), x.dtype.name, y.dtype.name
+    ((4, 32, 32, 3), 'float32', 'int32')
+    >>> x_test.shape, str(y_test.dtype)
+    ((6, 28, 28, 1), 'int32')
     """
     name = check_choice("name", name, tuple(TFDS_DATASETS))
     if not isinstance(split, str) or not split:
