@@ -3,12 +3,13 @@
 Public API (re-exports only): see the documentation for each name.
 """
 
-from keras_lpc import optimizers, schedules
-from keras_lpc import robustness
-from keras_lpc import datasets, plotting
-from keras_lpc.callbacks import CollapseMetrics
-from keras_lpc.callbacks import GammaAnnealing, InformationMetrics
-from keras_lpc.callbacks import RobustnessMetrics
+from keras_lpc import datasets, metrics, optimizers, plotting, robustness, schedules, tuning
+from keras_lpc.callbacks import (
+    CollapseMetrics,
+    GammaAnnealing,
+    InformationMetrics,
+    RobustnessMetrics,
+)
 from keras_lpc.layers import LatentPointCollapse, latent_penalty
 
 __version__ = "0.1.0"
@@ -22,8 +23,10 @@ __all__ = [
     "__version__",
     "datasets",
     "latent_penalty",
+    "metrics",
     "optimizers",
     "plotting",
     "robustness",
     "schedules",
+    "tuning",
 ]

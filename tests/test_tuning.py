@@ -14,7 +14,9 @@ keras_tuner = pytest.importorskip("keras_tuner")
 
 def test_declares_the_hyperparameters_and_builds_layer_and_callback():
     hp = keras_tuner.HyperParameters()
-    choice = tuning.gamma_hyperparameters(hp, max_gamma=(1.0, 100.0), dims=(4, 8), ramp_fraction=(0.3, 0.6))
+    choice = tuning.gamma_hyperparameters(
+        hp, max_gamma=(1.0, 100.0), dims=(4, 8), ramp_fraction=(0.3, 0.6)
+    )
     assert set(hp.values) == {"lpc_max_gamma", "lpc_dim", "lpc_unit", "lpc_ramp_fraction"}
     assert 1.0 <= choice.max_gamma <= 100.0 and choice.dim in (4, 8)
     layer = choice.layer(name="z")
@@ -28,7 +30,9 @@ def test_declares_the_hyperparameters_and_builds_layer_and_callback():
 def _build(hp):
     choice = tuning.gamma_hyperparameters(hp, max_gamma=(1.0, 50.0), dims=(4,))
     model = keras.Sequential([keras.Input((6,)), choice.layer(), keras.layers.Dense(3)])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     return model
 
 
@@ -47,15 +51,21 @@ def test_every_trial_reaches_its_maximum_gamma(tuner_name, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = rng.integers(0, 3, 64)
-    common = dict(objective=keras_tuner.Objective("gamma", "max"), directory=tmp_path, overwrite=True, seed=1)
+    common = dict(
+        objective=keras_tuner.Objective("gamma", "max"), directory=tmp_path, overwrite=True, seed=1
+    )
     if tuner_name == "RandomSearch":
         tuner = keras_tuner.RandomSearch(_Hypermodel(), max_trials=2, **common)
         kwargs = {"epochs": 2}
     else:
-        tuner = keras_tuner.Hyperband(_Hypermodel(), max_epochs=3, factor=3, hyperband_iterations=1, **common)
+        tuner = keras_tuner.Hyperband(
+            _Hypermodel(), max_epochs=3, factor=3, hyperband_iterations=1, **common
+        )
         kwargs = {}
     # a callback passed to search is deep-copied per trial by KerasTuner
-    tuner.search(x, y, batch_size=16, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()], **kwargs)
+    tuner.search(
+        x, y, batch_size=16, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()], **kwargs
+    )
     trials = tuner.oracle.get_best_trials(num_trials=10)
     assert trials
     for trial in trials:
@@ -77,14 +87,26 @@ def test_combined_objective_logs_the_weighted_sum():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"max_gamma": 5.0}, TypeError, r"`max_gamma` must be a pair \(low, high\). Received: max_gamma=5.0"),
+        (
+            {"max_gamma": 5.0},
+            TypeError,
+            r"`max_gamma` must be a pair \(low, high\). Received: max_gamma=5.0",
+        ),
         ({"max_gamma": (10.0, 1.0)}, ValueError, r"low <= high. Received: max_gamma=\(10.0, 1.0\)"),
         ({"max_gamma": (-1.0, 1.0)}, ValueError, r"`max_gamma` must be a positive number"),
-        ({"start_gamma": 5.0, "max_gamma": (1.0, 2.0)}, ValueError, r"`start_gamma` must be <= max_gamma\[0\]"),
+        (
+            {"start_gamma": 5.0, "max_gamma": (1.0, 2.0)},
+            ValueError,
+            r"`start_gamma` must be <= max_gamma\[0\]",
+        ),
         ({"dims": ()}, ValueError, r"`dims` must list at least one dimension"),
         ({"dims": (0,)}, ValueError, r"`dims` must be an integer >= 1. Received: dims=0"),
         ({"units": ("batch",)}, ValueError, r"`units` must contain 'step' or 'epoch'"),
-        ({"ramp_fraction": 1.5}, ValueError, r"`ramp_fraction` must be in \(0, 1\]. Received: ramp_fraction=1.5"),
+        (
+            {"ramp_fraction": 1.5},
+            ValueError,
+            r"`ramp_fraction` must be in \(0, 1\]. Received: ramp_fraction=1.5",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

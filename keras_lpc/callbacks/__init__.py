@@ -5,4 +5,11 @@ from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
 from keras_lpc.callbacks.information_metrics import InformationMetrics, plot_information
 from keras_lpc.callbacks.robustness_metrics import RobustnessMetrics
 
-__all__ = ["CollapseMetrics", "RobustnessMetrics", "InformationMetrics", "plot_information", "GammaAnnealing", "default_schedule"]
+__all__ = [
+    "CollapseMetrics",
+    "RobustnessMetrics",
+    "InformationMetrics",
+    "plot_information",
+    "GammaAnnealing",
+    "default_schedule",
+]
