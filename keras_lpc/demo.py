@@ -44,6 +44,7 @@ class DemoConfig:
     pgd_eps: tuple[float, float] = (0.02, 0.05)
     metrics_every: int = 5
     robustness_every: int = 20
+    head_lr_multiplier: float = 10.0
     verbose: int = 1
 
     def __post_init__(self) -> None:
@@ -113,15 +114,21 @@ class _Progress(keras.callbacks.Callback):
 def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> dict[str, Any]:
     """Train one model (``kind`` is ``"baseline"`` or ``"lpc"``) and measure it."""
     import keras_lpc
-    from keras_lpc import metrics, robustness
+    from keras_lpc import metrics, optimizers, robustness
     from keras_lpc._latents import collect
 
     keras.utils.set_random_seed(seed)
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
     n_classes = int(max(y_tr.max(), y_te.max()) + 1)
     model = build_model(x_tr.shape[1], n_classes, config.dim, lpc=kind == "lpc")
+    optimizer = keras.optimizers.AdamW()
+    if config.head_lr_multiplier != 1.0:
+        # The recommended set-up (docs/recipe.md), in both arms alike.
+        optimizer = optimizers.with_lr_multipliers(
+            optimizer, optimizers.lpc_multipliers(model, config.head_lr_multiplier)
+        )
     model.compile(
-        "adamw",
+        optimizer,
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
