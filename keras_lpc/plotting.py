@@ -153,8 +153,8 @@ def plot_training_curves(
     ...     "baseline": {"accuracy": [0.5, 0.8, 0.9]},
     ...     "lpc": {"accuracy": [0.4, 0.8, 0.95], "gamma": [1e-4, 1e-2, 1.0]},
     ... })
-    >>> [ax.get_title() for ax in fig.axes]
-    ['gamma (penalty weight)', 'training accuracy']
+    >>> tuple(ax.get_title() for ax in fig.axes)
+    ('gamma (penalty weight)', 'training accuracy')
     >>> len(fig.axes[1].get_lines())
     2
     """

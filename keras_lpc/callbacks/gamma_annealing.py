@@ -85,8 +85,8 @@ class GammaAnnealing(keras.callbacks.Callback):
     >>> cb = keras_lpc.GammaAnnealing(keras_lpc.schedules.Exponential(1.0, 2.0, 1, 8.0),
     ...                               unit="epoch", pace=False)
     >>> h = model.fit(np.ones((8, 4)), np.zeros(8), epochs=3, verbose=0, callbacks=[cb])
-    >>> h.history["gamma"]
-    [1.0, 2.0, 4.0]
+    >>> tuple(h.history["gamma"])
+    (1.0, 2.0, 4.0)
     """
 
     def __init__(
