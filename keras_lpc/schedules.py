@@ -286,7 +286,7 @@ class Cosine(_Ramp):
 
     Example:
 
-    >>> Cosine(0.0, 10.0, steps=100)(50)
+    >>> round(Cosine(0.0, 10.0, steps=100)(50), 12)
     5.0
     """
 
