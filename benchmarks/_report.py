@@ -71,3 +71,23 @@ def update_section(name: str, body: str) -> None:
         else text.rstrip() + "\n\n" + block + "\n"
     )
     DOC.write_text(text)
+
+
+def epoch_timer():
+    """A Keras callback recording each epoch's wall time (seconds) in ``.times``."""
+    import time
+
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._t)
+
+    return EpochTimer()

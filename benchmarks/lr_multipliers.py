@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -29,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_lpc  # noqa: E402
-from benchmarks._report import machine, table, update_section  # noqa: E402
+from benchmarks._report import epoch_timer, machine, table, update_section  # noqa: E402
 from keras_lpc.optimizers import lpc_multipliers, with_lr_multipliers  # noqa: E402
 
 
@@ -62,18 +61,6 @@ def build(factor: float | None) -> keras.Model:
     return model
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
-
-
 class GammaRamp(keras.callbacks.Callback):
     """gamma = min(1e6, 1e-2 * 1.25 ** epoch), set at each epoch start."""
 
@@ -89,7 +76,7 @@ def cost(rounds: int, epochs: int) -> str:
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     for _ in range(rounds):
         for label, model in models.items():
-            timer = EpochTimer()
+            timer = epoch_timer()
             model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[timer])
             times[label] += timer.times
     plain = statistics.median(times["AdamW"])

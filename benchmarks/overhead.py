@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -28,19 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_lpc  # noqa: E402
-from benchmarks._report import machine, table, update_section  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
+from benchmarks._report import epoch_timer, machine, table, update_section  # noqa: E402
 
 
 def build(lpc: bool, activity_regularizer: bool = False) -> keras.Model:
@@ -76,7 +63,7 @@ def main() -> None:
     y = rng.integers(0, 10, args.samples)
     steps = int(np.ceil(args.samples / args.batch_size))
     models = {"A": build(True), "B": build(False), "C": build(True), "D": build(False, True)}
-    timers = {k: EpochTimer() for k in models}
+    timers = {k: epoch_timer() for k in models}
     schedule = keras_lpc.schedules.Geometric(
         1e-4, 1e3, steps=args.rounds * args.epochs_per_round * steps
     )
