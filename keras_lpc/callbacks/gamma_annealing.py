@@ -140,11 +140,11 @@ class GammaAnnealing(keras.callbacks.Callback):
         self.count = 0.0  # effective count at the start of the current unit
         self.gamma = None
         self.holding = False
-        self._held = 0.0
         self._best = -math.inf
         self._steps = None
         self._total = None
-        self._epoch = 0
+        self._started = False  # set by the first epoch of a fit
+        self._epoch_start = 0.0
         self._targets = None
         self._last_assigned = None
         self._warned_monitor = False
@@ -226,16 +226,14 @@ class GammaAnnealing(keras.callbacks.Callback):
                 f"`steps` (a dataset of unknown size). Received: params={params!r}"
             )
         self._lpc_layers()  # fail early if the model has no LPC layer
-        self._started = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if not getattr(self, "_started", False):
+        if not self._started:
             # First epoch of this fit: a resumed run (initial_epoch > 0)
             # starts from the count that epoch had in the original run.
             self._started = True
             per_epoch = 1 if self.unit == "epoch" else (self._steps or 0)
             self.count = float(epoch * per_epoch)
-        self._epoch = epoch
         self._epoch_start = self.count
         if self.unit == "epoch":
             self._assign(self.count)
