@@ -24,23 +24,33 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/keras-lpc demo
 
-# The whole suite once per backend, each in its own process; fails if any fails.
+# Lint and the strict docs build once, then the whole suite once per backend,
+# each in its own process; fails if any of them fails (all run regardless).
 test: install
-	@status=0; for b in $(BACKENDS); do \
+	@status=0; \
+	echo "=== ruff check, ruff format --check"; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	echo "=== mkdocs build --strict"; \
+	$(MAKE) --no-print-directory docs || status=1; \
+	for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b"; \
 	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
+# Both checks run, so one CI log shows every problem.
 lint: install
-	$(VENV)/bin/ruff check keras_lpc tests benchmarks examples
-	$(VENV)/bin/ruff format --check keras_lpc tests benchmarks examples
+	@status=0; \
+	$(VENV)/bin/ruff check keras_lpc tests benchmarks examples || status=1; \
+	$(VENV)/bin/ruff format --check keras_lpc tests benchmarks examples || status=1; \
+	exit $$status
 
 format: install
 	$(VENV)/bin/ruff format keras_lpc tests benchmarks examples
 	$(VENV)/bin/ruff check --fix keras_lpc tests benchmarks examples
 
+# NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner.
 docs: install
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: install
 	for b in $(BACKENDS); do KERAS_BACKEND=$$b $(PY) benchmarks/overhead.py || exit 1; done
