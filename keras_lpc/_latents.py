@@ -31,7 +31,7 @@ def collect(
         ``z`` of shape ``(N, ...)`` (the layer's output) and the model's
         outputs of shape ``(N, ...)``, both as float arrays.
     """
-    target = find_lpc_layers(model, layer)[0]
+    target = find_lpc_layers(model, layer, arg="layer")[0]
     zs: list[np.ndarray] = []
     outs: list[np.ndarray] = []
     n = len(x)

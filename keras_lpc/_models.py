@@ -24,13 +24,16 @@ def iter_layers(model: Any):
         stack.extend(reversed(list(children)))
 
 
-def find_lpc_layers(model: Any, layers: Any = None) -> list[LatentPointCollapse]:
+def find_lpc_layers(
+    model: Any, layers: Any = None, arg: str = "layers"
+) -> list[LatentPointCollapse]:
     """Return the `LatentPointCollapse` layers of ``model``.
 
     Args:
         model: a built or unbuilt Keras model or layer.
         layers: ``None`` for all of them, or a layer / layer name / list of
             those; each must be a `LatentPointCollapse` inside ``model``.
+        arg: the caller's name for ``layers``, used in error messages.
 
     Raises:
         ValueError: the model has none, or a requested one is not in it.
@@ -56,19 +59,19 @@ def find_lpc_layers(model: Any, layers: Any = None) -> list[LatentPointCollapse]
             if not match:
                 names = [lyr.name for lyr in found]
                 raise ValueError(
-                    "`layers` must name LatentPointCollapse layers of the model "
-                    f"(available: {names}). Received: layers={item!r}"
+                    f"`{arg}` must name LatentPointCollapse layers of the model "
+                    f"(available: {names}). Received: {arg}={item!r}"
                 )
             result.extend(match)
         elif isinstance(item, LatentPointCollapse):
             if not any(item is lyr for lyr in found):
                 raise ValueError(
-                    f"`layers` must be layers of the model. Received: layers={item.name!r}, not in it"
+                    f"`{arg}` must be layers of the model. Received: {arg}={item.name!r}, not in it"
                 )
             result.append(item)
         else:
             raise TypeError(
-                "`layers` must be LatentPointCollapse layers or their names. "
-                f"Received: layers={item!r}"
+                f"`{arg}` must be LatentPointCollapse layers or their names. "
+                f"Received: {arg}={item!r}"
             )
     return result

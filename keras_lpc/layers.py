@@ -87,6 +87,14 @@ class LatentPointCollapse(keras.layers.Layer):
         gamma = check_float("gamma", gamma, minimum=0.0)
         if not isinstance(use_bias, bool):
             raise TypeError(f"`use_bias` must be a bool. Received: use_bias={use_bias!r}")
+        _check_identifiers(
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         super().__init__(**kwargs)
         self.dim = dim
         self.use_bias = use_bias
@@ -174,6 +182,24 @@ class LatentPointCollapse(keras.layers.Layer):
             return float(ops.convert_to_numpy(self.gamma.value))
         except Exception:  # value purged by the JAX trainer mid-fit
             return self._initial_gamma
+
+
+def _check_identifiers(**named: Any) -> None:
+    """Resolve each initializer/regularizer/constraint argument, naming it on failure."""
+    getters = {
+        "initializer": keras.initializers.get,
+        "regularizer": keras.regularizers.get,
+        "constraint": keras.constraints.get,
+    }
+    for name, value in named.items():
+        kind = name.rsplit("_", 1)[1]
+        try:
+            getters[kind](value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"`{name}` must be a Keras {kind}, its name or its config. "
+                f"Received: {name}={value!r}"
+            ) from None
 
 
 def latent_penalty(z: Any, gamma: Any) -> Any:

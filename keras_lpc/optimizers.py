@@ -158,7 +158,10 @@ class LRMultiplierOptimizer(keras.optimizers.Optimizer):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        inner = keras.optimizers.get(inner_optimizer)
+        try:
+            inner = keras.optimizers.get(inner_optimizer)
+        except (ValueError, TypeError):  # an unknown name or config
+            inner = None
         if not isinstance(inner, keras.optimizers.Optimizer) or isinstance(
             inner, (LRMultiplierOptimizer, keras.optimizers.LossScaleOptimizer)
         ):

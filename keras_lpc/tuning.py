@@ -100,6 +100,8 @@ def gamma_hyperparameters(
     >>> choice.dim, choice.max_gamma, sorted(hp.values)
     (16, 10.0, ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
     """
+    if not all(callable(getattr(hp, name, None)) for name in ("Float", "Choice", "Fixed")):
+        raise TypeError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
     if not isinstance(max_gamma, (tuple, list)) or len(max_gamma) != 2:
         raise TypeError(
             f"`max_gamma` must be a pair (low, high). Received: max_gamma={max_gamma!r}"

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_lpc._validation import check_float
 from keras_lpc.callbacks._base import MetricCallback
 from keras_lpc.robustness import deepfool as deepfool_fn
 from keras_lpc.robustness import lipschitz as lipschitz_fn
@@ -64,7 +65,11 @@ class RobustnessMetrics(MetricCallback):
         )
         self.deepfool = bool(deepfool)
         self.lipschitz = bool(lipschitz)
-        self.pgd_eps = [] if pgd_eps is None else [float(e) for e in np.ravel(pgd_eps)]
+        self.pgd_eps = (
+            []
+            if pgd_eps is None
+            else [check_float("pgd_eps", e, minimum=0.0) for e in np.ravel(pgd_eps).tolist()]
+        )
         names = []
         if self.deepfool:
             names += ["deepfool", "deepfool_correct"]

@@ -92,7 +92,10 @@ def check_inputs(model: Any, x: Any) -> np.ndarray:
     """``x`` as a float32 array after checking it is a non-empty batch matching the model."""
     if not hasattr(x, "shape"):
         x = np.asarray(x)
-    x = np.asarray(keras.ops.convert_to_numpy(x), dtype="float32")
+    x = np.asarray(keras.ops.convert_to_numpy(x))
+    if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
+        raise TypeError(f"`x` must be a numeric array. Received: x with dtype {x.dtype}")
+    x = x.astype("float32", copy=False)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(
             "`x` must be a non-empty batch of inputs (N >= 1, at least 2 axes). "
@@ -110,6 +113,10 @@ def check_inputs(model: Any, x: Any) -> np.ndarray:
         raise ValueError(
             f"`x` must have shape {want} to match the model input. Received: x with shape {x.shape}"
         )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"`x` must be finite. Received: x with {int(np.sum(~np.isfinite(x)))} NaN or inf values"
+        )
     return x
 
 
@@ -119,9 +126,20 @@ def check_labels(y: Any, n: int, classes: int) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == classes and y.shape[1] > 1:
         y = np.argmax(y, axis=1)
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-    if y.shape != (n,) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+    if y.shape != (n,):
         raise ValueError(
             f"`y` must hold {n} integer labels (or one-hot rows). Received: y with shape {y.shape}"
+        )
+    if y.dtype == bool:
+        y = y.astype("int64")
+    if (
+        not np.issubdtype(y.dtype, np.number)
+        or not np.all(np.isfinite(y))
+        or np.any(y != np.round(y))
+    ):
+        raise ValueError(
+            f"`y` must hold {n} integer labels (or one-hot rows). Received: y with "
+            f"non-integer values (first {y[:3].tolist()})"
         )
     y = y.astype("int64")
     if np.any((y < 0) | (y >= classes)):

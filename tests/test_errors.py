@@ -1,0 +1,672 @@
+"""The error reference: every bad input listed in docs/errors.md, and the exact error it raises.
+
+`ROWS` is the single source of the page and of these tests: each row is a
+call as a user would type it, the exception type and the full message.
+`tests/make_errors_doc.py` renders `SETUP` and `ROWS` into docs/errors.md;
+`test_doc_lists_every_row` fails when the page and the rows differ.
+
+A row whose call starts with ``keras-lpc `` is a command line: it must exit
+with status 2 and print the message as the last line of stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+from pathlib import Path
+from typing import NamedTuple
+
+import keras
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "errors.md"
+
+
+class Row(NamedTuple):
+    """One documented bad input."""
+
+    area: str  # section of the page
+    call: str  # Python expression (names from SETUP) or a `keras-lpc ...` command line
+    error: type[BaseException]  # SystemExit for command lines (exit status 2)
+    message: str  # the full message (for command lines: the last stderr line)
+
+
+# Names the calls use, each with the code that defines it. A row runs the
+# blocks of the names it mentions; the page shows all of them.
+SETUP: dict[str, str] = {
+    "imports": (
+        "import keras\n"
+        "import numpy as np\n"
+        "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
+        "    LatentPointCollapse, RobustnessMetrics, datasets, demo, metrics, optimizers,\n"
+        "    robustness, schedules, tuning)"
+    ),
+    "data": (
+        "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
+        "y = np.array([0, 1, 0, 1])  # their labels\n"
+        "z = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # latents, d = 2"
+    ),
+    "model": (
+        "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name='head')],"
+        " name='dense')\n"
+        "model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(from_logits=True))"
+    ),
+    "lpc_model": (
+        "lpc_model = keras.Sequential(\n"
+        "    [keras.Input((3,)), LatentPointCollapse(2, name='lpc'),"
+        " keras.layers.Dense(2, name='head')],\n"
+        "    name='lpc_model',\n"
+        ")\n"
+        "lpc_model.compile('sgd', keras.losses.SparseCategoricalCrossentropy(from_logits=True))"
+    ),
+    "hp": "import keras_tuner\nhp = keras_tuner.HyperParameters()",
+}
+
+LAYER = "Layer: `LatentPointCollapse`"
+SCHEDULES = "Schedules: `keras_lpc.schedules`"
+ANNEALING = "Callback: `GammaAnnealing`"
+CALLBACKS = "Metric callbacks and their data"
+METRICS = "Metric functions: `keras_lpc.metrics`"
+ROBUSTNESS = "Attacks and robustness: `keras_lpc.robustness`"
+OPTIMIZERS = "Optimizers: `keras_lpc.optimizers`"
+DATASETS = "Datasets: `keras_lpc.datasets`"
+TUNING = "Tuning: `keras_lpc.tuning`"
+DEMO = "Demo and command line"
+
+ROWS: tuple[Row, ...] = (
+    # -- layer
+    Row(
+        LAYER,
+        "LatentPointCollapse(dim=True)",
+        TypeError,
+        "`dim` must be an integer >= 1. Received: dim=True",
+    ),
+    Row(
+        LAYER,
+        "LatentPointCollapse(dim=8, gamma=float('inf'))",
+        ValueError,
+        "`gamma` must be a finite number. Received: gamma=inf",
+    ),
+    Row(
+        LAYER,
+        "LatentPointCollapse(dim=8, kernel_initializer='nope')",
+        ValueError,
+        "`kernel_initializer` must be a Keras initializer, its name or its config. "
+        "Received: kernel_initializer='nope'",
+    ),
+    Row(
+        LAYER,
+        "LatentPointCollapse(dim=8, bias_regularizer='l3')",
+        ValueError,
+        "`bias_regularizer` must be a Keras regularizer, its name or its config. "
+        "Received: bias_regularizer='l3'",
+    ),
+    # -- schedules
+    Row(
+        SCHEDULES,
+        "schedules.Constant(-1.0)",
+        ValueError,
+        "`value` must be a number >= 0. Received: value=-1.0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Exponential(initial=0.0)",
+        ValueError,
+        "`initial` must be a positive number. Received: initial=0.0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Exponential(initial=1.0, maximum=0.5)",
+        ValueError,
+        "`maximum` must be a number >= 1. Received: maximum=0.5",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.TwoPhaseExponential(factor=1.0)",
+        ValueError,
+        "`factor` must be a number > 1. Received: factor=1.0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.TwoPhaseExponential(second_factor=0.5)",
+        ValueError,
+        "`second_factor` must be a number > 1. Received: second_factor=0.5",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Linear(0.0, 1.0, steps=0)",
+        ValueError,
+        "`steps` must be an integer >= 1. Received: steps=0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Cosine(-1.0, 1.0, steps=10)",
+        ValueError,
+        "`start` must be a number >= 0. Received: start=-1.0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Join([schedules.Constant(1.0)], boundaries=[5])",
+        ValueError,
+        "`boundaries` must have one entry fewer than `schedules` (0). Received: boundaries=[5]",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Exponential()(float('nan'))",
+        ValueError,
+        "`count` must be a finite number >= 0. Received: count=nan",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.get([1, 2])",
+        TypeError,
+        "`schedule` must be a keras_lpc.schedules.GammaSchedule, a number or a serialized "
+        "schedule. Received: schedule=[1, 2]",
+    ),
+    # -- GammaAnnealing
+    Row(
+        ANNEALING,
+        "GammaAnnealing(unit='batch')",
+        ValueError,
+        "`unit` must be one of 'step', 'epoch'. Received: unit='batch'",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(schedule=True)",
+        TypeError,
+        "`schedule` must be a schedule, a number or a callable. Received: schedule=True",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(hold_monitor=3)",
+        TypeError,
+        "`hold_monitor` must be a metric name or None. Received: hold_monitor=3",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(hold_fraction=1.5)",
+        ValueError,
+        "`hold_fraction` must be in [0, 1]. Received: hold_fraction=1.5",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(schedule=lambda count: -1.0).value_at(0)",
+        ValueError,
+        "`schedule` must return a finite number >= 0. Received: schedule(0)=-1.0",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(schedule=lambda count: 'high').value_at(0)",
+        TypeError,
+        "`schedule` must return a number. Received: schedule(0)='high'",
+    ),
+    Row(
+        ANNEALING,
+        "model.fit(x, y, callbacks=[GammaAnnealing()], verbose=0)",
+        ValueError,
+        "`model` must contain at least one keras_lpc.LatentPointCollapse layer. "
+        "Received: model='dense' with none",
+    ),
+    Row(
+        ANNEALING,
+        "lpc_model.fit(x, y, callbacks=[GammaAnnealing(layers='head')], verbose=0)",
+        ValueError,
+        "`layers` must name LatentPointCollapse layers of the model (available: ['lpc']). "
+        "Received: layers='head'",
+    ),
+    # -- metric callbacks
+    Row(
+        CALLBACKS,
+        "CollapseMetrics(None)",
+        TypeError,
+        "`data` must be a pair (x, y) of arrays, a tf.data.Dataset or a keras.utils.PyDataset. "
+        "Received: data of type NoneType",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x, y, y))",
+        ValueError,
+        "`data` must be a pair (x, y). Received: data of length 3",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x[:0], y[:0]))",
+        ValueError,
+        "`data` must contain at least one sample. Received: len(x)=0",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x, y), max_samples=0)",
+        ValueError,
+        "`max_samples` must be an integer >= 1. Received: max_samples=0",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x, y), prefix=None)",
+        TypeError,
+        "`prefix` must be a string. Received: prefix=None",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x, y), include=['ncc_agreement'])",
+        ValueError,
+        "`include` must name metrics computable from latents and labels alone. "
+        "Received: include=['ncc_agreement']",
+    ),
+    Row(
+        CALLBACKS,
+        "lpc_model.fit(x, y, callbacks=[CollapseMetrics((x, y), layer='head')], verbose=0)",
+        ValueError,
+        "`layer` must name LatentPointCollapse layers of the model (available: ['lpc']). "
+        "Received: layer='head'",
+    ),
+    Row(
+        CALLBACKS,
+        "RobustnessMetrics((x, y), every=0)",
+        ValueError,
+        "`every` must be an integer >= 1. Received: every=0",
+    ),
+    Row(
+        CALLBACKS,
+        "RobustnessMetrics((x, y), pgd_eps=[0.1, -0.1])",
+        ValueError,
+        "`pgd_eps` must be a number >= 0. Received: pgd_eps=-0.1",
+    ),
+    Row(
+        CALLBACKS,
+        "InformationMetrics((x, y), max_samples=2.5)",
+        TypeError,
+        "`max_samples` must be an integer >= 1. Received: max_samples=2.5",
+    ),
+    # -- metric functions
+    Row(
+        METRICS,
+        "metrics.nc1([['a', 'b'], ['c', 'd']], [0, 1])",
+        TypeError,
+        "`z` must be a numeric array. Received: z with dtype <U1",
+    ),
+    Row(
+        METRICS,
+        "metrics.nc1(z, y, variant='pinv')",
+        ValueError,
+        "`variant` must be one of 'papyan', 'dim', 'trace_ratio'. Received: variant='pinv'",
+    ),
+    Row(
+        METRICS,
+        "metrics.cdnv(z, [0.5, 1.0, 0.0, 1.0])",
+        ValueError,
+        "`labels` must hold integer class ids. Received: labels with dtype float64 "
+        "(first values [0.5, 1.0, 0.0])",
+    ),
+    Row(
+        METRICS,
+        "metrics.equinorm(z, [0, 0, 0, 0])",
+        ValueError,
+        "`labels` must contain at least 2 classes. Received: labels with 1 class(es) [0]",
+    ),
+    Row(
+        METRICS,
+        "metrics.equiangularity(z[:, 0], y)",
+        ValueError,
+        "`z` must be a 2-D array of shape (N, d). Received: z with shape (4,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.hypercube_alignment(z, y[:3])",
+        ValueError,
+        "`labels` must be a 1-D array with one label per row of `z` (4). "
+        "Received: labels with shape (3,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.separation_ratio(z, y, reduction='max')",
+        ValueError,
+        "`reduction` must be one of 'mean', 'median', 'none'. Received: reduction='max'",
+    ),
+    Row(
+        METRICS,
+        "metrics.binarity(z[:1])",
+        ValueError,
+        "`z` must have at least 2 rows. Received: z with shape (1, 2)",
+    ),
+    Row(
+        METRICS,
+        "metrics.binarity(z, reg_covar=0.0)",
+        ValueError,
+        "`reg_covar` must be a positive number. Received: reg_covar=0.0",
+    ),
+    Row(
+        METRICS,
+        "metrics.collapse_metrics(z, y, include=['self_duality'])",
+        ValueError,
+        "`classifier_kernel` must be given to compute 'self_duality'. "
+        "Received: classifier_kernel=None",
+    ),
+    Row(
+        METRICS,
+        "metrics.self_duality(z, y, np.zeros((3, 2)))",
+        ValueError,
+        "`classifier_kernel` must have shape (d, K) = (2, K) with K above every class id. "
+        "Received: classifier_kernel with shape (3, 2)",
+    ),
+    Row(
+        METRICS,
+        "metrics.mahalanobis_score(z, y, np.zeros((2, 3)))",
+        ValueError,
+        "`z` must have the 2 features of `z_fit`. Received: z with shape (2, 3)",
+    ),
+    Row(
+        METRICS,
+        "metrics.mahalanobis_score(z, y, z, predictions=[0, 1, 2, 1])",
+        ValueError,
+        "`predictions` must be classes fitted from `labels_fit` ([0, 1]). "
+        "Received: predictions with [2]",
+    ),
+    Row(
+        METRICS,
+        "metrics.max_softmax_score([[0.0, np.inf]])",
+        ValueError,
+        "`logits` must be finite. Received: logits with 1 NaN or inf values",
+    ),
+    Row(
+        METRICS,
+        "metrics.misclassification_auroc([0.9, 0.2], [2, 3])",
+        ValueError,
+        "`correct` must hold booleans or 0/1. Received: correct with values [2, 3]",
+    ),
+    Row(
+        METRICS,
+        "metrics.kl_entropy(z, k=4)",
+        ValueError,
+        "`k` must be smaller than the number of samples (4). Received: k=4",
+    ),
+    Row(
+        METRICS,
+        "metrics.mutual_information(z, y[:2])",
+        ValueError,
+        "`y` must hold one label per row of `z` (shape (4,) or one-hot (4, C)). "
+        "Received: y with shape (2,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.interaction_information(z, y, k=1, features=[2])",
+        ValueError,
+        "`features` must be distinct integer indices in [0, 2). Received: features=[2]",
+    ),
+    Row(
+        METRICS,
+        "metrics.CollapseAccumulator().result()",
+        ValueError,
+        "`labels` must contain at least 2 classes over all batches. "
+        "Received: 0 class(es) in 0 samples",
+    ),
+    # -- robustness
+    Row(
+        ROBUSTNESS,
+        "robustness.deepfool('model', x)",
+        TypeError,
+        "`model` must be a Keras model. Received: model='model'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.deepfool(model, [['a', 'b', 'c']])",
+        TypeError,
+        "`x` must be a numeric array. Received: x with dtype <U1",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.lipschitz(model, np.full((4, 3), np.nan))",
+        ValueError,
+        "`x` must be finite. Received: x with 12 NaN or inf values",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.deepfool(model, x, clip=(1.0, 0.0))",
+        ValueError,
+        "`clip` must satisfy lo < hi. Received: clip=(1.0, 0.0)",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.lipschitz(model, x, [0.5, 1.0, 0.0, 1.0])",
+        ValueError,
+        "`y` must hold 4 integer labels (or one-hot rows). "
+        "Received: y with non-integer values (first [0.5, 1.0, 0.0])",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.deepfool(model, x, y=[0, 1, 2, 1])",
+        ValueError,
+        "`y` must hold labels in [0, 2). Received: y with values in [0, 2]",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.fgsm_accuracy(model, x, y, eps=[])",
+        ValueError,
+        "`eps` must be a number or a non-empty list. Received: eps=[]",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.pgd_accuracy(model, x, y, eps=0.1, step_size=0.0)",
+        ValueError,
+        "`step_size` must be a positive number. Received: step_size=0.0",
+    ),
+    # -- optimizers
+    Row(
+        OPTIMIZERS,
+        "optimizers.with_lr_multipliers('nope', {'head': 10.0})",
+        TypeError,
+        "`inner_optimizer` must be a plain keras.optimizers.Optimizer (not already wrapped). "
+        "Received: inner_optimizer='nope'",
+    ),
+    Row(
+        OPTIMIZERS,
+        "optimizers.with_lr_multipliers(keras.optimizers.SGD(), {'head': float('inf')})",
+        ValueError,
+        "`multipliers['head']` must be a finite number. Received: multipliers['head']=inf",
+    ),
+    Row(
+        OPTIMIZERS,
+        "optimizers.lpc_multipliers(lpc_model, factor=-1.0)",
+        ValueError,
+        "`factor` must be a positive number. Received: factor=-1.0",
+    ),
+    # -- datasets
+    Row(
+        DATASETS,
+        "datasets.load_digits(seed=1.5)",
+        TypeError,
+        "`seed` must be an integer >= 0. Received: seed=1.5",
+    ),
+    Row(
+        DATASETS,
+        "datasets.make_hypercube_clusters(n=10, d=3, classes=0, noise=0.1)",
+        ValueError,
+        "`classes` must be an integer >= 1. Received: classes=0",
+    ),
+    Row(
+        DATASETS,
+        "datasets.load_tfds('mnist', split='')",
+        TypeError,
+        "`split` must be a non-empty string. Received: split=''",
+    ),
+    # -- tuning
+    Row(
+        TUNING,
+        "tuning.gamma_hyperparameters(None)",
+        TypeError,
+        "`hp` must be a keras_tuner.HyperParameters. Received: hp=None",
+    ),
+    Row(
+        TUNING,
+        "tuning.gamma_hyperparameters(hp, max_gamma=1000.0)",
+        TypeError,
+        "`max_gamma` must be a pair (low, high). Received: max_gamma=1000.0",
+    ),
+    Row(
+        TUNING,
+        "tuning.gamma_hyperparameters(hp, ramp_fraction=(0.8, 0.2))",
+        ValueError,
+        "`ramp_fraction` must be a pair in (0, 1] with low <= high. "
+        "Received: ramp_fraction=(0.8, 0.2)",
+    ),
+    Row(
+        TUNING,
+        "tuning.CombinedObjective(weight=-1.0)",
+        ValueError,
+        "`weight` must be a number >= 0. Received: weight=-1.0",
+    ),
+    # -- demo and command line
+    Row(
+        DEMO,
+        "demo.run_demo(epochs=0)",
+        ValueError,
+        "`epochs` must be an integer >= 1. Received: epochs=0",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc demo --epochs 0",
+        SystemExit,
+        "keras-lpc demo: error: argument --epochs: expected a positive integer, received '0'",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc demo --seeds 1.5",
+        SystemExit,
+        "keras-lpc demo: error: argument --seeds: expected a positive integer, received '1.5'",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc demo --dim -4",
+        SystemExit,
+        "keras-lpc demo: error: argument --dim: expected a positive integer, received '-4'",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc demo --attack-samples many",
+        SystemExit,
+        "keras-lpc demo: error: argument --attack-samples: expected a positive integer, "
+        "received 'many'",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc demo --dataset cifar10",
+        SystemExit,
+        "keras-lpc demo: error: argument --dataset: invalid choice: 'cifar10' "
+        "(choose from 'digits', 'synthetic')",
+    ),
+    Row(
+        DEMO,
+        "keras-lpc",
+        SystemExit,
+        "keras-lpc: error: the following arguments are required: command",
+    ),
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_policy():
+    """conftest's fixture without its per-test garbage collection (~1 s a row).
+
+    The rows build at most two tiny models each, so Keras' global state is
+    reset without `gc.collect()`.
+    """
+    keras.utils.set_random_seed(1234)
+    policy = keras.config.dtype_policy()
+    yield
+    keras.config.set_dtype_policy(policy)
+    keras.backend.clear_session(free_memory=False)
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "make_errors_doc", Path(__file__).with_name("make_errors_doc.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _namespace(call: str) -> dict:
+    """Run the SETUP blocks that ``call`` needs (imports and data always)."""
+    namespace: dict = {}
+    for name, code in SETUP.items():
+        if name in ("imports", "data") or re.search(rf"\b{name}\b", call):
+            exec(code, namespace)  # noqa: S102 - the page shows this exact code
+    return namespace
+
+
+def _run(call: str) -> None:
+    """Evaluate ``call``; a command line runs the CLI with its stderr captured."""
+    if call.startswith("keras-lpc"):
+        from keras_lpc import cli
+
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            try:
+                cli.main(shlex.split(call)[1:])
+            except SystemExit as exit_:
+                lines = stderr.getvalue().strip().splitlines()
+                raise SystemExit(exit_.code, lines[-1] if lines else "") from None
+        return
+    eval(call, _namespace(call))  # noqa: S307 - the calls are the rows above
+
+
+def _unquoted(text: str) -> str:
+    # argparse quotes the choices in its message with repr() up to Python 3.12.7
+    # and plainly afterwards; the rest of the message is the same.
+    return text.replace("'", "")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.call for row in ROWS])
+def test_bad_input_raises_the_documented_error(row: Row):
+    if re.search(r"\bhp\b", row.call):
+        pytest.importorskip("keras_tuner")
+    with pytest.raises(row.error) as info:
+        _run(row.call)
+    if row.error is SystemExit:
+        code, message = info.value.args
+        assert code == 2
+        assert _unquoted(message) == _unquoted(row.message)
+    else:
+        assert type(info.value) is row.error
+        assert str(info.value) == row.message
+
+
+def test_every_message_names_the_argument_and_the_value():
+    for row in ROWS:
+        if row.error is SystemExit:
+            assert re.search(r"argument --[a-z-]+: .*'|required: command", row.message), row
+        else:
+            name = re.match(r"`([^`]+)`", row.message)
+            assert name and "Received: " in row.message, row
+
+
+def test_rows_cover_every_part_of_the_public_api():
+    areas = {row.area for row in ROWS}
+    assert areas == {
+        LAYER,
+        SCHEDULES,
+        ANNEALING,
+        CALLBACKS,
+        METRICS,
+        ROBUSTNESS,
+        OPTIMIZERS,
+        DATASETS,
+        TUNING,
+        DEMO,
+    }
+    assert len(ROWS) >= 30
+    assert len({row.call for row in ROWS}) == len(ROWS)
+
+
+def test_doc_lists_every_row():
+    expected = _load_script().render(ROWS, SETUP)
+    actual = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    assert actual == expected, (
+        "docs/errors.md is out of date with tests/test_errors.py; regenerate it with "
+        "`.venv/bin/python tests/make_errors_doc.py`"
+    )
