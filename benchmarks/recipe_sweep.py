@@ -89,6 +89,14 @@ SETTINGS = {
     "1e-2..1e3, ramp 0.5": {"schedule": S.Geometric(1e-2, 1e3, 1000), "ramp_fraction": 0.5},
     "1e-1..1e3, ramp 0.3": {"schedule": S.Geometric(1e-1, 1e3, 1000), "ramp_fraction": 0.3},
     "1e-2..3e3, ramp 0.5": {"schedule": S.Geometric(1e-2, 3e3, 1000), "ramp_fraction": 0.5},
+    "1e-2..1e3, ramp 0.8": {"schedule": S.Geometric(1e-2, 1e3, 1000), "ramp_fraction": 0.8},
+    "1e-2..1e3, ramp 1.0": {"schedule": S.Geometric(1e-2, 1e3, 1000), "ramp_fraction": 1.0},
+    "1e-3..1e3, ramp 0.5": {"schedule": S.Geometric(1e-3, 1e3, 1000), "ramp_fraction": 0.5},
+    "1e-2..1e3, ramp 0.5, per epoch": {
+        "schedule": S.Geometric(1e-2, 1e3, 1000),
+        "ramp_fraction": 0.5,
+        "unit": "epoch",
+    },
     "1e-2..1e3, ramp 0.5, rescale": {
         "schedule": S.Geometric(1e-2, 1e3, 1000),
         "ramp_fraction": 0.5,
@@ -135,15 +143,19 @@ def run(name: str, kwargs, seed: int, epochs: int, batch_size: int, multiplier: 
     logits = model.predict(xte, verbose=0)
     acc = float(np.mean(logits.argmax(1) == yte))
     if kwargs is None:
-        z = keras.Model(model.inputs, model.layers[-2].output).predict(xte, verbose=0)
+        encoder = keras.Model(model.inputs, model.layers[-2].output)
+        z = encoder.predict(xte, verbose=0)
+        z_train = encoder.predict(xtr, verbose=0)
     else:
         z, _ = collect(model, xte)
+        z_train, _ = collect(model, xtr)
     gamma = h.history.get("gamma", [0.0])[-1]
     return {
         "setting": name,
         "seed": seed,
         "acc": acc,
         "nc1": nc1(z.astype(np.float64), logits.argmax(1)),
+        "nc1_train": nc1(z_train.astype(np.float64), np.asarray(ytr)),
         "gamma": gamma,
         "min_train_acc_after_best": float(min(h.history["accuracy"][int(epochs * 0.2) :])),
         "seconds": seconds,

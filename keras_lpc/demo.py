@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_lpc._validation import check_choice, check_int
+from keras_lpc._validation import check_choice, check_float, check_int
 
 DATASETS = ("digits", "synthetic")
 MODELS = ("baseline", "lpc")
@@ -45,6 +45,9 @@ class DemoConfig:
     metrics_every: int = 5
     robustness_every: int = 20
     head_lr_multiplier: float = 10.0
+    augment_noise: float = 0.0
+    weight_decay: float = 0.004
+    gamma_schedule: Any = None
     verbose: int = 1
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class DemoConfig:
         check_int("dim", self.dim, minimum=1)
         check_int("batch_size", self.batch_size, minimum=1)
         check_int("attack_samples", self.attack_samples, minimum=2)
+        check_float("augment_noise", self.augment_noise, minimum=0.0)
+        check_float("weight_decay", self.weight_decay, minimum=0.0)
 
 
 def _data(config: DemoConfig):
@@ -70,16 +75,22 @@ def _data(config: DemoConfig):
     return datasets.Split(x_tr, y_tr, x_te, y_te)
 
 
-def build_model(n_features: int, n_classes: int, dim: int, lpc: bool = True) -> keras.Model:
+def build_model(
+    n_features: int, n_classes: int, dim: int, lpc: bool = True, augment_noise: float = 0.0
+) -> keras.Model:
     """The demo architecture: MLP n-256-256-LatentPointCollapse(dim)-classes (SiLU).
 
-    The baseline has the same layers; its gamma simply stays at 0.
+    The baseline has the same layers; its gamma simply stays at 0. With
+    ``augment_noise > 0`` a `GaussianNoise` layer first adds N(0, sigma^2)
+    noise to the inputs during training only (the same in both arms).
     """
     import keras_lpc
 
+    noise = [keras.layers.GaussianNoise(augment_noise)] if augment_noise > 0 else []
     return keras.Sequential(
         [
             keras.Input((n_features,)),
+            *noise,
             keras.layers.Dense(256, activation="silu"),
             keras.layers.Dense(256, activation="silu"),
             keras_lpc.LatentPointCollapse(dim=dim, name="lpc"),
@@ -120,8 +131,10 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
     keras.utils.set_random_seed(seed)
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
     n_classes = int(max(y_tr.max(), y_te.max()) + 1)
-    model = build_model(x_tr.shape[1], n_classes, config.dim, lpc=kind == "lpc")
-    optimizer = keras.optimizers.AdamW()
+    model = build_model(
+        x_tr.shape[1], n_classes, config.dim, lpc=kind == "lpc", augment_noise=config.augment_noise
+    )
+    optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay)
     if config.head_lr_multiplier != 1.0:
         # The recommended set-up (docs/recipe.md), in both arms alike.
         optimizer = optimizers.with_lr_multipliers(
@@ -145,7 +158,7 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
         ),
     ]
     if kind == "lpc":
-        callbacks.insert(0, keras_lpc.GammaAnnealing())
+        callbacks.insert(0, keras_lpc.GammaAnnealing(config.gamma_schedule))
     if config.verbose:
         callbacks.append(_Progress(f"{kind} (seed {seed})", config.epochs))
     start = time.perf_counter()
@@ -174,6 +187,7 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
     df = robustness.deepfool(model, xa, y=ya)
     pgd = np.atleast_1d(robustness.pgd_accuracy(model, xa, ya, list(config.pgd_eps), steps=20))
     lip = robustness.lipschitz(model, xa, ya)
+    mechanism = _latent_shifts(model, xa, df.perturbation, z_te, pred_te, seed)
     gamma = float(keras.ops.convert_to_numpy(model.get_layer("lpc").gamma))
     return {
         "model": kind,
@@ -196,10 +210,44 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
         "auroc_mahalanobis": float(metrics.misclassification_auroc(maha, correct)),
         "auroc_softmax": float(metrics.misclassification_auroc(soft, correct)),
         "final_gamma": gamma,
+        **mechanism,
         "train_seconds": train_seconds,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "_z_test": z_te,
         "_y_test": y_te,
+    }
+
+
+def _latent_shifts(
+    model: keras.Model,
+    x: np.ndarray,
+    perturbation: np.ndarray,
+    z_test: np.ndarray,
+    predictions: np.ndarray,
+    seed: int,
+    sigma: float = 0.1,
+) -> dict[str, float]:
+    """How far the latents move, relative to the spacing of the class points.
+
+    ``scale`` is the mean distance between the centroids of the test latents
+    grouped by predicted class. ``noise_latent_shift`` is
+    ``mean ||z(x + e) - z(x)|| / scale`` with ``e ~ N(0, sigma^2)`` (do noisy
+    variants of one input land on the same latent point?), and
+    ``deepfool_latent_shift`` is ``mean ||z(x + r) - z(x)|| / scale`` for the
+    DeepFool perturbations ``r`` (how far z travels to change the class).
+    """
+    from keras_lpc._latents import collect
+
+    centroids = np.stack([z_test[predictions == c].mean(0) for c in np.unique(predictions)])
+    gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
+    scale = float(gaps[np.triu_indices(len(centroids), 1)].mean())
+    noise = np.random.default_rng(seed).normal(0.0, sigma, x.shape).astype(x.dtype)
+    z0, _ = collect(model, x)
+    zn, _ = collect(model, x + noise)
+    zd, _ = collect(model, (x + perturbation).astype(x.dtype))
+    return {
+        "noise_latent_shift": float(np.linalg.norm(zn - z0, axis=1).mean() / scale),
+        "deepfool_latent_shift": float(np.linalg.norm(zd - z0, axis=1).mean() / scale),
     }
 
 
@@ -216,6 +264,12 @@ SCALARS = [
     ("auroc_mahalanobis", "AUROC Mahalanobis", "{:.3f}"),
     ("auroc_softmax", "AUROC softmax", "{:.3f}"),
     ("final_gamma", "final gamma", "{:.3g}"),
+    ("noise_latent_shift", "latent shift under N(0, 0.1^2) input noise / class spacing", "{:.3g}"),
+    (
+        "deepfool_latent_shift",
+        "latent shift under the DeepFool perturbation / class spacing",
+        "{:.3g}",
+    ),
 ]
 
 
@@ -353,7 +407,7 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> dict[str, An
     )
     public_runs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]
     report = {
-        "config": dataclasses.asdict(config),
+        "config": {**dataclasses.asdict(config), "gamma_schedule": repr(config.gamma_schedule)},
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "summary": summary,

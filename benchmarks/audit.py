@@ -1,0 +1,157 @@
+"""The reproduction audit (docs/reproduction.md): every setting, several seeds, one backend.
+
+    KERAS_BACKEND=torch python benchmarks/audit.py --seeds 3 --json audit_torch.json
+    KERAS_BACKEND=jax python benchmarks/audit.py --seeds 3 --only baseline lpc --json audit_jax.json
+    python benchmarks/audit.py --table audit_*.json      # the Markdown tables
+
+Each setting is one arm of the demo (`keras_lpc.demo.train_and_measure`,
+the demo's MLP, data and measurements) with some settings changed. The
+DeepFool variants (top-3 candidates, on probabilities instead of logits,
+only over correctly classified inputs, median, never-flipped inputs
+counted out) are measured on the same models. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_lpc import demo, robustness, schedules  # noqa: E402
+
+SETTINGS: dict[str, tuple[str, dict]] = {
+    "baseline": ("baseline", {}),
+    "lpc": ("lpc", {}),
+    "baseline, noise 0.1": ("baseline", {"augment_noise": 0.1}),
+    "lpc, noise 0.1": ("lpc", {"augment_noise": 0.1}),
+    "baseline, weight decay x10": ("baseline", {"weight_decay": 0.04}),
+    "lpc, constant gamma 1": ("lpc", {"gamma_schedule": 1.0}),
+    "lpc, max gamma 1e2": ("lpc", {"gamma_schedule": schedules.Geometric(1e-2, 1e2, 1000)}),
+    "lpc, max gamma 1e4": ("lpc", {"gamma_schedule": schedules.Geometric(1e-2, 1e4, 1000)}),
+    "lpc, stock AdamW (no head x10)": ("lpc", {"head_lr_multiplier": 1.0}),
+}
+
+KEYS = [
+    ("test_accuracy", "acc", "{:.1%}"),
+    ("deepfool", "DeepFool", "{:.4f}"),
+    ("pgd@0.05", "PGD acc eps 0.05", "{:.1%}"),
+    ("nc1", "NC1", "{:.3f}"),
+    ("auroc_mahalanobis", "AUROC Maha", "{:.3f}"),
+    ("noise_latent_shift", "z shift, noise", "{:.3f}"),
+    ("deepfool_latent_shift", "z shift, DeepFool", "{:.3f}"),
+]
+VARIANTS = [
+    ("deepfool", "logits, top-10, mean"),
+    ("df_top3", "top-3"),
+    ("df_probabilities", "softmax probabilities"),
+    ("deepfool_correct", "correct inputs only"),
+    ("deepfool_median", "median"),
+    ("df_fooled_only", "never-flipped left out"),
+]
+
+
+class _Capture(keras.callbacks.Callback):
+    """Keeps the trained model so that the DeepFool variants can run on it."""
+
+    model_ref: keras.Model | None = None
+
+    def on_train_end(self, logs=None):
+        _Capture.model_ref = self.model
+
+
+def run(name: str, seed: int, epochs: int, data) -> dict:
+    kind, overrides = SETTINGS[name]
+    config = dataclasses.replace(
+        demo.DemoConfig(epochs=epochs, verbose=0, attack_samples=300), **overrides
+    )
+    # train_and_measure builds its own callbacks; fetch the model through a hook
+    original = demo._Progress
+    demo._Progress = lambda label, epochs: _Capture()  # type: ignore[assignment]
+    try:
+        start = time.perf_counter()
+        row = demo.train_and_measure(kind, seed, data, dataclasses.replace(config, verbose=1))
+    finally:
+        demo._Progress = original
+    model = _Capture.model_ref
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(data.x_test), 300, replace=False))
+    xa, ya = data.x_test[idx], data.y_test[idx]
+    top3 = robustness.deepfool(model, xa, y=ya, candidates=3)
+    probs = keras.Sequential([model, keras.layers.Softmax()])
+    on_probs = robustness.deepfool(probs, xa, y=ya)
+    full = robustness.deepfool(model, xa, y=ya)
+    return {
+        "setting": name,
+        "seed": seed,
+        "backend": keras.backend.backend(),
+        **{k: row[k] for k, *_ in KEYS if k in row},
+        "pgd@0.05": row["pgd_accuracy"]["0.05"],
+        "deepfool_correct": row["deepfool_correct"],
+        "deepfool_median": row["deepfool_median"],
+        "deepfool_never_flipped": row["deepfool_never_flipped"],
+        "df_top3": top3.score,
+        "df_probabilities": on_probs.score,
+        "df_probabilities_never_flipped": int(np.sum(~on_probs.fooled)),
+        "df_fooled_only": float(full.per_sample[full.fooled].mean()),
+        "final_gamma": row["final_gamma"],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def table(paths: list[str]) -> str:
+    rows = [r for p in paths for r in json.loads(Path(p).read_text())["rows"]]
+    out = []
+    for backend in sorted({r["backend"] for r in rows}):
+        sub = [r for r in rows if r["backend"] == backend]
+        names = [n for n in SETTINGS if any(r["setting"] == n for r in sub)]
+        for keys, title in ((KEYS, "setting"), (VARIANTS, "DeepFool variant ->")):
+            head = [label for _, label, *_ in keys]
+            out += [f"\n**{backend}**\n", f"| {title} | seeds | " + " | ".join(head) + " |"]
+            out.append("|---" * (len(head) + 2) + "|")
+            for name in names:
+                rs = [r for r in sub if r["setting"] == name]
+                cells = []
+                for key, *rest in keys:
+                    fmt = rest[1] if len(rest) > 1 else "{:.4f}"
+                    v = np.array([r[key] for r in rs], float)
+                    cells.append(f"{fmt.format(v.mean())} ± {fmt.format(v.std())}")
+                out.append(f"| {name} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--table", nargs="*", default=None)
+    args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
+    data = demo._data(demo.DemoConfig())
+    rows = []
+    # seeds outermost, so that an interrupted audit still covers every setting
+    for seed in range(args.seeds):
+        for name in SETTINGS:
+            if args.only and name not in args.only:
+                continue
+            rows.append(run(name, seed, args.epochs, data))
+            print(json.dumps(rows[-1]), flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
