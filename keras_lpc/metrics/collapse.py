@@ -71,13 +71,15 @@ def nc1(z: Any, labels: Any, variant: str = "papyan") -> float:
     trace_ratio : tr(Sigma_W) / tr(Sigma_B)
     ```
 
-    Dimensionless and invariant to scaling ``z``, to the order of samples
-    and to renaming classes; ``papyan`` and ``dim`` are also invariant to
-    any invertible linear map of ``z``. Classes with one sample contribute
-    a zero covariance to ``Sigma_W``. When all class means coincide
-    (``Sigma_B = 0``) the value is ``inf`` (or NaN if ``Sigma_W = 0`` too).
-    The between-class matrix is ``M^T M / C`` with ``mu_G`` the mean of all
-    samples.
+    Dimensionless and invariant to translating, rotating and scaling ``z``,
+    to the order of samples and to renaming classes; ``papyan`` and ``dim``
+    are also invariant to any invertible linear map of ``z`` when the class
+    means span the latent space (rank ``Sigma_B = d``, so ``d <= C - 1``),
+    but not otherwise, as the pseudo-inverse then depends on the basis.
+    Classes with one sample contribute a zero covariance to ``Sigma_W``.
+    When all class means coincide (``Sigma_B = 0``) the value is ``inf``
+    (or NaN if ``Sigma_W = 0`` too). The between-class matrix is
+    ``M^T M / C`` with ``mu_G`` the mean of all samples.
 
     Args:
         z: latents, shape ``(N, d)``.
