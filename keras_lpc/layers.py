@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_lpc._validation import check_float, check_int
@@ -12,6 +13,9 @@ from keras_lpc._validation import check_float, check_int
 # Layers being read by `keras_lpc._latents.collect`: id(layer) -> list of z.
 # A module-level dict, because a list attribute would be tracked by Keras.
 _RECORDERS: dict[int, list] = {}
+
+# Key under which `save_own_variables` stores `GammaAnnealing`'s resume state.
+ANNEALING_STATE_KEY = "annealing_state"
 
 
 @keras.saving.register_keras_serializable(package="keras_lpc")
@@ -99,6 +103,9 @@ class LatentPointCollapse(keras.layers.Layer):
         self.dim = dim
         self.use_bias = use_bias
         self._initial_gamma = gamma
+        # `keras_lpc.GammaAnnealing`'s resume state (a float64 array), saved
+        # with the weights by `save_own_variables`; see that method.
+        self._annealing_state = None
         self.projection = None
         if dim is not None:
             self.projection = keras.layers.Dense(
@@ -141,6 +148,29 @@ class LatentPointCollapse(keras.layers.Layer):
         if self.dim is None:
             return tuple(input_shape)
         return tuple(input_shape[:-1]) + (self.dim,)
+
+    def save_own_variables(self, store: Any) -> None:
+        """Save ``gamma`` and, after a `GammaAnnealing` fit, its resume state.
+
+        The annealing state (epoch, effective count, best monitored value,
+        hold flag) is an extra array entry, not a variable: ``get_weights()``
+        is unchanged and files saved without it still load. It lets
+        `keras.callbacks.BackupAndRestore` and `ModelCheckpoint` resume a
+        held schedule exactly.
+        """
+        super().save_own_variables(store)
+        if self._annealing_state is not None:
+            store[ANNEALING_STATE_KEY] = np.asarray(self._annealing_state, dtype="float64")
+
+    def load_own_variables(self, store: Any) -> None:
+        """Load ``gamma`` and the annealing state when the file has one."""
+        keys = list(store.keys())
+        state = None
+        if ANNEALING_STATE_KEY in keys:
+            state = np.array(store[ANNEALING_STATE_KEY], dtype="float64")
+            store = {k: store[k] for k in keys if k != ANNEALING_STATE_KEY}
+        super().load_own_variables(store)
+        self._annealing_state = state
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -207,8 +237,12 @@ def latent_penalty(z: Any, gamma: Any) -> Any:
 
     The mean runs over every axis (batch and features), so the value does not
     depend on the batch size or on ``d``. Under mixed precision ``z`` arrives
-    as float16/bfloat16: it is cast to float32 before squaring, so the result
-    is finite for any finite ``z`` and ``gamma`` up to float32's range.
+    as float16/bfloat16: it is cast to float32 before squaring, so float16
+    latents (``|z| <= 65504``) give a finite penalty for any ``gamma`` up to
+    ``3.4e38 / 65504 ** 2 = 7.9e28``. bfloat16 and float32 latents give a
+    finite one while ``|z| < sqrt(3.4e38 / max(gamma, n))``, ``n`` the number
+    of elements averaged (1.8e16 at gamma 1e6), and inf beyond
+    (tests/test_nonfinite.py).
 
     Args:
         z: latents of any shape.

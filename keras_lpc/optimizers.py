@@ -272,7 +272,10 @@ class LRMultiplierOptimizer(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None):
         config = dict(config)
-        inner = keras.saving.deserialize_keras_object(
+        # keras.optimizers.deserialize maps built-in names ("Adam") to the
+        # current backend's class: a file saved under torch records the
+        # torch-only module of its optimizer, which other backends cannot use.
+        inner = keras.optimizers.deserialize(
             config.pop("inner_optimizer"), custom_objects=custom_objects
         )
         return cls(inner, **config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -61,10 +62,16 @@ class GammaAnnealing(keras.callbacks.Callback):
     0.4 ms per step on a 2-core CPU (docs/benchmarks.md). For very small
     models on JAX, ``unit="epoch"`` avoids it.
 
-    **Resume.** The schedule is a pure function of the effective count, so a
-    run resumed with ``initial_epoch`` or `keras.callbacks.BackupAndRestore`
-    follows the same trajectory (exactly, unless a hold was active when the
-    run was interrupted: hold state is not saved).
+    **Resume.** The schedule is a pure function of the effective count, and
+    the count, the best monitored value and the hold flag are kept on the
+    `LatentPointCollapse` layers and saved with their weights, so a run
+    resumed by `keras.callbacks.BackupAndRestore`, from a `ModelCheckpoint`
+    file, or with ``initial_epoch`` follows the same gamma trajectory as an
+    uninterrupted one, holds included. The next epoch's state is ready from
+    the epoch's last batch (when ``fit`` knows the number of steps and the
+    monitor is a training metric), so the callbacks' order does not matter;
+    otherwise list `GammaAnnealing` before a checkpointing callback. A model
+    without saved state resumes at ``initial_epoch * steps`` (no holds).
 
     Args:
         schedule: a `keras_lpc.schedules.GammaSchedule`, a number (constant
@@ -148,6 +155,13 @@ class GammaAnnealing(keras.callbacks.Callback):
         self._targets = None
         self._last_assigned = None
         self._warned_monitor = False
+        self._epoch = 0
+        self._per_epoch = 0  # counts per epoch: 1, steps, or 0 (unknown)
+        self._closed = False  # the current epoch's hold decision is made
+        self._hold_evaluated = False
+        self._next_count = 0.0
+        self._start_state: tuple[float, ...] = (math.nan,) * 4
+        self._next_state: tuple[float, ...] = (math.nan,) * 4
 
     @staticmethod
     def _check_schedule(schedule: Any) -> Callable[[float], Any]:
@@ -230,11 +244,18 @@ class GammaAnnealing(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if not self._started:
             # First epoch of this fit: a resumed run (initial_epoch > 0)
-            # starts from the count that epoch had in the original run.
+            # starts from the state that epoch had in the original run.
             self._started = True
-            per_epoch = 1 if self.unit == "epoch" else (self._steps or 0)
-            self.count = float(epoch * per_epoch)
+            self._per_epoch = 1 if self.unit == "epoch" else (self._steps or 0)
+            if not (epoch > 0 and self._restore(epoch)):
+                self.count = float(epoch * self._per_epoch)
+        self._epoch = epoch
         self._epoch_start = self.count
+        self._closed = False
+        self._hold_evaluated = False
+        self._start_state = (epoch, self.count, self._best, float(self.holding))
+        self._next_state = (math.nan,) * 4
+        self._publish()
         if self.unit == "epoch":
             self._assign(self.count)
         if self.verbose:
@@ -251,16 +272,60 @@ class GammaAnnealing(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if logs is not None and self.gamma is not None:
             logs["gamma"] = self.gamma
+        # After the last batch the training metrics are final: decide the
+        # hold now, so a checkpoint saved by a callback listed before this
+        # one in on_epoch_end already holds the next epoch's state.
+        last = bool(self._steps) and batch + 1 >= self._steps
+        if last and logs is not None and (self.hold_monitor is None or self.hold_monitor in logs):
+            self._close_epoch(logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        # The count advances by one past the last unit of this epoch, unless
-        # this epoch was held (then it stayed at the epoch's start).
-        next_count = self.count if self.holding else self.count + 1
+        self._close_epoch(logs if logs is not None else {})
         if logs is not None:
             logs["gamma"] = self.gamma if self.gamma is not None else float("nan")
             logs["gamma_count"] = self.count
-        self._update_hold(logs if logs is not None else {})
-        self.count = next_count
+            if self._hold_evaluated:
+                logs["gamma_holding"] = float(self.holding)
+        self.count = self._next_count
+
+    def _close_epoch(self, logs: dict) -> None:
+        """Decide the next epoch's count and hold once per epoch, and publish them."""
+        if self._closed:
+            return
+        self._closed = True
+        # The count advances by one past the last unit of this epoch, unless
+        # this epoch was held (then it stayed at the epoch's start).
+        self._next_count = self.count if self.holding else self.count + 1
+        self._update_hold(logs)
+        self._next_state = (self._epoch + 1, self._next_count, self._best, float(self.holding))
+        self._publish()
+
+    def _publish(self) -> None:
+        """Put the resume state on the target layers, which save it with their weights."""
+        state = np.array([*self._start_state, *self._next_state, self._per_epoch], "float64")
+        for layer in self._lpc_layers():
+            layer._annealing_state = state
+
+    def _restore(self, epoch: int) -> bool:
+        """Resume from the state saved on the first target layer, if it is for ``epoch``."""
+        state = getattr(self._lpc_layers()[0], "_annealing_state", None)
+        if state is None:
+            return False
+        state = np.asarray(state, "float64")
+        if state.shape == (9,) and state[8] == self._per_epoch:
+            for slot in (state[0:4], state[4:8]):
+                if slot[0] == epoch:
+                    self.count, self._best = float(slot[1]), float(slot[2])
+                    self.holding = bool(slot[3])
+                    return True
+        warnings.warn(
+            f"GammaAnnealing: the model's saved annealing state does not match epoch {epoch} "
+            f"with {self._per_epoch} counts per epoch (state: {state.tolist()}); resuming at "
+            "count initial_epoch * steps without holds. List GammaAnnealing before "
+            "checkpointing callbacks to save the state of every epoch.",
+            stacklevel=2,
+        )
+        return False
 
     def _update_hold(self, logs: dict) -> None:
         if self.hold_monitor is None:
@@ -268,8 +333,6 @@ class GammaAnnealing(keras.callbacks.Callback):
         if self.hold_monitor not in logs:
             if not self._warned_monitor:
                 self._warned_monitor = True
-                import warnings
-
                 warnings.warn(
                     f"GammaAnnealing: `hold_monitor`={self.hold_monitor!r} is not in the "
                     f"training logs (available: {sorted(logs)}); holding is disabled. "
@@ -282,7 +345,7 @@ class GammaAnnealing(keras.callbacks.Callback):
             return
         self._best = max(self._best, value)
         self.holding = value < self.hold_fraction * self._best
-        logs["gamma_holding"] = float(self.holding)
+        self._hold_evaluated = True
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
