@@ -66,7 +66,7 @@ def test_paced_default_reaches_its_maximum_at_ramp_fraction_of_any_run(epochs, b
     steps = 16 // batch_size
     total = epochs * steps
     model = _compiled()
-    cb = keras_lpc.GammaAnnealing(ramp_fraction=0.5, hold_monitor=None)
+    cb = keras_lpc.GammaAnnealing(ramp_fraction=0.5, hold_monitor=None, max_gamma=1e3)
     seen = _Gammas()
     model.fit(
         x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0, callbacks=[cb, seen]
@@ -242,3 +242,65 @@ def test_model_without_lpc_layer_is_a_clear_error():
         ValueError, match=r"`model` must contain at least one keras_lpc.LatentPointCollapse layer"
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_lpc.GammaAnnealing()])
+
+
+def test_gamma_budget_formula_by_hand():
+    budget = keras_lpc.callbacks.gamma_budget
+    assert budget(4500, 1e-3) == pytest.approx(1e3)
+    assert budget(675, 1e-3) == pytest.approx(22.5)
+    assert budget(675, 1e-3, multiplier=10.0) == pytest.approx(2250.0)
+    assert budget(0, 1e-3) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("lr", "multiplier", "expected"),
+    [
+        (1e-3, None, 1e3 * (1e-3 * 40 / 4.5) ** 2),  # 0.079 -> the 0.1 floor
+        (0.05, None, 1e3 * (0.05 * 40 / 4.5) ** 2),  # 197.5
+        (0.05, 4.0, 1e3),  # 3160 -> the 1e3 ceiling
+    ],
+)
+def test_default_maximum_is_the_budget_of_the_run(lr, multiplier, expected):
+    x, y = _data(16)
+    model = _model()
+    optimizer = keras.optimizers.Adam(lr)
+    if multiplier:
+        optimizer = keras_lpc.optimizers.with_lr_multipliers(
+            optimizer, {model.layers[-1]: multiplier}
+        )
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = keras_lpc.GammaAnnealing(hold_monitor=None)
+    seen = _Gammas()
+    h = model.fit(x, y, epochs=10, batch_size=4, verbose=0, callbacks=[cb, seen])  # 40 steps
+    expected = min(max(expected, 0.1), 1e3)
+    assert cb.max_gamma_used == pytest.approx(expected)
+    assert h.history["gamma"][-1] == pytest.approx(expected)
+    assert seen.values[20] == pytest.approx(expected)  # reached at half the run
+    assert seen.values[0] == pytest.approx(1e-2)
+
+
+def test_max_gamma_number_replaces_the_budget():
+    x, y = _data(16)
+    model = _compiled()
+    cb = keras_lpc.GammaAnnealing(hold_monitor=None, max_gamma=50.0)
+    h = model.fit(x, y, epochs=4, batch_size=4, verbose=0, callbacks=[cb])
+    assert cb.max_gamma_used == 50.0
+    assert h.history["gamma"][-1] == pytest.approx(50.0)
+    assert keras_lpc.GammaAnnealing(**cb.get_config()).max_gamma == 50.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"schedule": 3.0, "max_gamma": 10.0},
+            ValueError,
+            "`max_gamma` applies to the default schedule only",
+        ),
+        ({"max_gamma": "big"}, ValueError, "`max_gamma` must be 'auto' or a number > 0"),
+        ({"max_gamma": -1.0}, ValueError, "max_gamma"),
+    ],
+)
+def test_bad_max_gamma(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        keras_lpc.GammaAnnealing(**kwargs)

@@ -1,7 +1,7 @@
 """Keras callbacks: thin adapters between `fit` and keras_lpc's pure functions."""
 
 from keras_lpc.callbacks.collapse_metrics import CollapseMetrics
-from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
+from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule, gamma_budget
 from keras_lpc.callbacks.information_metrics import InformationMetrics, plot_information
 from keras_lpc.callbacks.robustness_metrics import RobustnessMetrics
 
@@ -12,4 +12,5 @@ __all__ = [
     "plot_information",
     "GammaAnnealing",
     "default_schedule",
+    "gamma_budget",
 ]

@@ -17,16 +17,62 @@ from keras_lpc._validation import check_choice, check_float
 DEFAULT_MAXIMUM = 1e3
 
 
-def default_schedule() -> schedules_module.GammaSchedule:
-    """The schedule `GammaAnnealing()` uses when given none.
+def default_schedule(maximum: float = DEFAULT_MAXIMUM) -> schedules_module.GammaSchedule:
+    """The schedule `GammaAnnealing()` uses when given none: ``Geometric(1e-2, maximum)``.
 
-    A smooth geometric ramp from 1e-2 to 1e3 (the regime the papers study),
-    paced by `GammaAnnealing` so that it ends at ``ramp_fraction`` of the run.
-    Chosen by the sweep in docs/recipe.md: on digits with a stock AdamW it kept
-    accuracy above the baseline's, where starting at 1e-4 or ending at 3e3
-    did not.
+    A smooth geometric ramp from 1e-2 to ``maximum`` (1e3 by default, the
+    regime the papers study), paced by `GammaAnnealing` so that it ends at
+    ``ramp_fraction`` of the run. Chosen by the sweep in docs/recipe.md: on
+    digits with a stock AdamW it kept accuracy above the baseline's, where
+    starting at 1e-4 or ending at 3e3 did not. `GammaAnnealing` lowers
+    ``maximum`` to `gamma_budget` for runs too short to reach 1e3.
+
+    Example:
+
+    >>> default_schedule().stop, default_schedule(50.0).stop
+    (1000.0, 50.0)
     """
-    return schedules_module.Geometric(1e-2, DEFAULT_MAXIMUM, steps=1000)
+    if maximum <= 1e-2:
+        return schedules_module.Constant(float(maximum))
+    return schedules_module.Geometric(1e-2, float(maximum), steps=1000)
+
+
+BUDGET_REFERENCE = 4.5  # learning rate x steps at which the budget is DEFAULT_MAXIMUM
+
+
+def gamma_budget(steps: int, learning_rate: float, multiplier: float = 1.0) -> float:
+    """The largest gamma an Adam-type optimizer can follow in a run of ``steps`` steps.
+
+    ```
+    budget = 1e3 * (multiplier * learning_rate * steps / 4.5) ** 2
+    ```
+
+    Why: as gamma rises, the latents shrink like ``1 / sqrt(gamma)`` and the
+    output layer's weights must grow like ``sqrt(gamma)`` to keep the logits.
+    Adam, AdamW and their kin move a weight by about one learning rate per
+    step, so in ``steps`` steps the output layer can grow by about
+    ``multiplier * learning_rate * steps`` (``multiplier``: its learning-rate
+    factor, see `keras_lpc.optimizers.with_lr_multipliers`), and gamma can
+    follow the square of that. The constant is measured on digits
+    (docs/recipe.md): 4,500 AdamW steps at 1e-3 follow a ramp to 1e3 at
+    98 % accuracy, and a ramp to 3e3 fell to 75 %. Dimensionless.
+
+    Args:
+        steps: optimizer steps in the run (``epochs * steps_per_epoch``).
+        learning_rate: the optimizer's (initial) learning rate.
+        multiplier: learning-rate factor of the layer after the LPC layer.
+
+    Example:
+
+    >>> gamma_budget(4500, 1e-3), round(gamma_budget(675, 1e-3), 2)
+    (1000.0, 22.5)
+    >>> gamma_budget(675, 1e-3, multiplier=10.0)
+    2250.0
+    """
+    steps = check_float("steps", steps, minimum=0.0)
+    learning_rate = check_float("learning_rate", learning_rate, minimum=0.0)
+    multiplier = check_float("multiplier", multiplier, strictly_positive=True)
+    return float(DEFAULT_MAXIMUM * (multiplier * learning_rate * steps / BUDGET_REFERENCE) ** 2)
 
 
 class GammaAnnealing(keras.callbacks.Callback):
@@ -49,6 +95,16 @@ class GammaAnnealing(keras.callbacks.Callback):
     whatever its length. ``gamma`` and the effective count
     (``gamma_count``) are written into ``logs``, so `History`, `CSVLogger`,
     TensorBoard and KerasTuner see them.
+
+    **Default schedule and budget.** With ``schedule=None``, gamma follows
+    `default_schedule` (``Geometric(1e-2, maximum)``, per step, paced). With
+    ``max_gamma="auto"`` the maximum is 1e3, lowered for short runs to
+    `gamma_budget` (``1e3 * (k * lr * steps / 4.5) ** 2``, from the run's
+    steps, the optimizer's learning rate and the largest learning-rate
+    multiplier ``k`` of a `keras_lpc.optimizers.LRMultiplierOptimizer`), the
+    largest gamma an Adam-type optimizer's output layer can follow; a
+    100-epoch run on digits at batch 32 gets 1e3, a 15-epoch run about 22.
+    The maximum chosen for the current run is ``self.max_gamma_used``.
 
     **Hold.** With ``hold_monitor`` (default ``"accuracy"``), when the
     monitored training metric at the end of an epoch falls below
@@ -86,6 +142,9 @@ class GammaAnnealing(keras.callbacks.Callback):
         hold_monitor: name of a training metric in ``logs`` (``None``
             disables holding). A missing metric disables it with a warning.
         hold_fraction: hold while ``metric < hold_fraction * best``, in [0, 1].
+        max_gamma: maximum of the default schedule: ``"auto"`` (1e3, or
+            `gamma_budget` when lower) or a number > 0. Only with
+            ``schedule=None``.
         verbose: 1 prints gamma at the start of every epoch.
 
     Example:
@@ -111,9 +170,27 @@ class GammaAnnealing(keras.callbacks.Callback):
         ramp_fraction: float = 0.5,
         hold_monitor: str | None = "accuracy",
         hold_fraction: float = 0.8,
+        max_gamma: float | str = "auto",
     ) -> None:
         super().__init__()
-        self.schedule = self._check_schedule(schedule)
+        self._auto_schedule = schedule is None
+        if max_gamma != "auto":
+            if not self._auto_schedule:
+                raise ValueError(
+                    "`max_gamma` applies to the default schedule only; give the maximum "
+                    f"in your schedule instead. Received: max_gamma={max_gamma!r} with "
+                    f"schedule={schedule!r}"
+                )
+            if isinstance(max_gamma, str):
+                raise ValueError(
+                    f"`max_gamma` must be 'auto' or a number > 0. Received: max_gamma={max_gamma!r}"
+                )
+            check_float("max_gamma", max_gamma, strictly_positive=True)
+        self.max_gamma = max_gamma
+        self.max_gamma_used: float | None = None
+        self.schedule = self._check_schedule(
+            default_schedule(float(max_gamma)) if max_gamma != "auto" else schedule
+        )
         self.unit = check_choice("unit", unit, ("step", "epoch"))
         self.layers = layers
         self.verbose = verbose
@@ -234,6 +311,9 @@ class GammaAnnealing(keras.callbacks.Callback):
             self._total = epochs
         elif self._steps and epochs:
             self._total = epochs * self._steps
+        if self._auto_schedule and self.max_gamma == "auto":
+            self.schedule = default_schedule(self._auto_maximum(epochs))
+        self.max_gamma_used = float(getattr(self.schedule, "stop", math.nan))
         if self.pace is True and not self._total:
             raise ValueError(
                 "`pace=True` needs the run's length, but fit() did not report "
@@ -327,6 +407,19 @@ class GammaAnnealing(keras.callbacks.Callback):
         )
         return False
 
+    def _auto_maximum(self, epochs: int | None) -> float:
+        """1e3, or `gamma_budget` of this run when that is lower (unknown length: 1e3)."""
+        if not self._steps or not epochs:
+            return DEFAULT_MAXIMUM
+        optimizer = getattr(self.model, "optimizer", None)
+        try:
+            lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):
+            return DEFAULT_MAXIMUM
+        factors = [float(f) for f in getattr(optimizer, "multipliers", {}).values()]
+        budget = gamma_budget(epochs * self._steps, lr, max([1.0, *factors]))
+        return max(min(DEFAULT_MAXIMUM, budget), 1e-1)
+
     def _update_hold(self, logs: dict) -> None:
         if self.hold_monitor is None:
             return
@@ -351,13 +444,16 @@ class GammaAnnealing(keras.callbacks.Callback):
     def get_config(self) -> dict[str, Any]:
         ser = keras.saving.serialize_keras_object
         return {
-            "schedule": ser(self.schedule) if hasattr(self.schedule, "get_config") else None,
+            "schedule": None
+            if self._auto_schedule
+            else (ser(self.schedule) if hasattr(self.schedule, "get_config") else None),
             "unit": self.unit,
             "verbose": self.verbose,
             "pace": self.pace,
             "ramp_fraction": self.ramp_fraction,
             "hold_monitor": self.hold_monitor,
             "hold_fraction": self.hold_fraction,
+            "max_gamma": self.max_gamma,
         }
 
 
