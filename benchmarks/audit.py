@@ -86,7 +86,11 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
     idx = np.sort(rng.choice(len(data.x_test), 300, replace=False))
     xa, ya = data.x_test[idx], data.y_test[idx]
     top3 = robustness.deepfool(model, xa, y=ya, candidates=3)
-    probs = keras.Sequential([model, keras.layers.Softmax()])
+    # DeepFool is invariant to scaling all scores by one constant; 2 * softmax keeps the
+    # library from skipping (or refusing) a plain softmax output.
+    probs = keras.Sequential(
+        [model, keras.layers.Activation(lambda t: 2.0 * keras.ops.softmax(t, axis=-1))]
+    )
     on_probs = robustness.deepfool(probs, xa, y=ya)
     full = robustness.deepfool(model, xa, y=ya)
     return {
