@@ -118,7 +118,9 @@ def test_initial_epoch_resume_from_a_full_checkpoint_keeps_the_hold(runs, tmp_pa
     def callbacks():
         return [
             job.ScriptedMetric(),
-            keras_lpc.GammaAnnealing(hold_monitor="scripted_accuracy", hold_fraction=0.8),
+            keras_lpc.GammaAnnealing(
+                hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3
+            ),
             keras_lpc.CollapseMetrics((x_val, y_val)),
             keras.callbacks.CSVLogger(str(tmp_path / "resumed.csv"), append=True),
         ]
