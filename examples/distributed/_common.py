@@ -227,6 +227,33 @@ def compare(single: dict[str, Any], dist: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def finish(
+    backend: str,
+    strategy: str,
+    replicas: int,
+    devices: list[str],
+    single: dict[str, Any],
+    distributed: dict[str, Any],
+    extra: dict[str, Any],
+    json_path: str | None,
+) -> dict[str, Any]:
+    """Put one script's two runs and their differences together, print and save them."""
+    result = {
+        "backend": backend,
+        "strategy": strategy,
+        "replicas": replicas,
+        "devices": devices,
+        "epochs": EPOCHS,
+        "steps": EPOCHS * (N_TRAIN // BATCH),
+        "single": single,
+        "distributed": distributed,
+        "max_abs_diff": compare(single, distributed),
+        "extra": extra,
+    }
+    report(result, json_path)
+    return result
+
+
 def report(result: dict[str, Any], json_path: str | None) -> None:
     """Print the comparison and write ``result`` as JSON to ``json_path``."""
     single, dist, diff = result["single"], result["distributed"], result["max_abs_diff"]

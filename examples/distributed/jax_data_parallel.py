@@ -77,20 +77,16 @@ def main(json_path: str | None = None) -> dict:
     x, y, x_val, y_val = common.make_data()
     single, _ = train(x, y, x_val, y_val, distributed=False)
     dist, extra = train(x, y, x_val, y_val, distributed=True)
-    result = {
-        "backend": keras.backend.backend(),
-        "strategy": "keras.distribution.DataParallel",
-        "replicas": len(dist["replica_gamma"][0]),
-        "devices": [str(d) for d in jax.devices()],
-        "epochs": common.EPOCHS,
-        "steps": common.EPOCHS * (common.N_TRAIN // common.BATCH),
-        "single": single,
-        "distributed": dist,
-        "max_abs_diff": common.compare(single, dist),
-        "extra": extra,
-    }
-    common.report(result, json_path)
-    return result
+    return common.finish(
+        keras.backend.backend(),
+        "keras.distribution.DataParallel",
+        len(dist["replica_gamma"][0]),
+        [str(d) for d in jax.devices()],
+        single,
+        dist,
+        extra,
+        json_path,
+    )
 
 
 if __name__ == "__main__":

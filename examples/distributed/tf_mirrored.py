@@ -144,20 +144,16 @@ def main(json_path: str | None = None) -> dict:
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][: common.REPLICAS]
     strategy = tf.distribute.MirroredStrategy(devices)
     dist, extra = train(x, y, x_val, y_val, strategy)
-    result = {
-        "backend": keras.backend.backend(),
-        "strategy": "tf.distribute.MirroredStrategy",
-        "replicas": strategy.num_replicas_in_sync,
-        "devices": devices,
-        "epochs": common.EPOCHS,
-        "steps": common.EPOCHS * (common.N_TRAIN // common.BATCH),
-        "single": single,
-        "distributed": dist,
-        "max_abs_diff": common.compare(single, dist),
-        "extra": extra,
-    }
-    common.report(result, json_path)
-    return result
+    return common.finish(
+        keras.backend.backend(),
+        "tf.distribute.MirroredStrategy",
+        strategy.num_replicas_in_sync,
+        devices,
+        single,
+        dist,
+        extra,
+        json_path,
+    )
 
 
 if __name__ == "__main__":

@@ -107,22 +107,19 @@ def worker(rank: int, world: int, port: int, json_path: str) -> None:
         dist.destroy_process_group()
     if rank != 0:
         return
-    result = {
-        "backend": "torch",
-        "strategy": "torch DistributedDataParallel (gloo)",
-        "replicas": len(run["replica_gamma"][0]),
-        "devices": ["cpu"] * world,
-        "epochs": common.EPOCHS,
-        "steps": common.EPOCHS * (common.N_TRAIN // common.BATCH),
-        "single": single,
-        "distributed": run,
-        "max_abs_diff": common.compare(single, run),
-        "extra": {
+    common.finish(
+        "torch",
+        "torch DistributedDataParallel (gloo)",
+        len(run["replica_gamma"][0]),
+        ["cpu"] * world,
+        single,
+        run,
+        {
             "metric_calls_per_process": run["metric_calls_per_process"],
             "process_weight_max_abs_diff": run["process_weight_max_abs_diff"],
         },
-    }
-    common.report(result, json_path)
+        json_path,
+    )
 
 
 def _train(rank: int, world: int) -> dict:
