@@ -215,6 +215,8 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "_z_test": z_te,
         "_y_test": y_te,
+        "_attack_idx": attack_idx,
+        "_deepfool": df,
     }
 
 
