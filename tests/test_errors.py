@@ -454,6 +454,18 @@ ROWS: tuple[Row, ...] = (
         ValueError,
         "`step_size` must be a positive number. Received: step_size=0.0",
     ),
+    Row(
+        ROBUSTNESS,
+        "robustness.cast_model(model, 'float16')",
+        ValueError,
+        "`dtype` must be one of 'float32', 'float64'. Received: dtype='float16'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.cast_model('model')",
+        TypeError,
+        "`model` must be a Keras model. Received: model='model'",
+    ),
     # -- optimizers
     Row(
         OPTIMIZERS,

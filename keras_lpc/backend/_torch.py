@@ -19,7 +19,7 @@ class Differentiator:
         import torch
 
         with torch.no_grad():
-            out = self.fn(keras.ops.convert_to_tensor(x))
+            out = self.fn(keras.ops.convert_to_tensor(x, dtype=x.dtype.name))
         return out.detach().cpu().numpy()
 
     def vjp(
@@ -27,7 +27,7 @@ class Differentiator:
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        xt = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        xt = keras.ops.convert_to_tensor(x, dtype=x.dtype.name).detach().requires_grad_(True)
         with torch.enable_grad():
             out = self.fn(xt)
         cot = cotangent_fn(out.detach(), keras.ops.convert_to_tensor(aux))

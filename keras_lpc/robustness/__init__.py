@@ -10,10 +10,12 @@ gradients come from `keras_lpc.backend` (TensorFlow, JAX or PyTorch).
 from keras_lpc.robustness.attacks import fgsm_accuracy, pgd_accuracy
 from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
 from keras_lpc.robustness.lipschitz import LipschitzResult, lipschitz
+from keras_lpc.robustness.precision import cast_model
 
 __all__ = [
     "DeepFoolResult",
     "LipschitzResult",
+    "cast_model",
     "deepfool",
     "fgsm_accuracy",
     "lipschitz",

@@ -88,14 +88,24 @@ def scores_function(model: Any) -> Callable[[Any], Any]:
     )
 
 
+def input_dtype(model: Any) -> str:
+    """``"float64"`` for a model whose inputs are float64 (see `cast_model`), else ``"float32"``."""
+    try:
+        dtype = str(model.inputs[0].dtype)
+    except (AttributeError, ValueError, IndexError, TypeError):
+        dtype = str(getattr(model, "compute_dtype", "float32"))
+    return "float64" if dtype == "float64" else "float32"
+
+
 def check_inputs(model: Any, x: Any) -> np.ndarray:
-    """``x`` as a float32 array after checking it is a non-empty batch matching the model."""
+    """``x`` as a float32 array (float64 for a float64 model) after checking it is a
+    non-empty batch matching the model."""
     if not hasattr(x, "shape"):
         x = np.asarray(x)
     x = np.asarray(keras.ops.convert_to_numpy(x))
     if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
         raise TypeError(f"`x` must be a numeric array. Received: x with dtype {x.dtype}")
-    x = x.astype("float32", copy=False)
+    x = x.astype(input_dtype(model), copy=False)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(
             "`x` must be a non-empty batch of inputs (N >= 1, at least 2 axes). "
@@ -159,6 +169,7 @@ class Scorer:
         self.batch_size = batch_size
         self.name = getattr(model, "name", repr(model))
         self.classes = 0
+        self.dtype = input_dtype(model)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Scores (N, C) as float64, computed in batches; checks they are not probabilities."""

@@ -43,7 +43,7 @@ def _ce_grad(scorer: Scorer, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(scorer: Scorer, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(scorer.forward(x.astype("float32")), axis=1) == y))
+    return float(np.mean(np.argmax(scorer.forward(x.astype(scorer.dtype)), axis=1) == y))
 
 
 def _l2_normalise(g: np.ndarray) -> np.ndarray:
@@ -183,7 +183,7 @@ def pgd_accuracy(
                 dim = x0[0].size
                 delta = u * (e * rng.uniform(size=len(x0)) ** (1.0 / dim)).reshape(shape)
         for _ in range(steps if e > 0 else 0):
-            g = _ce_grad(scorer, (x0 + delta).astype("float32"), y)
+            g = _ce_grad(scorer, (x0 + delta).astype(x.dtype), y)
             if norm == "linf":
                 delta = np.clip(delta + a * np.sign(g), -e, e)
             else:

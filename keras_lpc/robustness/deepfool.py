@@ -65,7 +65,7 @@ def _run(
 
     def perturbed(idx: np.ndarray) -> np.ndarray:
         xa = x[idx] + (1.0 + overshoot) * r_tot[idx]
-        return (np.clip(xa, *clip) if clip is not None else xa).astype("float32")
+        return (np.clip(xa, *clip) if clip is not None else xa).astype(x.dtype)
 
     for step in range(max_iter + 1):
         if active.size == 0:
@@ -101,7 +101,7 @@ def _run(
     r = (1.0 + overshoot) * r_tot
     if clip is not None:
         r = np.clip(x + r, *clip) - x
-    return r.astype("float32"), fooled, iterations, label
+    return r.astype(x.dtype), fooled, iterations, label
 
 
 def deepfool(
