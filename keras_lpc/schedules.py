@@ -27,6 +27,7 @@ __all__ = [
     "Linear",
     "Cosine",
     "Geometric",
+    "Polynomial",
     "Join",
     "get",
 ]
@@ -320,6 +321,37 @@ class Geometric(_Ramp):
         if t >= 1.0:
             return self.stop
         return float(self.start * math.exp(t * math.log(self.stop / self.start)))
+
+
+@_register
+class Polynomial(_Ramp):
+    """Power ramp: ``start + (stop - start) * t ** power``, ``t = clip((count - delay) / steps, 0, 1)``.
+
+    With ``power=2`` (the default) ``sqrt(gamma - start)`` grows linearly
+    with the count. That is the shape LPC's output layer can follow: as
+    gamma rises the latents shrink like ``1 / sqrt(gamma)``, so the output
+    layer must grow like ``sqrt(gamma)``, and Adam grows a weight by about
+    one learning rate per step, i.e. linearly. A geometric ramp instead
+    asks for most of that growth in its last few counts (docs/recipe.md).
+
+    Example:
+
+    >>> s = Polynomial(0.0, 1e3, steps=100)
+    >>> s(0), s(50), s(100), s(150)
+    (0.0, 250.0, 1000.0, 1000.0)
+    """
+
+    def __init__(
+        self, start: float, stop: float, steps: int, delay: int = 0, power: float = 2.0
+    ) -> None:
+        super().__init__(start, stop, steps, delay)
+        self.power = check_float("power", power, strictly_positive=True)
+
+    def value(self, count: float) -> float:
+        return self.start + (self.stop - self.start) * self.progress(count) ** self.power
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "power": self.power}
 
 
 @_register

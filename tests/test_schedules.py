@@ -17,6 +17,7 @@ ALL = [
     S.Linear(0.0, 10.0, steps=100, delay=20),
     S.Cosine(1.0, 5.0, steps=50),
     S.Geometric(1e-4, 1e3, steps=70, delay=5),
+    S.Polynomial(0.5, 100.0, steps=40, delay=3, power=3.0),
     S.Join([S.Constant(0.0), S.Linear(0.0, 1.0, 10)], boundaries=[5]),
 ]
 
@@ -53,6 +54,18 @@ def test_ramps_at_chosen_counts():
     assert geo(15) == pytest.approx(1e-3)  # one decade per 10 counts
     assert geo(75) == 1e3
     assert geo.span == 75.0
+    quad = S.Polynomial(0.0, 1e3, steps=100, delay=10)
+    np.testing.assert_allclose(
+        [quad(0), quad(10), quad(20), quad(60), quad(110), quad(1e9)],
+        [0.0, 0.0, 10.0, 250.0, 1e3, 1e3],
+        rtol=1e-12,
+    )
+    # sqrt(gamma) grows by the same amount every count: the output layer's required pace
+    roots = np.sqrt([quad(c) for c in range(10, 111, 10)])
+    np.testing.assert_allclose(np.diff(roots), np.sqrt(1e3) / 10, rtol=1e-12)
+    cube = S.Polynomial(1.0, 9.0, steps=2, power=3.0)
+    assert cube(1) == pytest.approx(1.0 + 8.0 / 8)
+    assert cube.span == 2.0
 
 
 def test_join_counts_each_piece_from_its_boundary():
@@ -153,6 +166,11 @@ def test_huge_counts_do_not_overflow():
             lambda: S.Geometric(0.0, 1.0, steps=5),
             ValueError,
             r"`start` must be a positive number. Received: start=0.0",
+        ),
+        (
+            lambda: S.Polynomial(0.0, 1.0, steps=5, power=0.0),
+            ValueError,
+            r"`power` must be a positive number. Received: power=0.0",
         ),
         (
             lambda: S.Join([S.Constant(1.0)], boundaries=[3]),
