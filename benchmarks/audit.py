@@ -38,6 +38,20 @@ SETTINGS: dict[str, tuple[str, dict]] = {
     "lpc, max gamma 1e2": ("lpc", {"gamma_schedule": schedules.Geometric(1e-2, 1e2, 1000)}),
     "lpc, max gamma 1e4": ("lpc", {"gamma_schedule": schedules.Geometric(1e-2, 1e4, 1000)}),
     "lpc, stock AdamW (no head x10)": ("lpc", {"head_lr_multiplier": 1.0}),
+    # hypotheses for the rest of the gap: convolutions, batch norm + residuals, more steps
+    "baseline, cnn": ("baseline", {"architecture": "cnn"}),
+    "lpc, cnn": ("lpc", {"architecture": "cnn"}),
+    "baseline, cnn, noise 0.1": ("baseline", {"architecture": "cnn", "augment_noise": 0.1}),
+    "lpc, cnn, noise 0.1": ("lpc", {"architecture": "cnn", "augment_noise": 0.1}),
+    "baseline, resnet (BN)": ("baseline", {"architecture": "resnet"}),
+    "lpc, resnet (BN)": ("lpc", {"architecture": "resnet"}),
+    "baseline, resnet (BN), noise 0.1": (
+        "baseline",
+        {"architecture": "resnet", "augment_noise": 0.1},
+    ),
+    "lpc, resnet (BN), noise 0.1": ("lpc", {"architecture": "resnet", "augment_noise": 0.1}),
+    "baseline, 300 epochs": ("baseline", {"epochs": 300}),
+    "lpc, 300 epochs": ("lpc", {"epochs": 300}),
 }
 
 KEYS = [
@@ -45,6 +59,7 @@ KEYS = [
     ("deepfool", "DeepFool", "{:.4f}"),
     ("pgd@0.05", "PGD acc eps 0.05", "{:.1%}"),
     ("nc1", "NC1", "{:.3f}"),
+    ("separation_ratio", "separation ratio", "{:.2f}"),
     ("auroc_mahalanobis", "AUROC Maha", "{:.3f}"),
     ("noise_latent_shift", "z shift, noise", "{:.3f}"),
     ("deepfool_latent_shift", "z shift, DeepFool", "{:.3f}"),
@@ -56,6 +71,7 @@ VARIANTS = [
     ("deepfool_correct", "correct inputs only"),
     ("deepfool_median", "median"),
     ("df_fooled_only", "never-flipped left out"),
+    ("df_float64", "float64 (TensorFlow only)"),
 ]
 
 
@@ -70,8 +86,10 @@ class _Capture(keras.callbacks.Callback):
 
 def run(name: str, seed: int, epochs: int, data) -> dict:
     kind, overrides = SETTINGS[name]
+    # the audit's reference arms train without augmentation (the demo's default has it)
     config = dataclasses.replace(
-        demo.DemoConfig(epochs=epochs, verbose=0, attack_samples=300), **overrides
+        demo.DemoConfig(epochs=epochs, verbose=0, attack_samples=300, augment_noise=0.0),
+        **overrides,
     )
     # train_and_measure builds its own callbacks; fetch the model through a hook
     original = demo._Progress
@@ -92,6 +110,10 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
         [model, keras.layers.Activation(lambda t: 2.0 * keras.ops.softmax(t, axis=-1))]
     )
     on_probs = robustness.deepfool(probs, xa, y=ya)
+    # float64: only where Keras computes it (TensorFlow); NaN elsewhere
+    in_float64 = float("nan")
+    if keras.backend.result_type("float64", "float64") == "float64":
+        in_float64 = robustness.deepfool(robustness.cast_model(model, "float64"), xa, y=ya).score
     return {
         "setting": name,
         "seed": seed,
@@ -105,6 +127,7 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
         "df_probabilities": on_probs.score,
         "df_probabilities_never_flipped": int(np.sum(~on_probs.fooled)),
         "df_fooled_only": float(full.per_sample[full.fooled].mean()),
+        "df_float64": in_float64,
         "final_gamma": row["final_gamma"],
         "seconds": time.perf_counter() - start,
     }
@@ -125,10 +148,32 @@ def table(paths: list[str]) -> str:
                 cells = []
                 for key, *rest in keys:
                     fmt = rest[1] if len(rest) > 1 else "{:.4f}"
-                    v = np.array([r[key] for r in rs], float)
+                    v = np.array([r.get(key, np.nan) for r in rs], float)
                     cells.append(f"{fmt.format(v.mean())} ± {fmt.format(v.std())}")
                 out.append(f"| {name} | {len(rs)} | " + " | ".join(cells) + " |")
+        out.append(correlations(sub))
     return "\n".join(out)
+
+
+def correlations(rows: list[dict]) -> str:
+    """Pearson r between the separation ratio (and NC1) and DeepFool across the runs."""
+    have = [r for r in rows if np.isfinite(r.get("separation_ratio", np.nan))]
+    if len(have) < 3:
+        return ""
+    df = np.array([r["deepfool"] for r in have])
+    lines = [f"\nAcross the {len(have)} runs above (every setting and seed):\n"]
+    for key, label in (("separation_ratio", "separation ratio"), ("nc1", "NC1")):
+        x = np.array([r[key] for r in have])
+        lines.append(f"* Pearson r({label}, DeepFool) = {np.corrcoef(x, df)[0, 1]:+.2f}")
+    lpc = [r for r in have if r["setting"].startswith("lpc")]
+    if len(lpc) >= 3:
+        x = np.array([r["separation_ratio"] for r in lpc])
+        y = np.array([r["deepfool"] for r in lpc])
+        lines.append(
+            f"* LPC runs only ({len(lpc)}): Pearson r(separation ratio, DeepFool) = "
+            f"{np.corrcoef(x, y)[0, 1]:+.2f}"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -142,14 +187,15 @@ def main() -> None:
     if args.table:
         print(table(args.table))
         return
-    data = demo._data(demo.DemoConfig())
+    data = {arch: demo._data(demo.DemoConfig(architecture=arch)) for arch in demo.ARCHITECTURES}
     rows = []
     # seeds outermost, so that an interrupted audit still covers every setting
     for seed in range(args.seeds):
         for name in SETTINGS:
             if args.only and name not in args.only:
                 continue
-            rows.append(run(name, seed, args.epochs, data))
+            arch = SETTINGS[name][1].get("architecture", "mlp")
+            rows.append(run(name, seed, args.epochs, data[arch]))
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))

@@ -21,6 +21,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-lpc", description="Latent Point Collapse for Keras 3."
@@ -32,7 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a baseline and an LPC model on an embedded data set, print a "
         "comparison table, and write report.json, report.md and PNG figures.",
     )
-    demo.add_argument("--dataset", default="digits", choices=["digits", "synthetic"])
+    demo.add_argument(
+        "--dataset",
+        default="digits",
+        choices=["digits", "synthetic", "cifar10", "cifar100", "svhn_cropped", "mnist"],
+        help="embedded data (digits, synthetic) or a prepared tensorflow-datasets set",
+    )
+    demo.add_argument(
+        "--architecture",
+        default="mlp",
+        choices=["mlp", "cnn", "resnet"],
+        help="trunk before the LPC layer (cnn/resnet need image data: not synthetic)",
+    )
+    demo.add_argument(
+        "--augment-noise",
+        type=_nonnegative_float,
+        default=0.1,
+        metavar="SIGMA",
+        help="Gaussian input noise in both arms during training (default 0.1; 0 = off)",
+    )
+    demo.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder")
+    demo.add_argument(
+        "--max-train", type=_positive_int, default=None, help="use at most N training examples"
+    )
+    demo.add_argument(
+        "--max-test", type=_positive_int, default=None, help="use at most N test examples"
+    )
     demo.add_argument("--epochs", type=_positive_int, default=60)
     demo.add_argument("--seeds", type=_positive_int, default=2)
     demo.add_argument(
@@ -46,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--attack-samples", type=_positive_int, default=300, help="test inputs attacked"
     )
     demo.add_argument("--quiet", action="store_true")
+    parser.set_defaults(subparser=None)
+    demo.set_defaults(subparser=demo)
     return parser
 
 
@@ -63,16 +100,27 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from keras_lpc.demo import DemoConfig, run_demo
 
-        config = DemoConfig(
-            dataset=args.dataset,
-            epochs=args.epochs,
-            seeds=args.seeds,
-            dim=args.dim,
-            out=args.out,
-            attack_samples=max(2, args.attack_samples),
-            verbose=0 if args.quiet else 1,
-        )
-        run_demo(config)
+        try:
+            config = DemoConfig(
+                dataset=args.dataset,
+                epochs=args.epochs,
+                seeds=args.seeds,
+                dim=args.dim,
+                architecture=args.architecture,
+                augment_noise=args.augment_noise,
+                data_dir=args.data_dir,
+                max_train=args.max_train,
+                max_test=args.max_test,
+                out=args.out,
+                attack_samples=max(2, args.attack_samples),
+                verbose=0 if args.quiet else 1,
+            )
+        except ValueError as err:  # flags valid alone but not together: usage error, exit 2
+            args.subparser.error(str(err))
+        try:
+            run_demo(config)
+        except (FileNotFoundError, ImportError) as err:  # data not prepared, extra missing
+            args.subparser.exit(1, f"keras-lpc demo: error: {err}\n")
     return 0
 
 

@@ -45,12 +45,16 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
     # the summary is the mean over seeds of the per-seed runs (one seed here)
     assert report["summary"]["lpc"]["test_accuracy"] == lpc_run["test_accuracy"]
     assert len(report["verdict"]) == 4
+    # the audit's finding is the demo's default: input noise in both arms, said in the report
+    assert report["config"]["augment_noise"] == 0.1
+    assert "Gaussian input noise sigma=0.1" in report["setup"]
 
 
 def test_demo_writes_markdown_and_figures(demo_run):
     _, out = demo_run
     md = (out / "report.md").read_text()
     assert "| test accuracy |" in md and "DeepFool" in md
+    assert "only with such augmentation in both arms" in md
     for name in ("training_curves.png", "latent_histograms.png"):
         assert (out / name).stat().st_size > 1000
 

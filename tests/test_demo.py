@@ -1,0 +1,105 @@
+"""The demo's building blocks: architectures, data sources, the Mahalanobis fallback."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lpc import demo, metrics
+
+
+def _count(model: keras.Model, kind: type) -> int:
+    return sum(isinstance(layer, kind) for layer in model.layers)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "shape", "convs", "norms"),
+    [("mlp", (64,), 0, 0), ("mlp", (8, 8, 1), 0, 0), ("cnn", (8, 8, 1), 4, 0)]
+    + [("resnet", (8, 8, 1), 10, 9)],
+)
+def test_build_model_architectures(architecture, shape, convs, norms):
+    model = demo.build_model(shape, 10, dim=6, augment_noise=0.1, architecture=architecture)
+    assert model.input_shape == (None, *shape) and model.output_shape == (None, 10)
+    assert model.get_layer("lpc").output.shape == (None, 6)
+    assert _count(model, keras.layers.Conv2D) == convs
+    assert _count(model, keras.layers.BatchNormalization) == norms
+    assert _count(model, keras.layers.GaussianNoise) == 1
+    # the head reads the latents directly, so lpc_multipliers finds it
+    from keras_lpc.optimizers import lpc_multipliers
+
+    assert lpc_multipliers(model, 10.0) == {"head": 10.0}
+
+
+def test_resnet_trains_one_step_and_its_skips_are_identity_at_zero_weights():
+    model = demo.build_model((8, 8, 1), 3, dim=2, architecture="resnet")
+    block = [layer for layer in model.layers if layer.name == "block1_conv2"][0]
+    block.kernel.assign(np.zeros(block.kernel.shape, "float32"))
+    # with the second convolution zeroed the residual branch is BN(0) = 0 at initialisation,
+    # so the block is silu(x + 0): the skip connection carries x through unchanged
+    block_in = model.get_layer("block1_conv1").input
+    probe = keras.Model(model.input, [block_in, model.get_layer("block1_out").output])
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    inp, out = probe.predict(x, verbose=0)
+    np.testing.assert_allclose(out, inp / (1.0 + np.exp(-inp)), rtol=1e-5, atol=1e-6)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_data_sources_shapes_and_subsets():
+    flat = demo._data(demo.DemoConfig())
+    images = demo._data(demo.DemoConfig(architecture="cnn"))
+    assert flat.x_train.shape == (1437, 64) and images.x_train.shape == (1437, 8, 8, 1)
+    np.testing.assert_array_equal(images.x_test.reshape(-1, 64), flat.x_test)
+    small = demo._data(demo.DemoConfig(max_train=100, max_test=50))
+    assert small.x_train.shape == (100, 64) and small.x_test.shape == (50, 64)
+    # a fixed subset: the same rows every time, in their original order
+    again = demo._data(demo.DemoConfig(max_train=100, max_test=50))
+    np.testing.assert_array_equal(small.x_train, again.x_train)
+    rows = [np.flatnonzero((flat.x_train == r).all(1))[0] for r in small.x_train[:20]]
+    assert rows == sorted(rows)
+
+
+def test_demo_on_tensorflow_datasets_mock(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        report = demo.run_demo(
+            dataset="mnist",
+            epochs=1,
+            seeds=1,
+            attack_samples=4,
+            max_test=20,
+            metrics_every=1,
+            robustness_every=1,
+            out=str(tmp_path),
+            verbose=0,
+        )
+    runs = report["runs"]
+    assert {r["model"] for r in runs} == {"baseline", "lpc"}
+    assert all(r["attacked"] == 4 for r in runs)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["config"]["dataset"] == "mnist" and saved["config"]["max_test"] == 20
+
+
+def test_mahalanobis_falls_back_when_a_predicted_class_was_never_fitted():
+    rng = np.random.default_rng(0)
+    z_tr = rng.normal(size=(60, 2)) + np.repeat([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]], 20, 0)
+    y_tr = np.repeat([0, 1, 2], 20)
+    pred_tr = y_tr.copy()
+    pred_tr[40:] = 0  # no training example of class 2 is classified correctly
+    z_te = rng.normal(size=(5, 2))
+    pred_te = np.array([0, 1, 2, 0, 1])
+    got = demo._mahalanobis(z_tr, y_tr, pred_tr, z_te, pred_te)
+    nearest = metrics.mahalanobis_score(z_tr, y_tr, z_te, fit_predictions=pred_tr)
+    np.testing.assert_allclose(got, nearest)
+    # every predicted class fitted: the distance to the predicted class, as in the paper
+    known = demo._mahalanobis(z_tr, y_tr, y_tr, z_te, pred_te)
+    expected = metrics.mahalanobis_score(
+        z_tr, y_tr, z_te, predictions=pred_te, fit_predictions=y_tr
+    )
+    np.testing.assert_allclose(known, expected)
+    # fewer than two fitted classes: undefined
+    assert demo._mahalanobis(z_tr, y_tr, np.full(60, 1), z_te, pred_te) is None
