@@ -179,6 +179,7 @@ def correlations(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--json", default=None)
@@ -190,7 +191,7 @@ def main() -> None:
     data = {arch: demo._data(demo.DemoConfig(architecture=arch)) for arch in demo.ARCHITECTURES}
     rows = []
     # seeds outermost, so that an interrupted audit still covers every setting
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in SETTINGS:
             if args.only and name not in args.only:
                 continue

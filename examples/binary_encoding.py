@@ -95,8 +95,8 @@ def train_and_encode(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Train one model (``lpc=False``: gamma stays 0); test latents, predictions, final gamma.
 
-    LPC follows `GammaAnnealing`'s default ramp, ``Geometric(1e-2, gamma_max)``
-    per step, paced to end at half the run.
+    LPC follows `GammaAnnealing`'s default ramp, ``Polynomial(0, gamma_max,
+    power=2)`` per step, paced to end at 95 % of the run.
     """
     keras.utils.set_random_seed(seed)
     model = build_model(dim, width)

@@ -10,7 +10,7 @@ Training follows docs/recipe.md: AdamW (weight decay 5e-4, batch 128) or SGD,
 the head at ``--head-factor`` times the learning rate
 (``with_lr_multipliers(opt, lpc_multipliers(model, factor))``), the learning
 rate held then cosine-decayed to 1e-8 over the last part of the run,
-`keras_lpc.GammaAnnealing` (our default: paced per-step ramp 1e-2 -> 1e3,
+`keras_lpc.GammaAnnealing` (our default: paced per-step quadratic ramp 0 -> 1e3,
 lowered by `gamma_budget` only for runs far shorter than these;
 ``--schedule paper``: the authors' TwoPhaseExponential per epoch, 1e-4 x2
 every 5 epochs to 1e3, then x1.25 every 5 epochs to 1e6), and the papers'

@@ -68,8 +68,8 @@ def train(
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train one model; ``lpc=False`` keeps gamma at 0 (the baseline).
 
-    LPC follows `GammaAnnealing`'s default ramp, ``Geometric(1e-2, gamma_max)``
-    per step, paced to end at half the run.
+    LPC follows `GammaAnnealing`'s default ramp, ``Polynomial(0, gamma_max,
+    power=2)`` per step, paced to end at 95 % of the run.
     """
     keras.utils.set_random_seed(seed)
     model = build_model(data.x_train.shape[1], classes, dim, width)

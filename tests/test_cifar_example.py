@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -69,16 +68,16 @@ def test_smoke_writes_json_with_final_metrics(smoke):
 
 def test_smoke_gamma_follows_the_paced_default(smoke):
     result, model = smoke
-    # GammaAnnealing() default: Geometric(1e-2, m), per step, paced to end at half of
-    # the 2 x 2 = 4 steps. Its ceiling m is the run's budget 1e3 * (k * lr * steps /
-    # 4.5) ** 2 = 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2 = 0.0198, floored at 0.1 (a full
-    # CIFAR run, 78,200 steps, gets 1e3). The last step of epoch 1 (step 1) is half way
-    # along the ramp: gamma = 1e-2 * (0.1 / 1e-2) ** 0.5; epoch 2 sits at m.
+    # GammaAnnealing() default: Polynomial(0, m, power 2), per step, paced to end at 0.95
+    # of the 2 x 2 = 4 steps (3.8). Its ceiling m is the run's budget 1e3 * (k * lr *
+    # steps / 4.5) ** 2 = 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2 = 0.0198, floored at 0.1 (a
+    # full CIFAR run, 78,200 steps, gets 1e3). The last step of epoch 1 is step 1, of
+    # epoch 2 step 3: gamma = m * (1 / 3.8) ** 2 and m * (3 / 3.8) ** 2.
     assert 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2 < 0.1
     assert result["gamma_max"] == pytest.approx(0.1)
-    assert result["history"]["gamma"] == pytest.approx([math.sqrt(1e-2 * 0.1), 0.1])
-    assert result["gamma"] == pytest.approx(0.1)
-    assert float(np.asarray(model.get_layer("lpc").gamma)) == pytest.approx(0.1)
+    assert result["history"]["gamma"] == pytest.approx([0.1 / 3.8**2, 0.1 * (3 / 3.8) ** 2])
+    assert result["gamma"] == pytest.approx(0.1 * (3 / 3.8) ** 2)
+    assert float(np.asarray(model.get_layer("lpc").gamma)) == pytest.approx(0.1 * (3 / 3.8) ** 2)
 
 
 def test_smoke_model_shapes_lpc_layer_and_head_multiplier(smoke):
