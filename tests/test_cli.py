@@ -74,3 +74,16 @@ def test_bad_flags_exit_2_with_a_clear_message(argv, message, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_missing_data_exits_1_with_the_loader_message(monkeypatch, capsys):
+    from keras_lpc import demo
+
+    def missing(config):
+        raise FileNotFoundError("Dataset 'cifar10' is not prepared in /nowhere")
+
+    monkeypatch.setattr(demo, "run_demo", missing)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["demo", "--dataset", "cifar10", "--data-dir", "/nowhere", "--quiet"])
+    assert info.value.code == 1
+    assert "keras-lpc demo: error: Dataset 'cifar10' is not prepared" in capsys.readouterr().err
