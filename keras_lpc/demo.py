@@ -304,10 +304,8 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
         "separation_ratio": float(geometry["separation_ratio"]),
         "hypercube_alignment": float(geometry["hypercube_alignment"]),
         "binarity_peak_distance": float(binary["peak_distance"]),
-        "auroc_mahalanobis": float(metrics.misclassification_auroc(maha, correct))
-        if maha is not None
-        else float("nan"),
-        "auroc_softmax": float(metrics.misclassification_auroc(soft, correct)),
+        "auroc_mahalanobis": _auroc(maha, correct),
+        "auroc_softmax": _auroc(soft, correct),
         "final_gamma": gamma,
         **mechanism,
         "train_seconds": train_seconds,
@@ -317,6 +315,15 @@ def train_and_measure(kind: str, seed: int, data: Any, config: DemoConfig) -> di
         "_attack_idx": attack_idx,
         "_deepfool": df,
     }
+
+
+def _auroc(score: np.ndarray | None, correct: np.ndarray) -> float:
+    """Misclassification AUROC, NaN when undefined (no score, or no error / no success)."""
+    from keras_lpc import metrics
+
+    if score is None or correct.all() or not correct.any():
+        return float("nan")
+    return float(metrics.misclassification_auroc(score, correct))
 
 
 def _mahalanobis(

@@ -103,3 +103,12 @@ def test_mahalanobis_falls_back_when_a_predicted_class_was_never_fitted():
     np.testing.assert_allclose(known, expected)
     # fewer than two fitted classes: undefined
     assert demo._mahalanobis(z_tr, y_tr, np.full(60, 1), z_te, pred_te) is None
+
+
+def test_auroc_is_nan_when_a_run_makes_no_mistake_or_has_no_score():
+    score = np.array([0.9, 0.2, 0.7, 0.1])
+    correct = np.array([True, False, True, False])
+    assert demo._auroc(score, correct) == 1.0
+    assert np.isnan(demo._auroc(score, np.ones(4, bool)))  # a perfect test accuracy
+    assert np.isnan(demo._auroc(score, np.zeros(4, bool)))
+    assert np.isnan(demo._auroc(None, correct))
