@@ -37,10 +37,10 @@ def test_quickstart_trains_and_logs_gamma_and_nc1():
 
 def test_synthetic_hypercube_shrinks_latents_and_draws_both_models(tmp_path):
     report = _load("synthetic_hypercube").main(
-        dim=2, n=320, noise=0.3, epochs=6, width=16, gamma_max=3.0, out=tmp_path
+        dim=2, n=320, noise=0.3, epochs=6, width=16, gamma_max=10.0, out=tmp_path
     )
     base, lpc = report["baseline"], report["lpc"]
-    assert report["gamma"] == pytest.approx(3.0)  # the ramp ends before the run does
+    assert report["gamma"] == pytest.approx(10.0)  # the ramp ends before the run does
     # noise 0.3 around vertices >= 2 apart: every cluster is > 3 std from a boundary
     assert base["test_accuracy"] >= 0.95 and lpc["test_accuracy"] >= 0.95
     assert 1 <= base["distinct_vertices"] <= 4 and 1 <= lpc["distinct_vertices"] <= 4
