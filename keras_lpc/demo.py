@@ -25,10 +25,9 @@ import keras
 import numpy as np
 
 from keras_lpc._validation import check_choice, check_float, check_int
+from keras_lpc.datasets import TFDS_DATASETS
 
-EMBEDDED = ("digits", "synthetic")
-TFDS_NAMES = ("cifar10", "cifar100", "svhn_cropped", "mnist")
-DATASETS = EMBEDDED + TFDS_NAMES
+DATASETS = ("digits", "synthetic", *TFDS_DATASETS)
 ARCHITECTURES = ("mlp", "cnn", "resnet")
 MODELS = ("baseline", "lpc")
 

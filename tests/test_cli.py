@@ -87,3 +87,13 @@ def test_missing_data_exits_1_with_the_loader_message(monkeypatch, capsys):
         cli.main(["demo", "--dataset", "cifar10", "--data-dir", "/nowhere", "--quiet"])
     assert info.value.code == 1
     assert "keras-lpc demo: error: Dataset 'cifar10' is not prepared" in capsys.readouterr().err
+
+
+def test_flag_choices_are_the_demo_s_own():
+    """The CLI lists its choices without importing Keras; they must match the demo's."""
+    from keras_lpc import demo
+
+    sub = cli.build_parser()._subparsers._group_actions[0].choices["demo"]
+    choices = {a.dest: tuple(a.choices) for a in sub._actions if a.choices}
+    assert choices["dataset"] == demo.DATASETS
+    assert choices["architecture"] == demo.ARCHITECTURES
