@@ -25,9 +25,10 @@ def default_schedule(maximum: float = DEFAULT_MAXIMUM) -> schedules_module.Gamma
     ``ramp_fraction`` (0.95) of the run. ``sqrt(gamma)`` then grows linearly,
     which is the pace at which Adam can grow the output layer (it must grow
     like ``sqrt(gamma)``). The earlier default, ``Geometric(1e-2, maximum)``
-    ending at half the run, asked for most of that growth at the end of the
-    ramp and, over 3 seeds per backend, fell below the baseline's accuracy in
-    6 of 9 design-card runs (down to 81 %); docs/recipe.md has both.
+    ending at half the run, asked for 44 % of that growth in the last tenth
+    of the ramp and, over 3 seeds per backend, fell below the baseline's
+    accuracy in 5 of 9 design-card runs (down to 81 %); docs/recipe.md has
+    both.
     `GammaAnnealing` lowers ``maximum`` to `gamma_budget` for runs too short
     to reach 1e3.
 
