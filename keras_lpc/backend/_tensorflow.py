@@ -1,42 +1,33 @@
-"""Input gradients on the TensorFlow backend (a persistent GradientTape)."""
+"""Input gradients (a persistent ``GradientTape``) and ``tf.function`` on TensorFlow."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+
+def vjp(
+    fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
+) -> tuple[Any, Any]:
+    """Scores and K vector-Jacobian products (see `keras_lpc.backend.vjp`)."""
+    import tensorflow as tf
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        out = fn(x)
+    cot = cotangent_fn(tf.stop_gradient(out), aux)
+    count = int(cot.shape[0])
+    grads = [tape.gradient(out, x, output_gradients=cot[k]) for k in range(count)]
+    return out, tf.stack(grads)
 
 
-class Differentiator:
-    """Forward passes and batched vector-Jacobian products of ``fn`` on TensorFlow."""
+def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
+    """``fn`` as one ``tf.function`` that generalises over batch sizes (variables by reference)."""
+    import tensorflow as tf
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        import tensorflow as tf
+    compiled = tf.function(fn, reduce_retracing=True)
 
-        self.fn = fn
+    def call(*args: Any) -> Any:
+        return compiled(*[tf.convert_to_tensor(a) for a in args])
 
-        def vjp(x: Any, aux: Any, cotangent_fn: Callable) -> tuple[Any, Any]:
-            with tf.GradientTape(persistent=True) as tape:
-                tape.watch(x)
-                out = fn(x)
-            cot = cotangent_fn(tf.stop_gradient(out), aux)
-            grads = [
-                tape.gradient(out, x, output_gradients=cot[k]) for k in range(int(cot.shape[0]))
-            ]
-            return out, tf.stack(grads)
-
-        self._vjp = vjp
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
-
-        return np.asarray(self.fn(tf.convert_to_tensor(x)))
-
-    def vjp(
-        self, x: np.ndarray, cotangent_fn: Callable[[Any, Any], Any], aux: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        import tensorflow as tf
-
-        out, grads = self._vjp(tf.convert_to_tensor(x), tf.convert_to_tensor(aux), cotangent_fn)
-        return out.numpy(), grads.numpy()
+    return call
