@@ -22,12 +22,25 @@ def vjp(
 
 
 def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
-    """``fn`` as one ``tf.function`` that generalises over batch sizes (variables by reference)."""
+    """``fn`` as ``tf.function``s with the batch axis left free (variables read by reference).
+
+    One graph per dtypes and non-batch shapes of the arguments: every batch
+    size reuses it, while other axes (candidate counts, image sizes) stay
+    static inside the graph.
+    """
     import tensorflow as tf
 
-    compiled = tf.function(fn, reduce_retracing=True)
+    graphs: dict[tuple, Any] = {}
 
     def call(*args: Any) -> Any:
-        return compiled(*[tf.convert_to_tensor(a) for a in args])
+        tensors = [tf.convert_to_tensor(a) for a in args]
+        key = tuple((t.dtype, tuple(t.shape)[1:] if t.shape.rank else None) for t in tensors)
+        if key not in graphs:
+            signature = [
+                tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype)
+                for t in tensors
+            ]
+            graphs[key] = tf.function(fn, input_signature=signature)
+        return graphs[key](*tensors)
 
     return call
