@@ -14,8 +14,8 @@ this package supplies the two things ``keras.ops`` lacks:
     from shapes other than the batch axis). Returns the scores and
     ``grads[k, n] = sum_c cot[k, n, c] * d scores[n, c] / d x[n]``
     (K, N, ...), both backend tensors: one forward pass and K products
-    (JAX ``jax.vjp`` + ``vmap``; TensorFlow a persistent ``GradientTape``;
-    torch ``autograd.grad`` with batched cotangents). The scores of
+    (JAX ``jax.vjp`` + ``vmap``; TensorFlow a persistent ``GradientTape``, ``tf.map_fn``
+    over the cotangents; torch ``autograd.grad`` once per cotangent). The scores of
     different samples must not depend on each other (inference mode).
 
 ``jit(fn, variables=()) -> compiled``
