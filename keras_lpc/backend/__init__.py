@@ -15,7 +15,8 @@ this package supplies the two things ``keras.ops`` lacks:
     ``grads[k, n] = sum_c cot[k, n, c] * d scores[n, c] / d x[n]``
     (K, N, ...), both backend tensors: one forward pass and K products
     (JAX ``jax.vjp`` + ``vmap``; TensorFlow a persistent ``GradientTape``, ``tf.map_fn``
-    over the cotangents; torch ``autograd.grad`` once per cotangent). The scores of
+    over the cotangents; torch ``autograd.grad(is_grads_batched=True)``, one
+    vmapped backward pass, K passes where an op has no batching rule). The scores of
     different samples must not depend on each other (inference mode).
 
 ``jit(fn, variables=()) -> compiled``
@@ -32,6 +33,10 @@ this package supplies the two things ``keras.ops`` lacks:
     gradients where it needs them). Outputs are backend tensors (convert
     with ``keras.ops.convert_to_numpy`` once, at the end). Pass array
     arguments, not Python numbers, so values never cause a retrace.
+
+``compiles()``
+    False on torch, where `jit` runs eagerly: there a loop may gather its
+    still-active rows on the device (dynamic shapes) instead of masking.
 
 ``cached(owner, key, build)``
     ``build()`` once per ``(owner, key)``, stored on ``owner`` (a model),
@@ -98,6 +103,12 @@ def vjp(
 def jit(fn: Callable[..., Any], variables: Sequence[Any] = ()) -> Callable[..., Any]:
     """``fn`` compiled for the current backend; reads ``variables``' current values per call."""
     return _impl().jit(fn, list(variables))
+
+
+def compiles() -> bool:
+    """Whether `jit` compiles (JAX, TensorFlow: static shapes inside a loop) or runs eagerly
+    (torch: a loop may gather its active rows, shapes may change between steps)."""
+    return keras.backend.backend() != "torch"
 
 
 _CACHE = "_keras_lpc_compiled"

@@ -62,14 +62,43 @@ def _pair_cotangents(scores: Any, classes: Any) -> Any:
     return ops.transpose(onehot[:, 1:] - onehot[:, :1], (1, 0, 2))
 
 
+def _step(fn: Callable[[Any], Any], xa: Any, classes: Any, tiny: Any) -> tuple[Any, Any]:
+    """One DeepFool step at ``xa``: (still at the clean class, the step ``r_i`` (n, flat))."""
+    pairs = int(classes.shape[1]) - 1
+    flat = int(np.prod(xa.shape[1:]))
+    scores, grads = backend.vjp(fn, xa, _pair_cotangents, classes)
+    same = ops.argmax(scores, axis=1) == ops.cast(classes[:, 0], "int32")
+    f_diff = ops.take_along_axis(scores, classes[:, 1:], axis=1) - ops.take_along_axis(
+        scores, classes[:, :1], axis=1
+    )
+    g = ops.cast(ops.reshape(grads, (pairs, -1, flat)), xa.dtype)
+    w_norm = ops.transpose(ops.sqrt(ops.sum(g * g, axis=2)))  # (n, K - 1)
+    positive = w_norm > 0
+    safe = ops.where(positive, w_norm, ops.ones_like(w_norm))
+    dist = ops.where(
+        positive, ops.abs(ops.cast(f_diff, xa.dtype)) / safe, ops.full_like(w_norm, np.inf)
+    )
+    best = ops.argmin(dist, axis=1)
+    d = ops.take_along_axis(dist, ops.expand_dims(best, 1), axis=1)[:, 0]
+    norm = ops.take_along_axis(safe, ops.expand_dims(best, 1), axis=1)[:, 0]
+    pick = ops.one_hot(best, pairs, dtype=xa.dtype)  # (n, K - 1)
+    w = ops.sum(ops.expand_dims(ops.transpose(pick), 2) * g, axis=0)  # (n, flat)
+    move = ops.logical_and(same, ops.isfinite(d))
+    coef = ops.where(move, (d + tiny) / norm, ops.zeros_like(d))
+    return same, ops.expand_dims(coef, 1) * w
+
+
 def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
     """The DeepFool loop on backend tensors.
 
     ``(x, classes, valid, overshoot, max_iter, lo, hi) -> (r, fooled, iterations)``:
-    all inputs iterate together; an input is frozen (its ``r`` no longer
-    changes) once its prediction flips, and padded rows (``valid`` False)
-    never start. The settings are tensors, so one compiled loop serves them all.
+    all inputs iterate together and padded rows (``valid`` False) never
+    start. Compiled (JAX, TensorFlow), an input is frozen by a mask once its
+    prediction flips; eager (torch), the step runs on the still-active rows
+    only, gathered and scattered on the device. The settings are tensors, so
+    one compiled loop serves them all.
     """
+    compact = not backend.compiles()
 
     def run(
         x: Any, classes: Any, valid: Any, overshoot: Any, max_iter: Any, lo: Any, hi: Any
@@ -79,41 +108,35 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             return ops.clip(xa, lo, hi) if clipped else xa
 
         label = classes[:, 0]
-        pairs = int(classes.shape[1]) - 1
-        flat = int(np.prod(x.shape[1:]))
         dtype = keras.backend.standardize_dtype(x.dtype)
         tiny = ops.convert_to_tensor(np.asarray(1e-4, dtype=dtype))  # exact in float64
+        n = ops.shape(x)[0]
 
         def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
             return ops.logical_and(ops.any(active), step < max_iter)
 
-        def body(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
-            scores, grads = backend.vjp(fn, perturbed(x, r), _pair_cotangents, classes)
-            same = ops.argmax(scores, axis=1) == ops.cast(label, "int32")
+        def masked(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
+            same, r_i = _step(fn, perturbed(x, r), classes, tiny)
             still = ops.logical_and(active, same)
             fooled = ops.logical_or(fooled, ops.logical_and(active, ops.logical_not(same)))
-            f_diff = ops.take_along_axis(scores, classes[:, 1:], axis=1) - ops.take_along_axis(
-                scores, classes[:, :1], axis=1
-            )
-            g = ops.cast(ops.reshape(grads, (pairs, -1, flat)), x.dtype)
-            w_norm = ops.transpose(ops.sqrt(ops.sum(g * g, axis=2)))  # (n, K - 1)
-            positive = w_norm > 0
-            safe = ops.where(positive, w_norm, ops.ones_like(w_norm))
-            dist = ops.where(
-                positive, ops.abs(ops.cast(f_diff, x.dtype)) / safe, ops.full_like(w_norm, np.inf)
-            )
-            best = ops.argmin(dist, axis=1)
-            d = ops.take_along_axis(dist, ops.expand_dims(best, 1), axis=1)[:, 0]
-            norm = ops.take_along_axis(safe, ops.expand_dims(best, 1), axis=1)[:, 0]
-            pick = ops.one_hot(best, pairs, dtype=x.dtype)  # (n, K - 1)
-            w = ops.sum(ops.expand_dims(ops.transpose(pick), 2) * g, axis=0)  # (n, flat)
-            move = ops.logical_and(still, ops.isfinite(d))
-            coef = ops.where(move, (d + tiny) / norm, ops.zeros_like(d))
-            r = r + ops.reshape(ops.expand_dims(coef, 1) * w, ops.shape(x))
-            iterations = iterations + ops.cast(still, "int32")
-            return r, still, fooled, iterations, step + 1
+            r = r + ops.reshape(ops.where(ops.expand_dims(still, 1), r_i, 0.0), ops.shape(x))
+            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
 
-        n = ops.shape(x)[0]
+        def gathered(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
+            rows = ops.nonzero(active)[0]
+            r_a = ops.take(r, rows, axis=0)
+            same, r_i = _step(
+                fn, perturbed(ops.take(x, rows, axis=0), r_a), ops.take(classes, rows, axis=0), tiny
+            )
+            keep = ops.expand_dims(ops.cast(same, x.dtype), 1)
+            r_a = r_a + ops.reshape(keep * r_i, ops.shape(r_a))
+            index = ops.expand_dims(rows, 1)
+            r = ops.scatter_update(r, index, r_a)
+            flags = ops.scatter(index, ops.cast(same, "int32") + 1, (n,))  # 2 still, 1 flipped
+            fooled = ops.logical_or(fooled, flags == 1)
+            still = flags == 2
+            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
+
         state = (
             ops.zeros_like(x),
             ops.cast(valid, "bool"),
@@ -121,6 +144,7 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             ops.zeros((n,), dtype="int32"),
             ops.convert_to_tensor(0, dtype="int32"),
         )
+        body = gathered if compact else masked
         r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
         # inputs still active after max_iter steps: did the last step flip them?
         last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
