@@ -151,9 +151,7 @@ def test_deepfool_score_correct_and_clip(rng):
     y = pred.copy()
     y[:8] = (pred[:8] + 1) % 4
     res = deepfool(model, x, y=y)
-    assert res.score_correct == pytest.approx(
-        res.per_sample[8:][res.fooled[8:]].mean(), rel=1e-6
-    )
+    assert res.score_correct == pytest.approx(res.per_sample[8:][res.fooled[8:]].mean(), rel=1e-6)
     clipped = deepfool(model, x, clip=(-0.5, 0.5))
     assert np.all(x + clipped.perturbation <= 0.5 + 1e-6)
 
