@@ -86,14 +86,17 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and ours <= set(rows[0])
     assert float(rows[0]["gamma"]) == pytest.approx(0.5)
-    # every=3: computed at epochs 1, 3 and the last (4); repeated at epoch 2
+    # every=3: computed at epochs 1, 3 and the last (4); NaN at epoch 2
     assert collapse.computed_epochs == [0, 2, 3]
     nc1 = history.history["val_nc1"]
     assert len(nc1) == len(history.history["loss"]) == 4
-    assert nc1[1] == nc1[0] and float(rows[1]["val_nc1"]) == pytest.approx(nc1[1])
+    assert np.isnan(nc1[1]) and rows[1]["val_nc1"] == "nan"
+    assert np.all(np.isfinite([nc1[0], nc1[2], nc1[3]]))
+    assert float(rows[2]["val_nc1"]) == pytest.approx(nc1[2])
     # RobustnessMetrics' default every=10 > epochs: the first and the last epoch
     assert robust.computed_epochs == [0, 3]
-    assert len(history.history["val_deepfool"]) == 4
+    deepfool = history.history["val_deepfool"]
+    assert len(deepfool) == 4 and np.isnan(deepfool[1:3]).all()
     assert ckpt.exists()
     # the last logged value is the function's value on the final model
     z = keras_lpc.latents(model, x)
@@ -124,9 +127,11 @@ def test_keras_tuner_objective_on_deepfool_with_default_every(tmp_path):
         overwrite=True,
     )
     cb = keras_lpc.RobustnessMetrics((x, y), lipschitz=False)
-    tuner.search(x, y, epochs=2, verbose=0, callbacks=[cb])
-    score = tuner.oracle.get_best_trials(1)[0].score
-    assert score is not None and np.isfinite(score) and score > 0
+    tuner.search(x, y, epochs=3, verbose=0, callbacks=[cb])
+    trial = tuner.oracle.get_best_trials(1)[0]
+    assert trial.score is not None and np.isfinite(trial.score) and trial.score > 0
+    best = trial.metrics.get_history("val_deepfool")[-1]
+    assert best.step in (0, 2) and best.value[0] == trial.score  # a computed epoch, not NaN
 
 
 # -- item 4: mixed precision --------------------------------------------------------------

@@ -98,10 +98,12 @@ class MetricCallback(keras.callbacks.Callback):
     Logging: every ``metric_names`` key (with ``prefix``) is written into the
     epoch's ``logs`` on every epoch. It is computed on the first epoch of
     ``fit``, on every ``every``-th epoch and on the last one; on the other
-    epochs the last computed value is repeated (so History lists all have the
-    length of ``loss``, ``CSVLogger`` gets the columns from epoch 1 and a
-    KerasTuner objective on the key works with any ``every``). The epochs
-    actually computed are in ``computed_epochs``, their values in ``last``.
+    epochs the keys hold NaN (so History lists all have the length of
+    ``loss``, with each value at its epoch, ``CSVLogger`` gets the columns
+    from epoch 1, and a KerasTuner objective on a key works with any
+    ``every``: the first epoch holds a value, and NaN never counts as
+    better). The epochs actually computed are in ``computed_epochs``, the
+    latest values in ``last``.
     """
 
     metric_names: tuple[str, ...] = ()
@@ -232,15 +234,16 @@ class MetricCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._first_epoch is None:
             self._first_epoch = epoch
+        values: dict[str, float] = {}
         if self.due(epoch):
-            self.last = self.evaluate()
+            values = self.last = self.evaluate()
             self.computed_epochs.append(epoch)
             if self.verbose:
-                shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in self.last.items())
+                shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
                 print(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
         if logs is not None:
             for name in self.metric_names:
-                logs[self.prefix + name] = self.last.get(name, math.nan)
+                logs[self.prefix + name] = values.get(name, math.nan)
 
     def _warn_once(self, reason: str) -> None:
         if not self._warned:

@@ -20,8 +20,8 @@ class CollapseMetrics(LatentMetricCallback):
     `keras_lpc.metrics.collapse_metrics(z, labels, include=include)`
     (``val_nc1``, ``val_separation_ratio``, ...). The values are computed on
     the first epoch of ``fit``, every ``every``-th epoch and the last one; on
-    the other epochs the last computed value is logged again, so every key is
-    in ``logs`` every epoch. The callback puts itself ahead of Keras' own
+    the other epochs the keys hold NaN, so every key is in ``logs`` every
+    epoch (``computed_epochs`` lists the computed ones). The callback puts itself ahead of Keras' own
     callbacks, so `History`, `CSVLogger`, `TensorBoard`, `EarlyStopping`,
     `ModelCheckpoint` and KerasTuner objectives see the keys whatever the
     order of the ``callbacks`` list. The classes are the model's predictions

@@ -28,7 +28,7 @@ class InformationMetrics(LatentMetricCallback):
     samples of ``d`` features), hence the defaults ``every=10`` and
     ``max_samples=5000``. As for every metric callback, the values are
     computed on the first epoch, every ``every``-th epoch and the last one,
-    and the last computed value is logged on the epochs between (see
+    and the keys hold NaN on the epochs between (see
     `CollapseMetrics`). Plot the logged values next to gamma with
     `plot_information`.
 

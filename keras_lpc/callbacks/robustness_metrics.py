@@ -31,8 +31,8 @@ class RobustnessMetrics(ModelMetricCallback):
     `LatentPointCollapse` layer needed): the maths is in
     `keras_lpc.robustness`; this class only wires it to ``fit``. As for
     every metric callback, the values are computed on the first epoch, every
-    ``every``-th epoch and the last one, the last computed value is logged on
-    the epochs between, and the keys reach every other callback whatever
+    ``every``-th epoch and the last one, the keys hold NaN on the epochs
+    between, and they reach every other callback whatever
     the order of the list (see `CollapseMetrics`). Under a mixed-precision
     policy the scores are read in float32.
 
