@@ -112,6 +112,15 @@ def collect(
     return np.concatenate(zs), np.concatenate(outs)
 
 
+def model_outputs(model: Any, x: Any, batch_size: int = 1024) -> np.ndarray:
+    """The model's (first) outputs on ``x`` as NumPy, in batches; half precision as float32."""
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    _, batches = _batches(x, batch_size)
+    return np.concatenate(
+        [to_numpy(_first_output(model(batch, training=False))) for batch in batches]
+    )
+
+
 def latents(model: Any, x: Any, layer: Any = None, batch_size: int = 256) -> np.ndarray:
     """The output ``z`` of a model's `LatentPointCollapse` layer on inputs ``x``, as NumPy.
 

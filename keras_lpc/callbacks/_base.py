@@ -29,6 +29,7 @@ from keras_lpc._latents import (
     check_label_values,
     collect,
     materialize,
+    model_outputs,
     to_numpy,
     validate_data,
 )
@@ -289,10 +290,15 @@ class LatentMetricCallback(MetricCallback):
 
 
 class ModelMetricCallback(MetricCallback):
-    """A `MetricCallback` fed with the model: implement ``compute(model, x, y)``."""
+    """A `MetricCallback` fed with the model: implement ``compute(model, x, y)``.
+
+    Non-finite model outputs on ``x`` log NaN (one warning) without calling it.
+    """
 
     def compute(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         raise NotImplementedError  # pragma: no cover
 
     def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        if not np.all(np.isfinite(model_outputs(self.model, x))):
+            raise ValueError("the model's outputs contain NaN or inf")
         return self.compute(self.model, x, y)
