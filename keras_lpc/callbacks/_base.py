@@ -138,7 +138,7 @@ class MetricCallback(keras.callbacks.Callback):
         self.computed_epochs: list[int] = []
         self._first_epoch: int | None = None
         if isinstance(self.data, tuple) and self.uses_labels:
-            check_label_values(np.asarray(keras.ops.convert_to_numpy(self.data[1])))
+            check_label_values(np.asarray(self.data[1]))
 
     # KerasTuner deep-copies callbacks: share the (possibly large, possibly
     # un-copyable tf.data) data, copy everything else.
