@@ -90,13 +90,16 @@ def _ce_cot(scores: Any, labels: Any) -> Any:
 
 
 def _dlr_cot(scores: Any, labels: Any) -> Any:
-    # L = -(z_y - z_m) / (z_p1 - z_p3 + 1e-12), p = classes sorted by score, m = best other
+    # L = -(z_y - z_m) / (z_p1 - z_p3 + 1e-12), p = classes sorted by score, m = best other;
+    # with 2 classes the ratio is constant, so L = -(z_y - z_m) there.
     c = ops.shape(scores)[1]
     onehot = ops.one_hot(labels, c, dtype=scores.dtype)
     other = ops.one_hot(_other_max(scores, onehot), c, dtype=scores.dtype)
-    _, top = ops.top_k(scores, min(3, c))
+    if c < 3:
+        return ops.expand_dims(other - onehot, 0)
+    _, top = ops.top_k(scores, 3)
     p1 = ops.one_hot(top[:, 0], c, dtype=scores.dtype)
-    p3 = ops.one_hot(top[:, -1], c, dtype=scores.dtype)
+    p3 = ops.one_hot(top[:, 2], c, dtype=scores.dtype)
     a = ops.sum(scores * (onehot - other), axis=1, keepdims=True)
     d = ops.sum(scores * (p1 - p3), axis=1, keepdims=True) + 1e-12
     return ops.expand_dims(-(onehot - other) / d + a / (d * d) * (p1 - p3), 0)
@@ -117,8 +120,10 @@ def losses(scores: np.ndarray, labels: np.ndarray, kind: str) -> np.ndarray:
     if kind == "ce":
         top = scores.max(axis=1, keepdims=True)
         return np.log(np.sum(np.exp(scores - top), axis=1)) + top[:, 0] - zy
+    if scores.shape[1] < 3:
+        return zm - zy
     srt = np.sort(scores, axis=1)[:, ::-1]
-    return -(zy - zm) / (srt[:, 0] - srt[:, min(2, scores.shape[1] - 1)] + 1e-12)
+    return -(zy - zm) / (srt[:, 0] - srt[:, 2] + 1e-12)
 
 
 def loss_grad(

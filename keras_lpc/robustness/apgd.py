@@ -84,6 +84,7 @@ def apgd_run(
     rng: np.random.Generator,
     rho: float = 0.75,
     momentum: float = 0.75,
+    random_start: bool = False,
 ) -> _Tracker:
     """Auto-PGD at per-sample radii ``eps`` (N,); every iterate is checked for a flip.
 
@@ -97,7 +98,8 @@ def apgd_run(
     track = _Tracker(x, norm)
     marks = _checkpoints(steps)
     eta = 2.0 * eps
-    delta = clip_delta(x, _random_start(x, eps, norm, rng), clip)
+    delta = _random_start(x, eps, norm, rng) if random_start else np.zeros_like(x)
+    delta = clip_delta(x, delta, clip)
     prev = delta
     f_best = np.full(len(x), -np.inf)
     d_best, g_best = delta.copy(), np.zeros_like(x)
@@ -210,11 +212,12 @@ def apgd_accuracy(
     steps: int = 100,
     clip: tuple[float, float] | None = None,
     batch_size: int = 256,
+    random_start: bool = False,
     seed: int = 0,
 ) -> float | np.ndarray:
     """Accuracy under Auto-PGD (Croce & Hein, 2020) for one or several ``eps``.
 
-    From a random point of the eps-ball, ``steps`` momentum steps ascend the
+    From ``x`` (or a random point of the eps-ball), ``steps`` momentum steps ascend the
     loss, with step size ``eta`` starting at ``2 eps`` and halved (restarting
     from the best point) at checkpoints ``w_j = ceil(p_j steps)``,
     ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``,
@@ -222,7 +225,8 @@ def apgd_accuracy(
     or when neither eta nor the best loss changed. Losses on the pre-softmax
     scores ``z``: ``"ce"`` the cross-entropy, ``"dlr"``
     ``-(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3 + 1e-12)`` (``pi`` sorts the
-    scores in decreasing order; ``pi3`` is the lowest class when C = 2).
+    scores in decreasing order; with C = 2 the ratio is constant and
+    ``-(z_y - z_m)`` is used).
     An input counts as broken when any iterate is misclassified.
 
     Args:
@@ -235,6 +239,9 @@ def apgd_accuracy(
         steps: iterations, ``>= 1``.
         clip: optional ``(lo, hi)`` range of valid inputs.
         batch_size: inputs processed together.
+        random_start: start from a uniformly random point of the ball instead of
+            ``x`` (off by default: on small models the random start loses inputs
+            that the start at ``x`` breaks).
         seed: seed of the random start.
 
     Returns:
@@ -274,6 +281,7 @@ def apgd_accuracy(
             loss=loss,
             clip=clip,
             rng=rng,
+            random_start=bool(random_start),
         )
         accs.append(float(np.mean(~t.found)))
     return _result(accs, scalar)

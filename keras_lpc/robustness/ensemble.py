@@ -171,14 +171,16 @@ def _budgets(budget: Any, names: list[str]) -> dict[str, int]:
     if budget is None:
         return {n: DEFAULT_BUDGET.get(n, 100) for n in names}
     if isinstance(budget, dict):
-        unknown = sorted(set(budget) - set(names))
+        unknown = sorted(str(k) for k in set(budget) - set(names) - set(ATTACKS))
         if unknown:
             raise ValueError(
-                f"`budget` must only name attacks that run ({', '.join(names)}). "
-                f"Received: budget={budget!r}"
+                f"`budget` must only name attacks ({', '.join(sorted(set(names) | set(ATTACKS)))})."
+                f" Received: budget={budget!r}"
             )
         out = {n: DEFAULT_BUDGET.get(n, 100) for n in names}
-        out.update({k: check_int(f"budget[{k!r}]", v, minimum=1) for k, v in budget.items()})
+        out.update(
+            {k: check_int(f"budget[{k!r}]", v, minimum=1) for k, v in budget.items() if k in out}
+        )
         return out
     value = check_int("budget", budget, minimum=1)
     return dict.fromkeys(names, value)
@@ -266,7 +268,8 @@ def minimal_perturbation(
         y: optional true labels (N,) or one-hot rows.
         norm: ``"l2"`` or ``"linf"``.
         attacks: names from ``ATTACKS`` and/or callables; default per ``norm``.
-        budget: an integer ``>= 1`` for every attack, or a dict name -> integer.
+        budget: an integer ``>= 1`` for every attack, or a dict name -> integer
+            (names of built-in attacks that do not run are ignored).
         clip: optional ``(lo, hi)`` range of valid inputs.
         seed: seed of the random parts (random starts, probe directions).
         batch_size: inputs per forward or backward pass.
