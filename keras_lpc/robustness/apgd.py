@@ -182,8 +182,8 @@ def bisect_min_norm(
     """The smallest adversarial perturbation found by ``run(x, idx, eps)`` over a radius search.
 
     Per input, ``eps`` starts at ``start`` and doubles until ``run`` succeeds,
-    then is bisected between the largest failing radius and the norm of the
-    smallest perturbation found.
+    shrinks by 0.8x from the smallest perturbation found until it fails, then
+    is bisected between the largest failing radius and that smallest size.
     """
     x = x.astype("float64")
     n = len(x)
@@ -197,7 +197,8 @@ def bisect_min_norm(
         best.see(t.delta, t.found)
         hi = np.minimum(hi, np.where(t.found, t.size, np.inf))
         lo = np.where(t.found, lo, np.maximum(lo, eps))
-        eps = np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * eps)
+        down = np.where(lo > 0, 0.5 * (lo + hi), 0.8 * hi)
+        eps = np.where(np.isfinite(hi), down, 2.0 * eps)
     return best.delta
 
 

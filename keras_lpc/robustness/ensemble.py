@@ -108,7 +108,8 @@ def _run_builtin(
     if name == "fmn":
         return fmn_attack(scorer, x, labels, norm=norm, steps=budget, clip=clip)
     if name == "boundary":
-        return boundary_attack(scorer, x, labels, norm=norm, iterations=budget, clip=clip, rng=rng)
+        queries = Scorer(model, 16 * scorer.batch_size)  # forward passes only: larger batches
+        return boundary_attack(queries, x, labels, norm=norm, iterations=budget, clip=clip, rng=rng)
     if name == "pgd":
 
         def run(xs: np.ndarray, idx: np.ndarray, eps: np.ndarray) -> Any:
@@ -132,7 +133,8 @@ def _run_builtin(
                 rng=rng,
             )
 
-    return bisect_min_norm(run, x, norm, STAGES, first_order_radius(scorer, x, labels, norm))
+    start = 1.1 * first_order_radius(scorer, x, labels, norm)
+    return bisect_min_norm(run, x, norm, STAGES, start)
 
 
 def _names(attacks: Any, norm: str) -> list[tuple[str, str | AttackFn]]:
@@ -252,7 +254,7 @@ def minimal_perturbation(
     pgd           PGD-CE with an 8-stage radius search       steps per radius (20), x8
     apgd-ce       APGD-CE with an 8-stage radius search      steps per radius (20), x8
     apgd-dlr      APGD-DLR with an 8-stage radius search     steps per radius (20), x8
-    boundary      decision-based (labels only, HopSkipJump)  walk steps (40), <= 128 queries
+    boundary      decision-based (labels only, HopSkipJump)  walk steps (40), x3 starts
     ============  =========================================  ===============================
 
     Defaults: ``deepfool, fmn, pgd, boundary`` for L2 and ``fmn, apgd-ce,
