@@ -1,99 +1,41 @@
-"""DeepFool speed: batched keras_lpc vs a per-sample autograd loop vs foolbox 3.
+"""DeepFool speed: keras_lpc's compiled DeepFool against references, every backend in one run.
 
-Run per backend: ``KERAS_BACKEND=torch python benchmarks/deepfool.py [--n 1000]``.
-foolbox is optional (``pip install --target /tmp/fb foolbox eagerpy``, then
-``PYTHONPATH=/tmp/fb``); it is not a project dependency. Writes the section
-``deepfool-<backend>`` of docs/benchmarks.md.
+``python benchmarks/deepfool.py`` runs itself once per backend (a Keras backend
+is fixed per process) and writes one table, section ``deepfool``, of
+docs/benchmarks.md. Per backend and model, on the same random inputs:
+
+* ``keras_lpc``: `keras_lpc.robustness.deepfool` (compiled loop on the device),
+  timed after one warm-up call that compiles it;
+* ``host loop (previous keras_lpc)``: the implementation this replaced, batched
+  but with the active set and the Jacobians copied to NumPy every step;
+* ``per-sample loop``: one input at a time, one Jacobian per step (timed on
+  ``--n-loop`` inputs and scaled to ``--n``);
+* ``fused jax.jit(vmap) + while_loop`` (JAX only): a hand-written single-input
+  DeepFool, vmapped and jitted, the yardstick of issue 16;
+* ``foolbox 3``: when importable (``PYTHONPATH=/tmp/foolbox``; never a dependency).
+
+``--backend NAME`` runs one backend only and prints its rows as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._report import machine, table, update_section  # noqa: E402
-from keras_lpc.backend import candidate_jacobian  # noqa: E402
-from keras_lpc.robustness import deepfool  # noqa: E402
-from keras_lpc.robustness._scores import scores_function  # noqa: E402
-
-
-def per_sample(model, x, overshoot=0.02, max_iter=50, candidates=10):
-    """Reference style: one input at a time, one Jacobian per iteration."""
-    fn = scores_function(model)
-    out = []
-    for xi in x:
-        s0 = keras.ops.convert_to_numpy(fn(xi[None]))[0]
-        order = np.argsort(-s0)[:candidates][None]
-        r_tot = np.zeros_like(xi, dtype="float64")
-        for _ in range(max_iter):
-            s, jac = candidate_jacobian(
-                fn, (xi + (1 + overshoot) * r_tot).astype("float32")[None], order
-            )
-            if s[0].argmax() != order[0, 0]:
-                break
-            w = jac[0, 1:].reshape(candidates - 1, -1) - jac[0, :1].reshape(1, -1)
-            f = s[0, order[0, 1:]] - s[0, order[0, 0]]
-            norms = np.linalg.norm(w, axis=1)
-            k = np.argmin(np.abs(f) / norms)
-            r_tot += ((abs(f[k]) / norms[k] + 1e-4) * w[k] / norms[k]).reshape(xi.shape)
-        out.append(np.linalg.norm((1 + overshoot) * r_tot) / np.linalg.norm(xi))
-    return float(np.mean(out))
-
-
-def foolbox_score(model, x):
-    import foolbox as fb
-
-    backend = keras.backend.backend()
-    bounds = (float(x.min()) - 100.0, float(x.max()) + 100.0)
-    fn = scores_function(model)
-    if backend == "torch":
-        import torch
-
-        class Wrapped(torch.nn.Module):
-            def forward(self, t):
-                return fn(t)
-
-        fmodel = fb.PyTorchModel(Wrapped().eval(), bounds=bounds, device="cpu")
-        xt = torch.as_tensor(x)
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        fmodel = fb.TensorFlowModel(fn, bounds=bounds)
-        xt = tf.convert_to_tensor(x)
-    else:
-        import jax.numpy as jnp
-
-        fmodel = fb.JAXModel(fn, bounds=bounds)
-        xt = jnp.asarray(x)
-    labels = np.argmax(keras.ops.convert_to_numpy(fn(x)), axis=1)
-    yt = (
-        keras.ops.convert_to_tensor(labels.astype("int64"))
-        if backend != "jax"
-        else jnp.asarray(labels)
-    )
-    attack = fb.attacks.L2DeepFoolAttack(steps=50, candidates=10, overshoot=0.02)
-    start = time.perf_counter()
-    raw, _, _ = attack(fmodel, xt, yt, epsilons=None)
-    elapsed = time.perf_counter() - start
-    r = keras.ops.convert_to_numpy(raw) - x
-    score = float(
-        np.mean(
-            np.linalg.norm(r.reshape(len(x), -1), axis=1)
-            / np.linalg.norm(x.reshape(len(x), -1), axis=1)
-        )
-    )
-    return elapsed, score
+OVERSHOOT, MAX_ITER, CANDIDATES = 0.02, 50, 10
 
 
 def models():
+    import keras
+
     mlp = keras.Sequential(
         [
             keras.Input((64,)),
@@ -114,71 +56,323 @@ def models():
         ],
         name="cnn",
     )
-    return [(mlp, (64,)), (cnn, (16, 16, 3))]
+    return {"mlp": (mlp, (64,)), "cnn": (cnn, (16, 16, 3))}
+
+
+def _jacobian_rows(fn):
+    import keras
+    import numpy as np
+
+    from keras_lpc import backend
+
+    def rows(scores, aux):
+        onehot = keras.ops.one_hot(aux, keras.ops.shape(scores)[1], dtype=scores.dtype)
+        return keras.ops.transpose(onehot, (1, 0, 2))
+
+    def jac(x, classes):
+        s, g = backend.vjp(
+            fn, keras.ops.convert_to_tensor(x), rows, keras.ops.convert_to_tensor(classes)
+        )
+        return np.asarray(keras.ops.convert_to_numpy(s), "float64"), np.moveaxis(
+            np.asarray(keras.ops.convert_to_numpy(g), "float64"), 0, 1
+        )
+
+    return jac
+
+
+def per_sample_loop(model, x):
+    """One input at a time, straight from the algorithm, eager Jacobians."""
+    import keras
+    import numpy as np
+
+    from keras_lpc.robustness._scores import score_function
+
+    fn = score_function(model)
+    jac = _jacobian_rows(fn)
+    out = []
+    for xi in x:
+        s0 = np.asarray(keras.ops.convert_to_numpy(fn(xi[None])))[0]
+        order = np.argsort(-s0, kind="stable")[:CANDIDATES][None].astype("int32")
+        r_tot = np.zeros(xi.shape)
+        for _ in range(MAX_ITER):
+            s, j = jac((xi + (1 + OVERSHOOT) * r_tot).astype("float32")[None], order)
+            if s[0].argmax() != order[0, 0]:
+                break
+            w = (j[0, 1:] - j[0, :1]).reshape(CANDIDATES - 1, -1)
+            f = s[0, order[0, 1:]] - s[0, order[0, 0]]
+            norms = np.linalg.norm(w, axis=1)
+            k = np.argmin(np.abs(f) / norms)
+            r_tot += ((abs(f[k]) / norms[k] + 1e-4) * w[k] / norms[k]).reshape(xi.shape)
+        out.append((1 + OVERSHOOT) * r_tot)
+    return np.array(out)
+
+
+def host_loop(model, x, batch_size=256):
+    """The previous keras_lpc DeepFool: batched, active set and Jacobians on the host."""
+    import keras
+    import numpy as np
+
+    from keras_lpc import backend
+    from keras_lpc.robustness._scores import score_function
+
+    fn = score_function(model)
+
+    def pairs(scores, aux):
+        onehot = keras.ops.one_hot(aux, keras.ops.shape(scores)[1], dtype=scores.dtype)
+        return keras.ops.transpose(onehot[:, 1:] - onehot[:, :1], (1, 0, 2))
+
+    step = backend.jit(lambda x, c: backend.vjp(fn, x, pairs, c), model.variables)
+
+    def vjp(xa, classes):
+        n, size = len(xa), backend.bucket(len(xa))
+        s, g = step(backend.pad(xa, size), backend.pad(classes, size))
+        return (
+            np.asarray(keras.ops.convert_to_numpy(s), "float64")[:n],
+            np.asarray(keras.ops.convert_to_numpy(g), "float64")[:, :n],
+        )
+
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size]
+        scores = np.asarray(keras.ops.convert_to_numpy(fn(xb)), "float64")
+        classes = np.argsort(-scores, axis=1, kind="stable")[:, :CANDIDATES].astype("int32")
+        label, r_tot, active = classes[:, 0], np.zeros(xb.shape), np.arange(len(xb))
+        for _ in range(MAX_ITER):
+            s, g = vjp(
+                (xb[active] + (1 + OVERSHOOT) * r_tot[active]).astype("float32"), classes[active]
+            )
+            still = s.argmax(1) == label[active]
+            active, s, g = active[still], s[still], g[:, still]
+            if active.size == 0:
+                break
+            rows = np.arange(active.size)
+            g = g.reshape(CANDIDATES - 1, active.size, -1)
+            f = np.take_along_axis(s, classes[active, 1:], 1) - s[rows, label[active], None]
+            norm = np.linalg.norm(g, axis=2).T
+            dist = np.abs(f) / norm
+            best = dist.argmin(1)
+            r_i = ((dist[rows, best] + 1e-4) / norm[rows, best])[:, None] * g[best, rows]
+            r_tot[active] += r_i.reshape((active.size, *xb.shape[1:]))
+        out.append((1 + OVERSHOOT) * r_tot)
+    return np.concatenate(out)
+
+
+def fused_jax(model):
+    """A hand-written DeepFool for one input, ``jax.jit(jax.vmap(...))`` with a while_loop."""
+    import jax
+    import jax.numpy as jnp
+
+    def scores(tv, ntv, xi):
+        out, _ = model.stateless_call(tv, ntv, xi[None], training=False)
+        return out[0]
+
+    def one(tv, ntv, xi):
+        f = lambda v: scores(tv, ntv, v)  # noqa: E731
+        s0 = f(xi)
+        order = jnp.argsort(-s0, stable=True)[:CANDIDATES]
+        eye = jax.nn.one_hot(order, s0.shape[0], dtype=s0.dtype)
+        cot = eye[1:] - eye[:1]
+
+        def cond(state):
+            _, i, done = state
+            return jnp.logical_and(~done, i < MAX_ITER)
+
+        def body(state):
+            r, i, _ = state
+            s, pull = jax.vjp(f, xi + (1 + OVERSHOOT) * r)
+            done = jnp.argmax(s) != order[0]
+            w = jax.vmap(lambda c: pull(c)[0])(cot).reshape(CANDIDATES - 1, -1)
+            fd = s[order[1:]] - s[order[0]]
+            norms = jnp.linalg.norm(w, axis=1)
+            k = jnp.argmin(jnp.abs(fd) / norms)
+            r_i = ((jnp.abs(fd[k]) / norms[k] + 1e-4) / norms[k] * w[k]).reshape(xi.shape)
+            return jnp.where(done, r, r + r_i), i + 1, done
+
+        r, _, _ = jax.lax.while_loop(cond, body, (jnp.zeros_like(xi), 0, False))
+        return (1 + OVERSHOOT) * r
+
+    run = jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    return lambda x: jax.block_until_ready(run(tv, ntv, x))
+
+
+def foolbox_run(model, x):
+    import foolbox as fb
+    import keras
+    import numpy as np
+
+    from keras_lpc.robustness._scores import score_function
+
+    name = keras.backend.backend()
+    bounds = (float(x.min()) - 100.0, float(x.max()) + 100.0)
+    fn = score_function(model)
+    if name == "torch":
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def forward(self, t):
+                return fn(t)
+
+        fmodel = fb.PyTorchModel(Wrapped().eval(), bounds=bounds, device="cpu")
+    elif name == "tensorflow":
+        fmodel = fb.TensorFlowModel(fn, bounds=bounds)
+    else:
+        fmodel = fb.JAXModel(fn, bounds=bounds)
+    xt = keras.ops.convert_to_tensor(x)
+    labels = np.argmax(keras.ops.convert_to_numpy(fn(x)), axis=1)
+    yt = keras.ops.convert_to_tensor(labels.astype("int64" if name == "torch" else "int32"))
+    attack = fb.attacks.L2DeepFoolAttack(steps=MAX_ITER, candidates=CANDIDATES, overshoot=OVERSHOOT)
+    attack(fmodel, xt[:8], yt[:8], epsilons=None)  # warm-up
+    start = time.perf_counter()
+    raw, _, _ = attack(fmodel, xt, yt, epsilons=None)
+    elapsed = time.perf_counter() - start
+    return elapsed, keras.ops.convert_to_numpy(raw) - x
+
+
+def _score(r, x):
+    import numpy as np
+
+    flat = len(x), -1
+    return float(
+        np.mean(np.linalg.norm(r.reshape(flat), axis=1) / np.linalg.norm(x.reshape(flat), axis=1))
+    )
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def run_backend(args) -> list[dict]:
+    import keras
+    import numpy as np
+
+    from benchmarks._report import machine
+    from keras_lpc.robustness import deepfool
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    rows = []
+    name = keras.backend.backend()
+    for key in args.models.split(","):
+        model, shape = models()[key]
+        x = rng.normal(size=(args.n, *shape)).astype("float32")
+        deepfool(model, x)  # warm-up: compiles the loop for the batch shapes used below
+        t_lib, res = _timed(deepfool, model, x)
+        lib_score = float(np.mean(res.per_sample[res.fooled]))
+
+        def row(method, seconds, r, note="", key=key, t_lib=t_lib, x=x):
+            rows.append(
+                {
+                    "backend": name,
+                    "model": key,
+                    "method": method,
+                    "seconds": seconds,
+                    "ratio": seconds / t_lib,
+                    "score": _score(r, x[: len(r)]),
+                    "note": note,
+                }
+            )
+
+        row("keras_lpc (compiled)", t_lib, res.perturbation, f"{res.unflipped} unflipped")
+        rows[-1]["score"] = lib_score
+        host_loop(model, x[:8])
+        t_host, r_host = _timed(host_loop, model, x)
+        diff = float(np.abs(r_host - res.perturbation).max())
+        row("host loop (previous keras_lpc)", t_host, r_host, f"max |r - r_lib| {diff:.1e}")
+        n_loop = min(args.n_loop, args.n)
+        t_loop, r_loop = _timed(per_sample_loop, model, x[:n_loop])
+        diff = float(np.abs(r_loop - res.perturbation[:n_loop]).max())
+        row(
+            f"per-sample loop (timed on {n_loop}, scaled)",
+            t_loop * args.n / n_loop,
+            r_loop,
+            f"max |r - r_lib| {diff:.1e}",
+        )
+        if name == "jax":
+            fused = fused_jax(model)
+            fused(x)  # compile
+            t_fused, r_fused = _timed(fused, x)
+            r_fused = np.asarray(r_fused)
+            diff = float(np.abs(r_fused - res.perturbation).max())
+            row("fused jax.jit(vmap) + while_loop", t_fused, r_fused, f"max |r - r_lib| {diff:.1e}")
+        try:
+            t_fb, r_fb = foolbox_run(model, x)
+            row("foolbox 3 L2DeepFoolAttack", t_fb, r_fb)
+        except Exception as err:  # noqa: BLE001 - report whatever stops foolbox
+            rows.append(
+                {
+                    "backend": name,
+                    "model": key,
+                    "method": "foolbox 3 L2DeepFoolAttack",
+                    "note": f"not run: {type(err).__name__}: {str(err)[:60]}",
+                }
+            )
+        for r in rows[-5:]:
+            print(json.dumps(r), file=sys.stderr, flush=True)
+    rows.append({"machine": machine()})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--n-loop", type=int, default=50, help="inputs for the per-sample loop")
+    parser.add_argument("--n-loop", type=int, default=20, help="inputs for the per-sample loop")
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--backend", default=None, help="run one backend, print JSON rows")
+    parser.add_argument("--backends", default="jax,tensorflow,torch")
     args = parser.parse_args()
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    rows = []
-    for model, shape in models():
-        x = rng.normal(size=(args.n, *shape)).astype("float32")
-        deepfool(model, x[:8])  # warm-up (compilation)
-        start = time.perf_counter()
-        res = deepfool(model, x)
-        t_batched = time.perf_counter() - start
-        sub_score = float(np.mean(res.per_sample[: args.n_loop]))
-        start = time.perf_counter()
-        loop_score = per_sample(model, x[: args.n_loop])
-        t_loop = (time.perf_counter() - start) * args.n / args.n_loop
-        rows.append([model.name, "keras_lpc batched", round(t_batched, 2), res.score, "1"])
-        rows.append(
-            [
-                model.name,
-                f"per-sample loop (timed on {args.n_loop}, x{args.n // args.n_loop})",
-                round(t_loop, 2),
-                loop_score,
-                f"{t_loop / t_batched:.0f}x slower",
-            ]
+    if args.backend:
+        print("ROWS " + json.dumps(run_backend(args)))
+        return
+    rows, machines = [], []
+    for name in args.backends.split(","):
+        cmd = [sys.executable, __file__, "--backend", name, "--n", str(args.n)]
+        cmd += ["--n-loop", str(args.n_loop), "--models", args.models]
+        env = dict(os.environ, KERAS_BACKEND=name)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("ROWS ")]
+        if not line:
+            print(out.stderr[-3000:])
+            raise SystemExit(f"{name} failed")
+        got = json.loads(line[0][5:])
+        machines.append(got[-1]["machine"])
+        rows += got[:-1]
+    from benchmarks._report import table, update_section
+
+    cells = [
+        [
+            r["backend"],
+            r["model"],
+            r["method"],
+            round(r["seconds"], 3) if "seconds" in r else "n/a",
+            f"{r['ratio']:.2f}x" if "ratio" in r else "",
+            r.get("score", "n/a"),
+            r["note"],
+        ]
+        for r in rows
+    ]
+    print(
+        table(
+            ["backend", "model", "method", "time (s)", "time / keras_lpc", "score", "note"], cells
         )
-        rows[-1].append(f"batched on same {args.n_loop}: {sub_score:.4g}")
-        rows[-2].append("")
-        try:
-            t_fb, s_fb = foolbox_score(model, x)
-            rows.append(
-                [
-                    model.name,
-                    "foolbox 3 L2DeepFoolAttack",
-                    round(t_fb, 2),
-                    s_fb,
-                    f"{t_fb / t_batched:.2f}x ours",
-                    "",
-                ]
-            )
-        except Exception as err:  # noqa: BLE001 - report whatever stops foolbox
-            rows.append(
-                [
-                    model.name,
-                    "foolbox 3 L2DeepFoolAttack",
-                    "n/a",
-                    "n/a",
-                    f"could not run: {type(err).__name__}: {str(err)[:80]}",
-                    "",
-                ]
-            )
-        print(rows[-3:], flush=True)
-    body = (
-        f"## DeepFool ({keras.backend.backend()})\n\n`benchmarks/deepfool.py`, {args.n} random "
-        f"inputs, untrained models (MLP 64-256-256-10, CNN 16x16x3 two conv layers), "
-        f"overshoot 0.02, 50 steps, 10 candidates. {machine()}. The machine (2 cores) was "
-        "shared with other jobs, so absolute times are noisy; ratios come from one run.\n\n"
-        + table(["model", "method", "time (s)", "score", "ratio", "note"], rows)
     )
-    update_section(f"deepfool-{keras.backend.backend()}", body)
+    body = (
+        f"## DeepFool, every backend\n\n`benchmarks/deepfool.py`, {args.n} random inputs, "
+        "untrained models (MLP 64-256-256-10; CNN 16x16x3, two conv layers), overshoot 0.02, "
+        "50 steps, 10 candidates, batch size 256; times after a warm-up call (compilation "
+        "excluded), all rows of a backend measured in one process, the backends one after "
+        "the other in one run. Score: mean ||r||/||x|| over flipped inputs for keras_lpc, "
+        "over all inputs for the references (every input flips here).\n\n"
+        + "\n".join(f"* {m}" for m in machines)
+        + "\n\n"
+        + table(
+            ["backend", "model", "method", "time (s)", "time / keras_lpc", "score", "note"], cells
+        )
+    )
+    update_section("deepfool", body)
 
 
 if __name__ == "__main__":

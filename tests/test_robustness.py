@@ -6,9 +6,29 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lpc.backend import candidate_jacobian
+from keras_lpc import backend
 from keras_lpc.robustness import deepfool, fgsm_accuracy, lipschitz, pgd_accuracy
-from keras_lpc.robustness._scores import scores_function
+from keras_lpc.robustness._scores import score_function
+
+
+def _rows(scores, aux):
+    onehot = keras.ops.one_hot(aux, keras.ops.shape(scores)[1], dtype=scores.dtype)
+    return keras.ops.transpose(onehot, (1, 0, 2))
+
+
+def candidate_jacobian(fn, x, classes):
+    """Scores (N, C) and Jacobian rows (N, K, ...) of ``fn`` for ``classes`` (N, K)."""
+    if fn not in _JIT:  # compiled once per score function
+        _JIT[fn] = backend.jit(lambda x, c: backend.vjp(fn, x, _rows, c))
+    n, size = len(x), backend.bucket(len(x))
+    scores, grads = _JIT[fn](backend.pad(x, size), backend.pad(np.asarray(classes, "int32"), size))
+    return (
+        np.asarray(keras.ops.convert_to_numpy(scores))[:n],
+        np.moveaxis(np.asarray(keras.ops.convert_to_numpy(grads)), 0, 1)[:n],
+    )
+
+
+_JIT = {}
 
 
 def _linear(w, b, activation=None):
@@ -46,7 +66,7 @@ def test_deepfool_linear_closed_form(rng):
 
 def _reference_deepfool(model, x, overshoot=0.02, max_iter=50, candidates=10):
     """One input at a time, straight from the algorithm's description."""
-    fn = scores_function(model)
+    fn = score_function(model)
     out = []
     for xi in x:
         f0 = np.asarray(keras.ops.convert_to_numpy(fn(xi[None])))[0]
@@ -68,6 +88,53 @@ def _reference_deepfool(model, x, overshoot=0.02, max_iter=50, candidates=10):
     return np.array(out)
 
 
+def _numpy_loop_deepfool(model, x, overshoot=0.02, max_iter=50, candidates=10, clip=None):
+    """The previous implementation: batched, active set gathered on the host, float64 NumPy."""
+    fn = score_function(model)
+    x = np.asarray(x, "float32")
+    scores = np.asarray(keras.ops.convert_to_numpy(fn(x)), "float64")
+    k = min(candidates, scores.shape[1])
+    classes = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype("int32")
+    label = classes[:, 0]
+    r_tot = np.zeros(x.shape)
+    fooled = np.zeros(len(x), bool)
+    active = np.arange(len(x))
+    for step in range(max_iter + 1):
+        if active.size == 0:
+            break
+        xa = x[active] + (1 + overshoot) * r_tot[active]
+        xa = (np.clip(xa, *clip) if clip else xa).astype("float32")
+        s, jac = candidate_jacobian(fn, xa, classes[active])
+        s, jac = s.astype("float64"), jac.astype("float64")
+        still = s.argmax(1) == label[active]
+        fooled[active[~still]] = True
+        if step == max_iter:
+            break
+        active, s, jac = active[still], s[still], jac[still]
+        if active.size == 0:
+            break
+        rows = np.arange(active.size)
+        w = (jac[:, 1:] - jac[:, :1]).reshape(active.size, k - 1, -1)
+        f = np.take_along_axis(s, classes[active, 1:], 1) - s[rows, label[active], None]
+        norm = np.linalg.norm(w, axis=2)
+        dist = np.where(norm > 0, np.abs(f) / np.where(norm > 0, norm, 1), np.inf)
+        best = dist.argmin(1)
+        d, nb = dist[rows, best], norm[rows, best]
+        r_i = np.where(np.isfinite(d), (d + 1e-4) / nb, 0.0)[:, None] * w[rows, best]
+        r_tot[active] += r_i.reshape((active.size, *x.shape[1:]))
+    r = (1 + overshoot) * r_tot
+    return (np.clip(x + r, *clip) - x if clip else r), fooled
+
+
+def test_compiled_deepfool_equals_the_numpy_loop(rng):
+    model, x = _mlp(rng)
+    for kwargs in ({}, {"clip": (-0.5, 0.5)}, {"candidates": 3, "max_iter": 3}):
+        ref, ref_fooled = _numpy_loop_deepfool(model, x, **kwargs)
+        res = deepfool(model, x, batch_size=16, **kwargs)
+        np.testing.assert_allclose(res.perturbation, ref, rtol=1e-5, atol=1e-6)
+        assert res.fooled.tolist() == ref_fooled.tolist()
+
+
 def test_deepfool_batched_matches_per_sample_reference(rng):
     model, x = _mlp(rng)
     res = deepfool(model, x, batch_size=13)
@@ -84,7 +151,9 @@ def test_deepfool_score_correct_and_clip(rng):
     y = pred.copy()
     y[:8] = (pred[:8] + 1) % 4
     res = deepfool(model, x, y=y)
-    assert res.score_correct == pytest.approx(res.per_sample[8:].mean(), rel=1e-6)
+    assert res.score_correct == pytest.approx(
+        res.per_sample[8:][res.fooled[8:]].mean(), rel=1e-6
+    )
     clipped = deepfool(model, x, clip=(-0.5, 0.5))
     assert np.all(x + clipped.perturbation <= 0.5 + 1e-6)
 
@@ -139,12 +208,139 @@ def test_softmax_output_uses_logits(rng):
     assert lp.mean == pytest.approx(lipschitz(_linear(w, b), x).mean, rel=1e-5)
 
 
-def test_probability_outputs_are_refused(rng):
+def test_softmax_found_in_the_graph_or_stated(rng):
+    """A graph softmax is skipped silently; values alone only warn; `outputs=` says what it is."""
+    import warnings
+
+    w, b = rng.normal(size=(5, 3)), rng.normal(size=3)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    plain = deepfool(_linear(w, b), x)
     inp = keras.Input((5,))
-    out = keras.layers.Lambda(lambda t: keras.ops.softmax(t))(keras.layers.Dense(3)(inp))
-    model = keras.Model(inp, out)
-    with pytest.raises(ValueError, match="look like probabilities.*from_logits=True"):
-        deepfool(model, rng.normal(size=(4, 5)).astype("float32"))
+    dense = keras.layers.Dense(3)
+    graph = keras.Model(inp, keras.ops.softmax(dense(inp)))  # keras.ops.softmax as the last op
+    dense.set_weights([w.astype("float32"), b.astype("float32")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        found = deepfool(graph, x)
+    np.testing.assert_allclose(found.per_sample, plain.per_sample, rtol=1e-5)
+    opaque = keras.Model(inp, keras.layers.Lambda(lambda t: keras.ops.softmax(t))(dense(inp)))
+    with pytest.warns(UserWarning, match="look like probabilities.*outputs='probabilities'"):
+        deepfool(opaque, x)
+    # log p has the logits' class differences and gradients: the same DeepFool
+    stated = deepfool(opaque, x, outputs="probabilities")
+    np.testing.assert_allclose(stated.per_sample, plain.per_sample, rtol=1e-4)
+    lip = lipschitz(opaque, x, outputs="probabilities")
+    np.testing.assert_allclose(lip.per_sample, lipschitz(_linear(w, b), x).per_sample, rtol=1e-4)
+
+
+def test_logits_that_look_like_probabilities_are_measured(rng):
+    """Logits rows such as [1, 0, 0] are no longer refused: a warning, or none with outputs=."""
+    import warnings
+
+    # f = (x_0, 1 - x_0, 0) on inputs x_0 in {0, 1}: every row is one-hot
+    model = _linear(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]]), np.array([0.0, 1.0, 0.0]))
+    x = np.array([[1.0, 2.0], [0.0, 2.0]], "float32")
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        auto = deepfool(model, x, overshoot=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        said = deepfool(model, x, overshoot=0.0, outputs="logits")
+    # f_0 - f_1 = 2 x_0 - 1: the boundary x_0 = 1/2 lies 1/2 away from both inputs
+    expected = (0.5 + 1e-4) / np.linalg.norm(x, axis=1)
+    np.testing.assert_allclose(said.per_sample, expected, rtol=1e-5)
+    np.testing.assert_allclose(auto.per_sample, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="`outputs` must be one of 'auto', 'logits'"):
+        deepfool(model, x, outputs="softmax")
+
+
+def _relu_gate():
+    # h = relu(x_0); f = (h, 0.5): x_0 = 3 flips at x_0 = 0.5, x_0 = -3 has zero gradients
+    model = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Dense(1, activation="relu"),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.set_weights(
+        [np.array([[1.0], [0.0]]), np.zeros(1), np.array([[1.0, 0.0]]), np.array([0.0, 0.5])]
+    )
+    return model
+
+
+def test_deepfool_reports_unflipped_inputs_separately():
+    model = _relu_gate()
+    x = np.array([[3.0, 4.0], [-3.0, 4.0]], "float32")
+    with pytest.warns(UserWarning, match="1 of 2 inputs did not flip within max_iter=50"):
+        res = deepfool(model, x, y=[0, 1])
+    flipped = 1.02 * (2.5 + 1e-4) / 5.0
+    np.testing.assert_allclose(res.per_sample, [flipped, np.inf], rtol=1e-5)
+    assert res.fooled.tolist() == [True, False]
+    assert res.unflipped == 1 and res.flipped_fraction == 0.5
+    assert res.score == pytest.approx(flipped, rel=1e-5)
+    assert res.score_correct == pytest.approx(flipped, rel=1e-5)
+    assert res.iterations.tolist() == [1, 50]  # steps taken, zero-gradient ones included
+    np.testing.assert_allclose(res.perturbation[1], [0.0, 0.0])
+    with pytest.warns(UserWarning):
+        only_unflipped = deepfool(model, x[1:], y=[1])
+    assert np.isnan(only_unflipped.score) and np.isnan(only_unflipped.score_correct)
+    assert only_unflipped.unflipped == 1 and only_unflipped.flipped_fraction == 0.0
+
+
+def test_compiled_attacks_follow_new_weights_and_batch_sizes(rng):
+    """Compiled functions are cached per model but read the current weights at every call."""
+    x = rng.normal(size=(19, 5)).astype("float32")
+    model = _linear(rng.normal(size=(5, 4)), rng.normal(size=4))
+    deepfool(model, x, batch_size=7)
+    lipschitz(model, x)
+    for _ in range(2):
+        w, b = rng.normal(size=(5, 4)), rng.normal(size=4)
+        model.set_weights([w.astype("float32"), b.astype("float32")])
+        res = deepfool(model, x, overshoot=0.0, batch_size=7)
+        f = x.astype("float64") @ w + b
+        k0 = f.argmax(1)
+        gap = f - f[np.arange(len(x)), k0][:, None]
+        norm = np.linalg.norm(w.T[None, :, :] - w.T[k0][:, None, :], axis=2)  # (N, C)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dist = np.where(norm > 0, np.abs(gap) / norm, np.inf).min(axis=1)
+        np.testing.assert_allclose(
+            res.per_sample, (dist + 1e-4) / np.linalg.norm(x, axis=1), rtol=1e-5
+        )
+        y = rng.integers(0, 4, size=len(x))
+        f[np.arange(len(x)), y] = -np.inf
+        margin = np.linalg.norm(w[:, y] - w[:, f.argmax(1)], axis=0)
+        np.testing.assert_allclose(lipschitz(model, x, y).per_sample, margin, rtol=1e-5)
+
+
+def test_y_positional_or_keyword_and_eps_return_types(rng):
+    model, x = _mlp(rng)
+    y = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=1)
+    assert deepfool(model, x, y).score_correct == deepfool(model, x, y=y).score_correct
+    assert lipschitz(model, x, y).mean == lipschitz(model, x=x, y=y).mean
+    for attack in (fgsm_accuracy, pgd_accuracy):
+        one = attack(model, x, y, 0.1)
+        assert type(one) is float
+        assert type(attack(model, x, y, np.float32(0.1))) is float
+        assert attack(model, x, y=y, eps=0.1) == one == attack(model, x, None, 0.1)
+        listed = attack(model, x, y, [0.1])
+        assert isinstance(listed, np.ndarray) and listed.shape == (1,) and listed[0] == one
+        both = attack(model, x, y, (0.0, 0.1))
+        assert both.dtype == np.float64 and both.tolist() == [1.0, one]
+
+
+def test_model_outputs_in_a_list_or_dict(rng):
+    w, b = rng.normal(size=(5, 3)), rng.normal(size=3)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    inp = keras.Input((5,))
+    dense = keras.layers.Dense(3)
+    out = dense(inp)
+    # a dict's first output is the first key in sorted order (Keras' flattening order)
+    as_dict = keras.Model(inp, {"z_other": keras.layers.Dense(2)(inp), "logits": out})
+    dense.set_weights([w.astype("float32"), b.astype("float32")])
+    expected = lipschitz(_linear(w, b), x).per_sample
+    np.testing.assert_allclose(lipschitz(as_dict, x).per_sample, expected, rtol=1e-5)
+    as_list = keras.Model(inp, [out, out])
+    np.testing.assert_allclose(lipschitz(as_list, x).per_sample, expected, rtol=1e-5)
 
 
 def test_bad_inputs(rng):

@@ -1,37 +1,74 @@
-"""Input gradients for each Keras backend.
+"""Input gradients and compiled loops for each Keras backend.
 
 This package is the only place in keras_lpc that imports tensorflow, jax or
-torch, and each framework is imported lazily inside its own module. The rest
-of the library writes its maths in ``keras.ops`` / NumPy and asks this
-package for input gradients through one small object:
+torch, and each framework is imported lazily inside its own module. An
+attack is written once, in ``keras.ops``, as a function of backend tensors;
+this package supplies the two things ``keras.ops`` lacks:
 
-``differentiator(fn)`` wraps ``fn``, a function from a batch of inputs
-``x`` (N, ...) to scores (N, C) written in ``keras.ops``, and returns an
-object with
+``vjp(fn, x, cotangent_fn, aux) -> (scores, grads)``
+    Traceable (usable inside `jit` and inside ``keras.ops.while_loop`` /
+    ``fori_loop`` bodies). ``fn`` maps a batch ``x`` (N, ...) to scores
+    (N, C) in ``keras.ops``; ``cotangent_fn(scores, aux)`` (``keras.ops``)
+    builds cotangents (K, N, C) from the detached scores and ``aux`` (any
+    tensor, e.g. labels or candidate classes; ``K`` must be static, i.e. known
+    from shapes other than the batch axis). Returns the scores and
+    ``grads[k, n] = sum_c cot[k, n, c] * d scores[n, c] / d x[n]``
+    (K, N, ...), both backend tensors: one forward pass and K products
+    (JAX ``jax.vjp`` + ``vmap``; TensorFlow a persistent ``GradientTape``, ``tf.map_fn``
+    over the cotangents; torch ``autograd.grad`` once per cotangent). The scores of
+    different samples must not depend on each other (inference mode).
 
-* ``forward(x) -> scores``: scores as a NumPy array, no gradients;
-* ``vjp(x, cotangent_fn, aux) -> (scores, grads)``: one forward pass and
-  ``K`` vector-Jacobian products. ``cotangent_fn(scores, aux)`` is written
-  in ``keras.ops`` and returns cotangents of shape (K, N, C) built from the
-  (detached) scores and an auxiliary integer array ``aux`` (N, ...);
-  ``grads[k, n] = sum_c cot[k, n, c] * d scores[n, c] / d x[n]``, so
-  ``grads`` has shape (K, N, ...). The scores of different samples must
-  not depend on each other (true in inference mode).
+``jit(fn, variables=()) -> compiled``
+    ``compiled(*arrays)`` converts NumPy arguments to backend tensors and
+    runs ``fn`` compiled: ``jax.jit`` with the ``variables`` (a model's
+    ``model.variables``) passed as arguments through a
+    ``keras.StatelessScope``, so a compiled function always sees the
+    current weights and is never rebuilt when they change;
+    ``tf.function`` with the batch axis (axis 0 of every array argument)
+    left free in its input signature, one graph per dtypes and non-batch
+    shapes (variables are read by reference; every batch size reuses it,
+    other axes such as the candidate count ``K`` stay static);
+    torch runs eagerly under ``torch.no_grad`` (``vjp`` re-enables
+    gradients where it needs them). Outputs are backend tensors (convert
+    with ``keras.ops.convert_to_numpy`` once, at the end). Pass array
+    arguments, not Python numbers, so values never cause a retrace.
 
-Candidate-class Jacobian rows (DeepFool), margin gradients (Lipschitz) and
-cross-entropy gradients (FGSM/PGD) are all such products.
+``cached(owner, key, build)``
+    ``build()`` once per ``(owner, key)``, stored on ``owner`` (a model),
+    so repeated calls of an attack on the same model reuse its compiled
+    functions (``key`` must hold every static setting).
+
+``bucket(n)`` / ``pad(a, size)``
+    Batch sizes rounded up to a power of two (at least 8) and NumPy
+    zero-padding along axis 0: a compiled attack sees a few shapes, and
+    padded rows are masked out by the caller.
+
+Usage, a PGD-style L-inf loop (see `keras_lpc.robustness.attacks`)::
+
+    def attack(x, y, eps, step):          # backend tensors, keras.ops only
+        def body(i, delta):
+            _, g = backend.vjp(score_fn, x + delta, ce_cotangent, y)
+            return ops.clip(delta + step * ops.sign(g[0]), -eps, eps)
+        delta = ops.fori_loop(0, steps, body, ops.zeros_like(x))
+        return ops.argmax(score_fn(x + delta), axis=1) == y
+
+    run = backend.cached(model, ("pgd", steps),
+                         lambda: backend.jit(attack, model.variables))
+    size = backend.bucket(len(x))
+    hits = ops.convert_to_numpy(run(backend.pad(x, size), backend.pad(y, size),
+                                    np.float32(eps), np.float32(step)))[: len(x)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 
-def differentiator(fn: Callable[[Any], Any]) -> Any:
-    """Return the input-gradient helper of the current Keras backend for ``fn``."""
+def _impl() -> Any:
     name = keras.backend.backend()
     if name == "tensorflow":
         from keras_lpc.backend import _tensorflow as impl
@@ -44,16 +81,49 @@ def differentiator(fn: Callable[[Any], Any]) -> Any:
             "Input gradients need the tensorflow, jax or torch Keras backend. "
             f"Received: backend={name!r}"
         )
-    return impl.Differentiator(fn)
+    return impl
 
 
-def candidate_jacobian(fn: Callable[[Any], Any], x: Any, classes: Any) -> tuple[Any, Any]:
-    """Scores (N, C) and Jacobian rows (N, K, ...) of ``fn`` for ``classes`` (N, K)."""
-    import numpy as np
-    from keras import ops
+def vjp(
+    fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
+) -> tuple[Any, Any]:
+    """Scores ``fn(x)`` (N, C) and K vector-Jacobian products (K, N, ...), traceable.
 
-    def cot(scores: Any, aux: Any) -> Any:
-        return ops.transpose(ops.one_hot(aux, ops.shape(scores)[1], dtype=scores.dtype), (1, 0, 2))
+    ``grads[k, n] = sum_c cot[k, n, c] * d fn(x)[n, c] / d x[n]`` with
+    ``cot = cotangent_fn(stop_gradient(fn(x)), aux)`` of shape (K, N, C).
+    """
+    return _impl().vjp(fn, x, cotangent_fn, aux)
 
-    scores, grads = differentiator(fn).vjp(x, cot, np.asarray(classes, dtype="int32"))
-    return scores, np.moveaxis(grads, 0, 1)
+
+def jit(fn: Callable[..., Any], variables: Sequence[Any] = ()) -> Callable[..., Any]:
+    """``fn`` compiled for the current backend; reads ``variables``' current values per call."""
+    return _impl().jit(fn, list(variables))
+
+
+_CACHE = "_keras_lpc_compiled"
+
+
+def cached(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()`` computed once per ``(owner, key, backend)`` and stored on ``owner``."""
+    store = owner.__dict__.get(_CACHE)
+    if store is None:
+        store = {}
+        object.__setattr__(owner, _CACHE, store)
+    full = (keras.backend.backend(), key)
+    if full not in store:
+        store[full] = build()
+    return store[full]
+
+
+def bucket(n: int) -> int:
+    """The smallest power of two ``>= n`` (and ``>= 8``): the padded batch size."""
+    return max(8, 1 << (max(int(n), 1) - 1).bit_length())
+
+
+def pad(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` zero-padded along axis 0 to ``size`` rows."""
+    a = np.asarray(a)
+    extra = size - a.shape[0]
+    if extra <= 0:
+        return a
+    return np.concatenate([a, np.zeros((extra, *a.shape[1:]), dtype=a.dtype)])

@@ -1,63 +1,35 @@
-"""Input gradients on the JAX backend (``jax.vjp`` + ``vmap`` under ``jit``).
-
-Batches are padded to a power of two so that a shrinking set of active
-inputs (DeepFool) compiles a handful of shapes, not one per batch size.
-The jitted functions are built per `Differentiator`, i.e. per call of a
-public function, so they always see the model's current weights.
-"""
+"""Input gradients (``jax.vjp`` + ``vmap``) and ``jax.jit`` with the weights as arguments."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+import keras
 
 
-def _bucket(n: int) -> int:
-    return max(8, 1 << (max(n, 1) - 1).bit_length())
+def vjp(
+    fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
+) -> tuple[Any, Any]:
+    """Scores and K batched vector-Jacobian products (see `keras_lpc.backend.vjp`)."""
+    import jax
+
+    out, pull = jax.vjp(fn, x)
+    cot = cotangent_fn(jax.lax.stop_gradient(out), aux)
+    return out, jax.vmap(lambda c: pull(c)[0])(cot)
 
 
-def _pad(a: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
-    extra = size - a.shape[axis]
-    if extra == 0:
-        return a
-    widths = [(0, 0)] * a.ndim
-    widths[axis] = (0, extra)
-    return np.pad(a, widths)
+def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
+    """``fn`` under ``jax.jit``, the variables' values passed in through a StatelessScope."""
+    import jax
 
+    def pure(values: list[Any], *args: Any) -> Any:
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
 
-class Differentiator:
-    """Forward passes and batched vector-Jacobian products of ``fn`` on JAX."""
+    compiled = jax.jit(pure)
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        import jax
+    def call(*args: Any) -> Any:
+        return compiled([v.value for v in variables], *args)
 
-        self._forward = jax.jit(fn)
-        self._vjps: dict[Callable, Callable] = {}
-
-    def _vjp_fn(self, cotangent_fn: Callable) -> Callable:
-        import jax
-
-        if cotangent_fn not in self._vjps:
-            fn = self._forward
-
-            def run(x: Any, aux: Any) -> tuple[Any, Any]:
-                out, pull = jax.vjp(fn, x)
-                cot = cotangent_fn(jax.lax.stop_gradient(out), aux)
-                return out, jax.vmap(lambda c: pull(c)[0])(cot)
-
-            self._vjps[cotangent_fn] = jax.jit(run)
-        return self._vjps[cotangent_fn]
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        return np.asarray(self._forward(_pad(x, _bucket(n))))[:n]
-
-    def vjp(
-        self, x: np.ndarray, cotangent_fn: Callable[[Any, Any], Any], aux: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n = len(x)
-        size = _bucket(n)
-        out, grads = self._vjp_fn(cotangent_fn)(_pad(x, size), _pad(aux, size))
-        return np.asarray(out)[:n], np.asarray(grads)[:, :n]
+    return call

@@ -1,4 +1,4 @@
-"""Input gradients on the PyTorch backend (autograd, one graph, K backward passes)."""
+"""Input gradients (``torch.autograd.grad``, batched cotangents) and eager runs on torch."""
 
 from __future__ import annotations
 
@@ -6,34 +6,32 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-import numpy as np
 
 
-class Differentiator:
-    """Forward passes and batched vector-Jacobian products of ``fn`` on torch."""
+def vjp(
+    fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
+) -> tuple[Any, Any]:
+    """Scores and K vector-Jacobian products (see `keras_lpc.backend.vjp`)."""
+    import torch
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        self.fn = fn
+    xt = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = fn(xt)
+    cot = cotangent_fn(out.detach(), aux)
+    count = int(cot.shape[0])
+    grads = [
+        torch.autograd.grad(out, xt, grad_outputs=cot[k], retain_graph=k < count - 1)[0]
+        for k in range(count)
+    ]
+    return out.detach(), torch.stack(grads)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        import torch
 
+def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
+    """``fn`` run eagerly under ``torch.no_grad`` on tensors (variables read directly)."""
+    import torch
+
+    def call(*args: Any) -> Any:
         with torch.no_grad():
-            out = self.fn(keras.ops.convert_to_tensor(x, dtype=x.dtype.name))
-        return out.detach().cpu().numpy()
+            return fn(*[keras.ops.convert_to_tensor(a) for a in args])
 
-    def vjp(
-        self, x: np.ndarray, cotangent_fn: Callable[[Any, Any], Any], aux: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        xt = keras.ops.convert_to_tensor(x, dtype=x.dtype.name).detach().requires_grad_(True)
-        with torch.enable_grad():
-            out = self.fn(xt)
-        cot = cotangent_fn(out.detach(), keras.ops.convert_to_tensor(aux))
-        count = int(cot.shape[0])
-        grads = [
-            torch.autograd.grad(out, xt, grad_outputs=cot[k], retain_graph=k < count - 1)[0]
-            for k in range(count)
-        ]
-        return out.detach().cpu().numpy(), torch.stack(grads).cpu().numpy()
+    return call

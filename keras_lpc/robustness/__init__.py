@@ -1,10 +1,13 @@
 """Robustness of any Keras model: DeepFool, Lipschitz proxy, FGSM and PGD.
 
-All functions work on the model's pre-softmax class scores: a final
-``Dense(..., activation="softmax")``, ``Softmax`` or ``Activation("softmax")``
-output layer is skipped automatically, and a model whose outputs still look
-like probabilities is refused with an error saying how to fix it. Input
-gradients come from `keras_lpc.backend` (TensorFlow, JAX or PyTorch).
+All functions work on the model's pre-softmax class scores: a final softmax
+found in the model's graph (``Dense(..., activation="softmax")``, ``Softmax``,
+``Activation("softmax")`` or ``keras.ops.softmax``) is skipped automatically;
+a model whose outputs look like probabilities without a softmax in its graph
+is measured as it is, with a warning (say ``outputs="logits"`` or
+``outputs="probabilities"`` to state what it returns). The attacks run on
+the device, compiled, through `keras_lpc.backend` (TensorFlow, JAX or
+PyTorch).
 """
 
 from keras_lpc.robustness.apgd import apgd_accuracy

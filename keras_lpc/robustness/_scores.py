@@ -1,17 +1,22 @@
-"""Class scores (logits) of any Keras model, input checks and the gradient helper.
+"""Class scores (logits) of any Keras model, input checks and compiled forward passes.
 
 Robustness is measured on the scores *before* a final softmax: DeepFool's
 linearisation and the Lipschitz margin are defined on logits, and a softmax
-output saturates, which makes its gradients vanish. A final softmax is
-detected (``Dense(..., activation="softmax")``, ``Softmax`` or
-``Activation("softmax")`` as the model's output layer) and skipped by
-rebuilding the model up to that layer's input. A model whose outputs still
-look like probabilities (every row in [0, 1] summing to 1) is refused with an
-error that says how to fix it.
+output saturates, which makes its gradients vanish. With ``outputs="auto"``
+a final softmax found in the model's graph (``Dense(...,
+activation="softmax")``, ``Softmax`` or ``Activation("softmax")`` as the
+output layer, or ``keras.ops.softmax`` as the functional graph's last
+operation) is skipped by rebuilding the model up to its input. Where the
+output values are the only evidence (every row in [0, 1] summing to 1, e.g.
+a softmax inside a ``Lambda``), a warning says how to state what the model
+returns: ``outputs="logits"`` (use the outputs as they are) or
+``outputs="probabilities"`` (use ``log p``, which has the same class-score
+differences and gradients as the logits of a softmax).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +25,25 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
+from keras_lpc._validation import check_choice
+
+OUTPUTS = ("auto", "logits", "probabilities")
+
+_HOW = (
+    "Pass outputs='probabilities' (scores = log p) or outputs='logits' (outputs used as they "
+    "are) to say what the model returns, or build it with a linear last layer (logits)"
+)
+
+
+def first_output(out: Any) -> Any:
+    """The first output of a model: ``out[0]`` of a list/tuple, of a dict the value of the
+    first key in sorted order (Keras' flattening order, so ``model.outputs[0]``)."""
+    while isinstance(out, (list, tuple, dict)):
+        if isinstance(out, dict):
+            out = out[sorted(out)[0]]
+        else:
+            out = out[0]
+    return out
 
 
 def _is_softmax(activation: Any) -> bool:
@@ -28,64 +52,95 @@ def _is_softmax(activation: Any) -> bool:
     )
 
 
-def _output_layer(model: Any) -> Any:
+def _output_operation(model: Any) -> Any:
     try:
         outputs = model.outputs
     except (AttributeError, ValueError):
         outputs = None
     if outputs:
-        history = getattr(outputs[0], "_keras_history", None)
+        history = getattr(first_output(outputs), "_keras_history", None)
         if history is not None:
             return history[0]
     layers = getattr(model, "layers", None)
     return layers[-1] if layers else None
 
 
-_HOW = (
-    "Build the model with a linear last layer (logits) and train it with "
-    "`from_logits=True`, or pass a model that returns the pre-softmax scores"
-)
+def _softmax_kind(last: Any) -> str | None:
+    """``"input"`` if ``last`` is a softmax of its input, ``"dense"`` for a softmax Dense."""
+    if last is None:
+        return None
+    if isinstance(last, keras.layers.Softmax) or type(last).__name__ == "Softmax":
+        return "input"
+    if _is_softmax(getattr(last, "activation", None)):
+        if isinstance(last, keras.layers.Activation):
+            return "input"
+        if isinstance(last, keras.layers.Dense):
+            return "dense"
+        return "other"
+    return None
 
 
-def scores_function(model: Any) -> Callable[[Any], Any]:
-    """A ``keras.ops`` function mapping a batch of inputs to pre-softmax scores (N, C)."""
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(f"`model` must be a Keras model. Received: model={model!r}")
-    last = _output_layer(model)
-    softmax = last is not None and (
-        isinstance(last, keras.layers.Softmax) or _is_softmax(getattr(last, "activation", None))
-    )
-    if not softmax:
+def _flat(out: Any) -> Any:
+    out = first_output(out)
+    return ops.reshape(out, (ops.shape(out)[0], -1))
 
-        def scores(x: Any) -> Any:
-            out = model(x, training=False)
-            if isinstance(out, (list, tuple)):
-                out = out[0]
-            if isinstance(out, dict):
-                out = next(iter(out.values()))
-            return ops.reshape(out, (ops.shape(out)[0], -1))
 
-        return scores
+def _build_score_function(model: Any, outputs: str) -> tuple[Callable[[Any], Any], bool]:
+    kind = None if outputs == "logits" else _softmax_kind(_output_operation(model))
+    if kind is None:
+        if outputs == "probabilities":
+
+            def log_probabilities(x: Any) -> Any:
+                p = _flat(model(x, training=False))
+                return ops.log(ops.maximum(p, ops.cast(1e-30, p.dtype)))
+
+            return log_probabilities, True
+        return (lambda x: _flat(model(x, training=False))), outputs == "logits"
+    last = _output_operation(model)
+    if kind == "other":
+        raise ValueError(
+            f"`model` ends with a {type(last).__name__} layer with a softmax activation, "
+            f"which cannot be skipped. {_HOW}. Received: model={model.name!r}"
+        )
     try:
         inner = keras.Model(model.inputs, last.input)
     except (AttributeError, ValueError, TypeError) as err:
         raise ValueError(
-            "`model` ends with a softmax that could not be skipped "
-            f"({err}). {_HOW}. Received: model={model.name!r}"
+            f"`model` ends with a softmax that could not be skipped ({err}). {_HOW}. "
+            f"Received: model={model.name!r}"
         ) from err
-    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
-        return lambda x: inner(x, training=False)
-    if isinstance(last, keras.layers.Dense):
+    if kind == "input":
+        return (lambda x: _flat(inner(x, training=False))), True
 
-        def dense_scores(x: Any) -> Any:
-            z = ops.matmul(inner(x, training=False), last.kernel)
-            return z + last.bias if last.use_bias else z
+    def dense_scores(x: Any) -> Any:
+        z = ops.matmul(inner(x, training=False), last.kernel)
+        return z + last.bias if last.use_bias else z
 
-        return dense_scores
-    raise ValueError(
-        f"`model` ends with a {type(last).__name__} layer with a softmax activation, "
-        f"which cannot be skipped. {_HOW}. Received: model={model.name!r}"
-    )
+    return dense_scores, True
+
+
+def score_function(model: Any, outputs: str = "auto") -> Callable[[Any], Any]:
+    """A ``keras.ops`` function mapping a batch of inputs to pre-softmax scores (N, C).
+
+    Built once per model and ``outputs`` (see the module docstring) and cached on
+    the model; it reads the model's current weights at every call.
+    """
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"`model` must be a Keras model. Received: model={model!r}")
+    outputs = check_choice("outputs", outputs, OUTPUTS)
+    return backend.cached(
+        model, ("scores", outputs), lambda: _build_score_function(model, outputs)
+    )[0]
+
+
+def scores_known(model: Any, outputs: str) -> bool:
+    """Whether the scores are known to be logits (graph or user said so): no value check."""
+    return backend.cached(
+        model, ("scores", outputs), lambda: _build_score_function(model, outputs)
+    )[1]
+
+
+scores_function = score_function  # the name used before the compiled attacks
 
 
 def input_dtype(model: Any) -> str:
@@ -160,44 +215,45 @@ def check_labels(y: Any, n: int, classes: int) -> np.ndarray:
     return y
 
 
-class Scorer:
-    """Batched scores and input gradients of a model's pre-softmax scores."""
+def batches(n: int, batch_size: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, padded size)`` of each batch: sizes rounded up by `backend.bucket`."""
+    return [
+        (i, min(i + batch_size, n), backend.bucket(min(batch_size, n - i)))
+        for i in range(0, n, batch_size)
+    ]
 
-    def __init__(self, model: Any, batch_size: int = 256) -> None:
-        self.fn = scores_function(model)
-        self.diff = backend.differentiator(self.fn)
-        self.batch_size = batch_size
-        self.name = getattr(model, "name", repr(model))
-        self.classes = 0
-        self.dtype = input_dtype(model)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Scores (N, C) as float64, computed in batches; checks they are not probabilities."""
-        parts = [
-            self.diff.forward(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)
-        ]
-        scores = np.concatenate(parts).astype("float64")
-        self.classes = scores.shape[1]
-        if scores.shape[1] < 2:
-            raise ValueError(
-                "`model` must output at least 2 class scores. "
-                f"Received: model={self.name!r} with {scores.shape[1]} output"
-            )
-        if (
-            np.all(scores >= 0)
-            and np.all(scores <= 1)
-            and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
-        ):
-            raise ValueError(
-                "`model` must return class scores (logits), but its outputs look like "
-                f"probabilities (rows in [0, 1] summing to 1). {_HOW}. "
-                f"Received: model={self.name!r}"
-            )
-        return scores
+def forward(model: Any, x: np.ndarray, batch_size: int = 256, outputs: str = "auto") -> np.ndarray:
+    """Pre-softmax scores (N, C) as float64, compiled and batched; checks the scores.
 
-    def vjp(
-        self, x: np.ndarray, cotangent_fn: Callable[[Any, Any], Any], aux: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (N, C) and products (K, N, ...) for one batch (see `keras_lpc.backend`)."""
-        scores, grads = self.diff.vjp(x, cotangent_fn, aux)
-        return scores.astype("float64"), grads.astype("float64")
+    Raises ``ValueError`` for fewer than 2 classes; warns (once per call site)
+    when ``outputs="auto"`` found no softmax in the graph but the values look
+    like probabilities.
+    """
+    fn = score_function(model, outputs)
+    run = backend.cached(model, ("forward", outputs), lambda: backend.jit(fn, model.variables))
+    parts = [
+        ops.convert_to_numpy(run(backend.pad(x[a:b], size)))[: b - a]
+        for a, b, size in batches(len(x), batch_size)
+    ]
+    scores = np.concatenate(parts).astype("float64")
+    name = getattr(model, "name", repr(model))
+    if scores.shape[1] < 2:
+        raise ValueError(
+            "`model` must output at least 2 class scores. "
+            f"Received: model={name!r} with {scores.shape[1]} output"
+        )
+    if (
+        not scores_known(model, outputs)
+        and np.all(scores >= 0)
+        and np.all(scores <= 1)
+        and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
+    ):
+        warnings.warn(
+            f"`model` {name!r} has no softmax in its graph but its outputs look like "
+            "probabilities (rows in [0, 1] summing to 1); they are used as class scores "
+            f"(logits). {_HOW}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return scores

@@ -1,14 +1,28 @@
-"""FGSM and PGD accuracy of any Keras model, on the cross-entropy of its logits."""
+"""FGSM and PGD accuracy of any Keras model, on the cross-entropy of its logits.
+
+Both attacks run on the device: the gradient steps, projections and the
+final predictions are one compiled function per batch (`keras_lpc.backend`);
+only the per-input hits come back to the host.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from keras import ops
 
+from keras_lpc import backend
 from keras_lpc._validation import check_choice, check_float, check_int
-from keras_lpc.robustness._scores import Scorer, check_inputs, check_labels
+from keras_lpc.robustness._scores import (
+    OUTPUTS,
+    batches,
+    check_inputs,
+    check_labels,
+    forward,
+    score_function,
+)
 
 
 def _ce_cotangent(scores: Any, labels: Any) -> Any:
@@ -27,32 +41,54 @@ def _eps_list(eps: Any) -> tuple[list[float], bool]:
     ], scalar
 
 
-def _setup(model: Any, x: Any, y: Any, batch_size: int) -> tuple[Scorer, np.ndarray, np.ndarray]:
+def _check_clip(clip: Any) -> tuple[float, float] | None:
+    if clip is None:
+        return None
+    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
+        raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
+    lo, hi = check_float("clip[0]", clip[0]), check_float("clip[1]", clip[1])
+    if not lo < hi:
+        raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
+    return lo, hi
+
+
+def _setup(
+    model: Any, x: Any, y: Any, batch_size: int, outputs: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    outputs = check_choice("outputs", outputs, OUTPUTS)
     x = check_inputs(model, x)
-    scorer = Scorer(model, batch_size)
-    classes = scorer.forward(x[:1]).shape[1]
-    return scorer, x, check_labels(y, len(x), classes).astype("int32")
+    scores = forward(model, x, batch_size, outputs)
+    labels = np.argmax(scores, axis=1) if y is None else check_labels(y, len(x), scores.shape[1])
+    return x, labels.astype("int32"), scores
 
 
-def _ce_grad(scorer: Scorer, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    b = scorer.batch_size
-    return np.concatenate(
-        [scorer.vjp(x[i : i + b], _ce_cotangent, y[i : i + b])[1][0] for i in range(0, len(x), b)]
-    )
+def _hits(fn: Callable[[Any], Any], x: Any, y: Any) -> Any:
+    return ops.argmax(fn(x), axis=1) == ops.cast(y, "int32")
 
 
-def _accuracy(scorer: Scorer, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(scorer.forward(x.astype(scorer.dtype)), axis=1) == y))
+def _unit(g: Any) -> Any:
+    """``g / ||g||_2`` per input (0 where the gradient is 0)."""
+    flat = ops.reshape(g, (ops.shape(g)[0], -1))
+    size = ops.sqrt(ops.sum(flat * flat, axis=1))
+    scale = ops.where(size > 0, 1.0 / ops.where(size > 0, size, ops.ones_like(size)), 0.0)
+    return g * ops.reshape(ops.cast(scale, g.dtype), (-1,) + (1,) * (len(g.shape) - 1))
 
 
-def _l2_normalise(g: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(g.reshape(len(g), -1), axis=1).reshape((-1,) + (1,) * (g.ndim - 1))
-    return np.divide(g, norm, out=np.zeros_like(g), where=norm > 0)
+def _clip(x0: Any, delta: Any, bounds: tuple[Any, Any] | None) -> Any:
+    return delta if bounds is None else ops.clip(x0 + delta, bounds[0], bounds[1]) - x0
+
+
+def _bounds(clip: tuple[float, float] | None, dtype: Any) -> tuple[Any, Any]:
+    return (dtype(0.0), dtype(0.0)) if clip is None else (dtype(clip[0]), dtype(clip[1]))
+
+
+def _accuracy(hits: list[np.ndarray]) -> float:
+    return float(np.mean(np.concatenate(hits)))
 
 
 def _result(values: list[float], scalar: bool) -> float | np.ndarray:
-    return values[0] if scalar else np.asarray(values)
+    return values[0] if scalar else np.asarray(values, dtype="float64")
 
 
 def fgsm_accuracy(
@@ -63,6 +99,7 @@ def fgsm_accuracy(
     *,
     clip: tuple[float, float] | None = None,
     batch_size: int = 256,
+    outputs: str = "auto",
 ) -> float | np.ndarray:
     """Accuracy under the fast gradient sign attack, for one or several ``eps``.
 
@@ -73,13 +110,19 @@ def fgsm_accuracy(
     Args:
         model: a Keras classifier returning class scores (N, C), C >= 2.
         x: inputs, a batch matching the model's input shape.
-        y: labels (N,) or one-hot rows.
+        y: labels (N,) or one-hot rows (positional or keyword); ``None`` uses the
+            clean predictions.
         eps: a budget ``>= 0`` or a list of them.
         clip: optional ``(lo, hi)`` range of valid inputs.
-        batch_size: inputs processed together.
+        batch_size: inputs processed together (padded to a power of two).
+        outputs: ``"auto"``, ``"logits"`` or ``"probabilities"``: what the model
+            returns (see `keras_lpc.robustness.deepfool`).
 
     Returns:
-        The accuracy (a float in [0, 1]), or an array of them, one per eps.
+        One rule for both attacks: a scalar ``eps`` (a number or a 0-d array)
+        gives the accuracy as a float in [0, 1]; a sequence or array of budgets
+        gives a float64 ndarray of accuracies of the same length (a list of one
+        gives an array of one).
 
     Raises:
         ValueError: negative or non-finite ``eps``, bad ``x`` / ``y``.
@@ -96,12 +139,31 @@ def fgsm_accuracy(
     [1.  0.5 0. ]
     """
     values, scalar = _eps_list(eps)
-    scorer, x, y = _setup(model, x, y, batch_size)
-    direction = np.sign(_ce_grad(scorer, x, y))
+    clip = _check_clip(clip)
+    x, y, _ = _setup(model, x, y, batch_size, outputs)
+    fn = score_function(model, outputs)
+
+    clipped = clip is not None
+
+    def attack(x: Any, y: Any, eps: Any, lo: Any, hi: Any) -> Any:
+        _, g = backend.vjp(fn, x, _ce_cotangent, y)
+        return _hits(fn, x + _clip(x, eps * ops.sign(g[0]), (lo, hi) if clipped else None), y)
+
+    run = backend.cached(
+        model, ("fgsm", outputs, clipped), lambda: backend.jit(attack, model.variables)
+    )
     accs = []
     for e in values:
-        xa = x + e * direction
-        accs.append(_accuracy(scorer, np.clip(xa, *clip) if clip is not None else xa, y))
+        hits = []
+        for a, b, size in batches(len(x), batch_size):
+            out = run(
+                backend.pad(x[a:b], size),
+                backend.pad(y[a:b], size),
+                x.dtype.type(e),
+                *_bounds(clip, x.dtype.type),
+            )
+            hits.append(np.asarray(ops.convert_to_numpy(out))[: b - a])
+        accs.append(_accuracy(hits))
     return _result(accs, scalar)
 
 
@@ -118,6 +180,7 @@ def pgd_accuracy(
     clip: tuple[float, float] | None = None,
     batch_size: int = 256,
     seed: int = 0,
+    outputs: str = "auto",
 ) -> float | np.ndarray:
     """Accuracy under projected gradient descent (Madry et al.), for one or several ``eps``.
 
@@ -134,18 +197,24 @@ def pgd_accuracy(
     Args:
         model: a Keras classifier returning class scores (N, C), C >= 2.
         x: inputs, a batch matching the model's input shape.
-        y: labels (N,) or one-hot rows.
+        y: labels (N,) or one-hot rows (positional or keyword); ``None`` uses the
+            clean predictions.
         eps: a budget ``>= 0`` (input units, in ``norm``) or a list of them.
         steps: number of gradient steps, ``>= 1``.
         step_size: step length ``> 0``; default ``2.5 * eps / steps``.
         norm: ``"linf"`` or ``"l2"``.
         random_start: start from a uniformly random point of the ball.
         clip: optional ``(lo, hi)`` range of valid inputs.
-        batch_size: inputs processed together.
+        batch_size: inputs processed together (padded to a power of two).
         seed: seed of the random start.
+        outputs: ``"auto"``, ``"logits"`` or ``"probabilities"``: what the model
+            returns (see `keras_lpc.robustness.deepfool`).
 
     Returns:
-        The accuracy (a float in [0, 1]), or an array of them, one per eps.
+        One rule for both attacks: a scalar ``eps`` (a number or a 0-d array)
+        gives the accuracy as a float in [0, 1]; a sequence or array of budgets
+        gives a float64 ndarray of accuracies of the same length (a list of one
+        gives an array of one).
 
     Raises:
         ValueError: negative ``eps``, ``steps < 1``, ``step_size <= 0``,
@@ -167,31 +236,62 @@ def pgd_accuracy(
     if step_size is not None:
         step_size = check_float("step_size", step_size, strictly_positive=True)
     norm = check_choice("norm", norm, ("linf", "l2"))
-    scorer, x, y = _setup(model, x, y, batch_size)
+    clip = _check_clip(clip)
+    x, y, scores = _setup(model, x, y, batch_size, outputs)
+    fn = score_function(model, outputs)
+
+    clipped = clip is not None
+
+    def attack(x0: Any, y: Any, delta: Any, eps: Any, a: Any, steps: Any, lo: Any, hi: Any) -> Any:
+        bounds = (lo, hi) if clipped else None
+
+        def step(i: Any, delta: Any) -> Any:
+            _, g = backend.vjp(fn, x0 + delta, _ce_cotangent, y)
+            if norm == "linf":
+                delta = ops.clip(delta + a * ops.sign(g[0]), -eps, eps)
+            else:
+                delta = delta + a * _unit(g[0])
+                flat = ops.reshape(delta, (ops.shape(delta)[0], -1))
+                size = ops.sqrt(ops.sum(flat * flat, axis=1))
+                scale = ops.minimum(1.0, eps / ops.maximum(size, 1e-30))
+                delta = delta * ops.reshape(scale, (-1,) + (1,) * (len(delta.shape) - 1))
+            return _clip(x0, delta, bounds)
+
+        return _hits(fn, x0 + ops.fori_loop(0, steps, step, delta), y)
+
+    run = backend.cached(
+        model, ("pgd", outputs, norm, clipped), lambda: backend.jit(attack, model.variables)
+    )
     rng = np.random.default_rng(seed)
     shape = (-1,) + (1,) * (x.ndim - 1)
     accs = []
     for e in values:
+        if e == 0:  # no budget: the clean accuracy
+            accs.append(float(np.mean(np.argmax(scores, axis=1) == y)))
+            continue
         a = 2.5 * e / steps if step_size is None else step_size
-        x0 = x.astype("float64")
-        delta = np.zeros_like(x0)
-        if random_start and e > 0:
+        delta = np.zeros(x.shape)
+        if random_start:
             if norm == "linf":
-                delta = rng.uniform(-e, e, size=x0.shape)
+                delta = rng.uniform(-e, e, size=x.shape)
             else:
-                u = _l2_normalise(rng.standard_normal(x0.shape))
-                dim = x0[0].size
-                delta = u * (e * rng.uniform(size=len(x0)) ** (1.0 / dim)).reshape(shape)
-        for _ in range(steps if e > 0 else 0):
-            g = _ce_grad(scorer, (x0 + delta).astype(x.dtype), y)
-            if norm == "linf":
-                delta = np.clip(delta + a * np.sign(g), -e, e)
-            else:
-                delta = delta + a * _l2_normalise(g)
-                size = np.linalg.norm(delta.reshape(len(delta), -1), axis=1)
-                scale = np.minimum(1.0, e / np.maximum(size, 1e-30))
-                delta = delta * scale.reshape(shape)
-            if clip is not None:
-                delta = np.clip(x0 + delta, *clip) - x0
-        accs.append(_accuracy(scorer, x0 + delta, y))
+                u = rng.standard_normal(x.shape)
+                u = u / np.maximum(np.linalg.norm(u.reshape(len(u), -1), axis=1), 1e-300).reshape(
+                    shape
+                )
+                delta = u * (e * rng.uniform(size=len(x)) ** (1.0 / x[0].size)).reshape(shape)
+        delta = delta.astype(x.dtype)
+        hits = []
+        for lo, hi, size in batches(len(x), batch_size):
+            out = run(
+                backend.pad(x[lo:hi], size),
+                backend.pad(y[lo:hi], size),
+                backend.pad(delta[lo:hi], size),
+                x.dtype.type(e),
+                x.dtype.type(a),
+                np.int32(steps),
+                *_bounds(clip, x.dtype.type),
+            )
+            hits.append(np.asarray(ops.convert_to_numpy(out))[: hi - lo])
+        accs.append(_accuracy(hits))
     return _result(accs, scalar)

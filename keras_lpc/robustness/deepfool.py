@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
-from keras_lpc._validation import check_float, check_int
-from keras_lpc.robustness._scores import Scorer, check_inputs, check_labels
+from keras_lpc import backend
+from keras_lpc._validation import check_choice, check_float, check_int
+from keras_lpc.robustness._scores import (
+    OUTPUTS,
+    batches,
+    check_inputs,
+    check_labels,
+    forward,
+    score_function,
+)
 
 
 @dataclass
@@ -18,14 +29,20 @@ class DeepFoolResult:
 
     Attributes:
         perturbation: the final perturbation ``r = (1 + overshoot) * sum_i r_i``,
-            same shape as ``x`` (clipped inputs minus ``x`` when ``clip``).
-        per_sample: ``||r_n||_2 / ||x_n||_2`` per input (dimensionless).
-        score: mean of ``per_sample`` over all inputs (the DeepFool score).
-        score_correct: mean of ``per_sample`` over correctly classified
-            inputs when ``y`` was given (NaN if none is), else ``None``.
+            same shape as ``x`` (clipped inputs minus ``x`` when ``clip``); for an
+            input that did not flip, the perturbation reached after ``max_iter`` steps.
+        per_sample: ``||r_n||_2 / ||x_n||_2`` per input (dimensionless); ``inf``
+            for an input whose prediction did not flip within ``max_iter`` steps
+            (no perturbation found: at least that robust).
+        score: mean of ``per_sample`` over the inputs that flipped (the DeepFool
+            score); NaN when none did.
+        score_correct: the same mean over flipped, correctly classified inputs
+            when ``y`` was given (NaN if there is none), else ``None``.
         fooled: whether the prediction at ``x + r`` differs from the clean one.
         iterations: number of DeepFool steps taken per input.
         predictions: the clean predicted class per input.
+        unflipped: number of inputs that did not flip (``sum(~fooled)``).
+        flipped_fraction: fraction of inputs that flipped (``mean(fooled)``).
     """
 
     perturbation: np.ndarray
@@ -35,6 +52,8 @@ class DeepFoolResult:
     fooled: np.ndarray
     iterations: np.ndarray
     predictions: np.ndarray
+    unflipped: int = 0
+    flipped_fraction: float = 1.0
 
 
 def _pair_cotangents(scores: Any, classes: Any) -> Any:
@@ -43,77 +62,88 @@ def _pair_cotangents(scores: Any, classes: Any) -> Any:
     return ops.transpose(onehot[:, 1:] - onehot[:, :1], (1, 0, 2))
 
 
-def _run(
-    scorer: Scorer,
-    x: np.ndarray,
-    overshoot: float,
-    max_iter: int,
-    candidates: int,
-    clip: tuple[float, float] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    n = len(x)
-    scores = scorer.forward(x)
-    k = min(candidates, scores.shape[1])
-    # Stable sort of -scores: ties go to the lower class index, as np.argmax does.
-    classes = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype("int32")
-    label = classes[:, 0]
-    r_tot = np.zeros(x.shape, dtype="float64")
-    iterations = np.zeros(n, dtype="int64")
-    fooled = np.zeros(n, dtype=bool)
-    active = np.arange(n)
-    flat = int(np.prod(x.shape[1:]))
+def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
+    """The DeepFool loop on backend tensors.
 
-    def perturbed(idx: np.ndarray) -> np.ndarray:
-        xa = x[idx] + (1.0 + overshoot) * r_tot[idx]
-        return (np.clip(xa, *clip) if clip is not None else xa).astype(x.dtype)
+    ``(x, classes, valid, overshoot, max_iter, lo, hi) -> (r, fooled, iterations)``:
+    all inputs iterate together; an input is frozen (its ``r`` no longer
+    changes) once its prediction flips, and padded rows (``valid`` False)
+    never start. The settings are tensors, so one compiled loop serves them all.
+    """
 
-    for step in range(max_iter + 1):
-        if active.size == 0:
-            break
-        if step == max_iter:  # only check whether the last step flipped them
-            scores = scorer.forward(perturbed(active))
-            fooled[active] = np.argmax(scores, axis=1) != label[active]
-            break
-        scores, grads = scorer.vjp(perturbed(active), _pair_cotangents, classes[active])
-        still = np.argmax(scores, axis=1) == label[active]
-        fooled[active[~still]] = True
-        active, scores, grads = active[still], scores[still], grads[:, still]
-        m = active.size
-        if m == 0:
-            break
-        rows = np.arange(m)
-        grads = grads.reshape(k - 1, m, flat)
-        f_diff = (
-            np.take_along_axis(scores, classes[active, 1:], axis=1)
-            - scores[rows, label[active], None]
+    def run(
+        x: Any, classes: Any, valid: Any, overshoot: Any, max_iter: Any, lo: Any, hi: Any
+    ) -> tuple[Any, Any, Any]:
+        def perturbed(x: Any, r: Any) -> Any:
+            xa = x + (1.0 + overshoot) * r
+            return ops.clip(xa, lo, hi) if clipped else xa
+
+        label = classes[:, 0]
+        pairs = int(classes.shape[1]) - 1
+        flat = int(np.prod(x.shape[1:]))
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        tiny = ops.convert_to_tensor(np.asarray(1e-4, dtype=dtype))  # exact in float64
+
+        def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
+            return ops.logical_and(ops.any(active), step < max_iter)
+
+        def body(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
+            scores, grads = backend.vjp(fn, perturbed(x, r), _pair_cotangents, classes)
+            same = ops.argmax(scores, axis=1) == ops.cast(label, "int32")
+            still = ops.logical_and(active, same)
+            fooled = ops.logical_or(fooled, ops.logical_and(active, ops.logical_not(same)))
+            f_diff = ops.take_along_axis(scores, classes[:, 1:], axis=1) - ops.take_along_axis(
+                scores, classes[:, :1], axis=1
+            )
+            g = ops.cast(ops.reshape(grads, (pairs, -1, flat)), x.dtype)
+            w_norm = ops.transpose(ops.sqrt(ops.sum(g * g, axis=2)))  # (n, K - 1)
+            positive = w_norm > 0
+            safe = ops.where(positive, w_norm, ops.ones_like(w_norm))
+            dist = ops.where(
+                positive, ops.abs(ops.cast(f_diff, x.dtype)) / safe, ops.full_like(w_norm, np.inf)
+            )
+            best = ops.argmin(dist, axis=1)
+            d = ops.take_along_axis(dist, ops.expand_dims(best, 1), axis=1)[:, 0]
+            norm = ops.take_along_axis(safe, ops.expand_dims(best, 1), axis=1)[:, 0]
+            pick = ops.one_hot(best, pairs, dtype=x.dtype)  # (n, K - 1)
+            w = ops.sum(ops.expand_dims(ops.transpose(pick), 2) * g, axis=0)  # (n, flat)
+            move = ops.logical_and(still, ops.isfinite(d))
+            coef = ops.where(move, (d + tiny) / norm, ops.zeros_like(d))
+            r = r + ops.reshape(ops.expand_dims(coef, 1) * w, ops.shape(x))
+            iterations = iterations + ops.cast(still, "int32")
+            return r, still, fooled, iterations, step + 1
+
+        n = ops.shape(x)[0]
+        state = (
+            ops.zeros_like(x),
+            ops.cast(valid, "bool"),
+            ops.zeros((n,), dtype="bool"),
+            ops.zeros((n,), dtype="int32"),
+            ops.convert_to_tensor(0, dtype="int32"),
         )
-        w_norm = np.linalg.norm(grads, axis=2).T  # (m, k - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dist = np.where(w_norm > 0, np.abs(f_diff) / w_norm, np.inf)
-        best = np.argmin(dist, axis=1)
-        d, norm = dist[rows, best], w_norm[rows, best]
-        w = grads[best, rows]  # (m, flat)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r_i = ((d + 1e-4) / norm)[:, None] * w
-        r_i[~np.isfinite(d)] = 0.0
-        r_tot[active] += r_i.reshape((m, *x.shape[1:]))
-        iterations[active] += 1
-    r = (1.0 + overshoot) * r_tot
-    if clip is not None:
-        r = np.clip(x + r, *clip) - x
-    return r.astype(x.dtype), fooled, iterations, label
+        r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
+        # inputs still active after max_iter steps: did the last step flip them?
+        last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
+        fooled = ops.logical_or(fooled, ops.logical_and(active, last))
+        r = (1.0 + overshoot) * r
+        if clipped:
+            r = ops.clip(x + r, lo, hi) - x
+        return r, fooled, iterations
+
+    return run
 
 
 def deepfool(
     model: Any,
     x: Any,
+    y: Any = None,
     *,
     overshoot: float = 0.02,
     max_iter: int = 50,
     candidates: int = 10,
     batch_size: int = 256,
-    y: Any = None,
     clip: tuple[float, float] | None = None,
+    outputs: str = "auto",
 ) -> DeepFoolResult:
     """Minimal L2 perturbations that change a model's prediction (multi-class DeepFool).
 
@@ -126,32 +156,38 @@ def deepfool(
         r_i = (|f_l| / ||w_l||_2 + 1e-4) * w_l / ||w_l||_2,   r += r_i
 
     until the prediction changes or ``max_iter`` steps; the result is
-    ``r = (1 + overshoot) * sum_i r_i``, and the score is the mean over
-    inputs of ``||r_n||_2 / ||x_n||_2`` (unfooled inputs included). A whole
-    batch runs at once: flipped inputs stop while the rest iterate; each
-    step is one forward pass and ``K - 1`` vector-Jacobian products on the
-    active inputs. No clipping to a pixel range unless ``clip`` is given.
-    A final softmax layer is skipped (see `keras_lpc.robustness`).
+    ``r = (1 + overshoot) * sum_i r_i``. The score is the mean of
+    ``||r_n||_2 / ||x_n||_2`` over the inputs that flipped; an input that did
+    not flip within ``max_iter`` steps has ``per_sample = inf``, is counted in
+    ``unflipped`` and left out of ``score`` (a warning says how many). The
+    loop runs on the device, compiled (``jax.jit`` / ``tf.function``; torch
+    eagerly on tensors): a batch iterates together and a flipped input is
+    frozen, each step one forward pass and ``K - 1`` vector-Jacobian
+    products. No clipping to a pixel range unless ``clip`` is given. A final
+    softmax is skipped (see `keras_lpc.robustness` and ``outputs``).
 
     Args:
         model: a Keras classifier returning class scores (N, C), C >= 2.
         x: inputs, a batch matching the model's input shape.
+        y: optional true labels (N,) or one-hot rows, for ``score_correct``
+            (positional or keyword).
         overshoot: factor ``>= 0`` by which the accumulated step is enlarged.
         max_iter: maximum number of steps per input, ``>= 1``.
         candidates: number of top-scoring classes considered, ``>= 2``
             (capped at C).
-        batch_size: inputs processed together.
-        y: optional true labels (N,) to compute ``score_correct``.
+        batch_size: inputs processed together (padded to a power of two).
         clip: optional ``(lo, hi)`` bounds for the perturbed inputs.
+        outputs: ``"auto"`` (skip a softmax found in the graph; warn if the
+            outputs look like probabilities anyway), ``"logits"`` (use the
+            outputs as they are) or ``"probabilities"`` (use ``log p``).
 
     Returns:
         A `DeepFoolResult`.
 
     Raises:
         ValueError: bad ``overshoot``, ``max_iter``, ``candidates``,
-            ``batch_size``, ``clip`` or ``y``; ``x`` empty or not matching
-            the model input; a model with fewer than 2 outputs or returning
-            probabilities.
+            ``batch_size``, ``clip``, ``outputs`` or ``y``; ``x`` empty or not
+            matching the model input; a model with fewer than 2 outputs.
         TypeError: a non-numeric argument or a non-Keras ``model``.
 
     Example:
@@ -162,13 +198,14 @@ def deepfool(
     >>> model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2)])
     >>> # f_0 - f_1 = 2 x_0: the boundary x_0 = 0 lies 3 away from (3, 4)
     >>> res = deepfool(model, np.array([[3.0, 4.0]]), overshoot=0.0)
-    >>> print(np.round(res.perturbation, 3), round(res.score, 3), res.fooled)
-    [[-3.  0.]] 0.6 [ True]
+    >>> print(np.round(res.perturbation, 3), round(res.score, 3), res.fooled, res.unflipped)
+    [[-3.  0.]] 0.6 [ True] 0
     """
     overshoot = check_float("overshoot", overshoot, minimum=0.0)
     max_iter = check_int("max_iter", max_iter, minimum=1)
     candidates = check_int("candidates", candidates, minimum=2)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    outputs = check_choice("outputs", outputs, OUTPUTS)
     if clip is not None:
         if not isinstance(clip, (tuple, list)) or len(clip) != 2:
             raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
@@ -178,27 +215,57 @@ def deepfool(
             raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
         clip = (lo, hi)
     x = check_inputs(model, x)
-    scorer = Scorer(model, batch_size)
-    parts = [
-        _run(scorer, x[i : i + batch_size], overshoot, max_iter, candidates, clip)
-        for i in range(0, len(x), batch_size)
-    ]
-    r, fooled, iterations, label = (np.concatenate(p) for p in zip(*parts))
+    scores = forward(model, x, batch_size, outputs)
+    k = min(candidates, scores.shape[1])
+    # Stable sort of -scores: ties go to the lower class index, as np.argmax does.
+    classes = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype("int32")
+    label = classes[:, 0].astype("int64")
+    true = None if y is None else check_labels(y, len(x), scores.shape[1])
+    fn = score_function(model, outputs)
+    run = backend.cached(
+        model,
+        ("deepfool", outputs, clip is not None),
+        lambda: backend.jit(_attack(fn, clip is not None), model.variables),
+    )
+    dtype = x.dtype.type
+    settings = (dtype(overshoot), np.int32(max_iter)) + tuple(
+        dtype(v) for v in (clip if clip is not None else (0.0, 0.0))
+    )
+    parts = []
+    for a, b, size in batches(len(x), batch_size):
+        valid = np.arange(size) < b - a
+        out = run(backend.pad(x[a:b], size), backend.pad(classes[a:b], size), valid, *settings)
+        parts.append([np.asarray(ops.convert_to_numpy(t))[: b - a] for t in out])
+    r, fooled, iterations = (np.concatenate(p) for p in zip(*parts))
+    r = r.astype(x.dtype, copy=False)
     flat = len(x), -1
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_sample = np.linalg.norm(r.reshape(flat), axis=1) / np.linalg.norm(
-            x.reshape(flat), axis=1
+        ratio = np.linalg.norm(r.reshape(flat).astype("float64"), axis=1) / np.linalg.norm(
+            x.reshape(flat).astype("float64"), axis=1
         )
+    per_sample = np.where(fooled, ratio, np.inf)
+    unflipped = int(np.sum(~fooled))
+    if unflipped:
+        warnings.warn(
+            f"deepfool: {unflipped} of {len(x)} inputs did not flip within max_iter={max_iter} "
+            "steps; their per_sample is inf and `score` averages the other "
+            f"{len(x) - unflipped} (see DeepFoolResult.unflipped).",
+            UserWarning,
+            stacklevel=2,
+        )
+    score = float(np.mean(per_sample[fooled])) if unflipped < len(x) else float("nan")
     score_correct = None
-    if y is not None:
-        correct = check_labels(y, len(x), scorer.classes) == label
+    if true is not None:
+        correct = (true == label) & fooled
         score_correct = float(np.mean(per_sample[correct])) if correct.any() else float("nan")
     return DeepFoolResult(
         perturbation=r,
         per_sample=per_sample,
-        score=float(np.mean(per_sample)),
+        score=score,
         score_correct=score_correct,
-        fooled=fooled,
-        iterations=iterations,
+        fooled=fooled.astype(bool),
+        iterations=iterations.astype("int64"),
         predictions=label,
+        unflipped=unflipped,
+        flipped_fraction=float(np.mean(fooled)),
     )
