@@ -21,8 +21,7 @@ from keras_lpc.robustness import (
     minimal_perturbation,
     pgd_accuracy,
 )
-from keras_lpc.robustness._minnorm import loss_grad, losses
-from keras_lpc.robustness._scores import Scorer
+from keras_lpc.robustness._minnorm import Scorer, loss_grad, losses
 from keras_lpc.robustness.fmn import fmn_attack
 
 SMALL = {"deepfool": 10, "fmn": 30, "pgd": 5, "apgd-ce": 5, "apgd-dlr": 5, "boundary": 15}

@@ -13,10 +13,55 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from keras_lpc import backend
 from keras_lpc._validation import check_float
-from keras_lpc.robustness._scores import Scorer
+from keras_lpc.robustness._scores import batches, forward, input_dtype, score_function
 
 NORMS = ("l2", "linf")
+
+
+class Scorer:
+    """Batched, compiled scores and loss gradients of a model's pre-softmax scores.
+
+    ``forward`` and ``vjp`` run one compiled call per batch (`keras_lpc.backend`:
+    ``jit`` + ``vjp``, cached on the model per cotangent function); the attack
+    loops around them stay on the host.
+    """
+
+    def __init__(self, model: Any, batch_size: int = 256, outputs: str = "auto") -> None:
+        self.model, self.batch_size, self.outputs = model, batch_size, outputs
+        self.fn = score_function(model, outputs)
+        self.dtype = input_dtype(model)
+        self.classes = 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Scores (N, C) as float64."""
+        scores = forward(self.model, x.astype(self.dtype), self.batch_size, self.outputs)
+        self.classes = scores.shape[1]
+        return scores
+
+    def _compiled(self, cotangent_fn: Any) -> Any:
+        fn = self.fn
+
+        def run(x: Any, aux: Any) -> tuple[Any, Any]:
+            return backend.vjp(fn, x, cotangent_fn, aux)
+
+        key = ("minnorm-vjp", self.outputs, cotangent_fn)
+        return backend.cached(self.model, key, lambda: backend.jit(run, self.model.variables))
+
+    def vjp(self, x: np.ndarray, cotangent_fn: Any, aux: np.ndarray) -> tuple[Any, Any]:
+        """Scores (N, C) and products (K, N, ...) as float64 (see `keras_lpc.backend.vjp`)."""
+        run = self._compiled(cotangent_fn)
+        x = x.astype(self.dtype)
+        scores, grads = [], []
+        for a, b, size in batches(len(x), self.batch_size):
+            s, g = run(backend.pad(x[a:b], size), backend.pad(aux[a:b], size))
+            scores.append(ops.convert_to_numpy(s)[: b - a])
+            grads.append(ops.convert_to_numpy(g)[:, : b - a])
+        return (
+            np.concatenate(scores).astype("float64"),
+            np.concatenate(grads, axis=1).astype("float64"),
+        )
 
 
 def flat(a: np.ndarray) -> np.ndarray:
@@ -148,12 +193,8 @@ def loss_grad(
     ``kind`` is ``"margin"`` (``z_y - max_{j != y} z_j``), ``"ce"`` (cross-entropy)
     or ``"dlr"`` (Croce & Hein's difference of logits ratio).
     """
-    b = scorer.batch_size
-    aux = labels.astype("int32")
-    cot = COTANGENTS[kind]
-    xs = x.astype(scorer.dtype)
-    parts = [scorer.vjp(xs[i : i + b], cot, aux[i : i + b]) for i in range(0, len(x), b)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1][0] for p in parts])
+    scores, grads = scorer.vjp(x, COTANGENTS[kind], labels.astype("int32"))
+    return scores, grads[0]
 
 
 def check_clip(clip: Any) -> tuple[float, float] | None:

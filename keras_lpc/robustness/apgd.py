@@ -17,6 +17,7 @@ import numpy as np
 from keras_lpc._validation import check_choice, check_int
 from keras_lpc.robustness._minnorm import (
     NORMS,
+    Scorer,
     check_clip,
     clip_delta,
     column,
@@ -29,7 +30,6 @@ from keras_lpc.robustness._minnorm import (
     project,
     steepest,
 )
-from keras_lpc.robustness._scores import Scorer
 from keras_lpc.robustness.attacks import _eps_list, _result, _setup
 
 LOSSES = ("ce", "dlr")
@@ -215,6 +215,7 @@ def apgd_accuracy(
     batch_size: int = 256,
     random_start: bool = False,
     seed: int = 0,
+    outputs: str = "auto",
 ) -> float | np.ndarray:
     """Accuracy under Auto-PGD (Croce & Hein, 2020) for one or several ``eps``.
 
@@ -244,6 +245,8 @@ def apgd_accuracy(
             ``x`` (off by default: on small models the random start loses inputs
             that the start at ``x`` breaks).
         seed: seed of the random start.
+        outputs: ``"auto"``, ``"logits"`` or ``"probabilities"``: what the model
+            returns (see `keras_lpc.robustness.deepfool`).
 
     Returns:
         The accuracy (a float in [0, 1]), or an array of them, one per eps.
@@ -268,7 +271,8 @@ def apgd_accuracy(
     norm = check_choice("norm", norm, NORMS)
     steps = check_int("steps", steps, minimum=1)
     clip = check_clip(clip)
-    scorer, x, y = _setup(model, x, y, batch_size)
+    x, y, _ = _setup(model, x, y, batch_size, outputs)
+    scorer = Scorer(model, batch_size, outputs)
     accs = []
     for e in values:
         rng = np.random.default_rng(seed)

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_lpc.robustness._minnorm import column, flat, lp_norm, predict
-from keras_lpc.robustness._scores import Scorer
+from keras_lpc.robustness._minnorm import Scorer, column, flat, lp_norm, predict
 
 _SPLIT = 3  # points queried per round of the boundary search
 _ROUNDS = 7  # rounds: the bracket shrinks to 4**-7 = 6e-5 of the segment

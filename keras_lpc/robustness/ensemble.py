@@ -12,6 +12,7 @@ really changes the prediction.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,8 @@ import keras
 import numpy as np
 
 from keras_lpc._validation import check_choice, check_int
-from keras_lpc.robustness._minnorm import NORMS, check_clip, lp_norm, predict
-from keras_lpc.robustness._scores import Scorer, check_inputs, check_labels
+from keras_lpc.robustness._minnorm import NORMS, Scorer, check_clip, lp_norm, predict
+from keras_lpc.robustness._scores import OUTPUTS, check_inputs, check_labels
 from keras_lpc.robustness.apgd import apgd_run, bisect_min_norm, first_order_radius, pgd_run
 from keras_lpc.robustness.decision import boundary_attack
 from keras_lpc.robustness.deepfool import deepfool
@@ -104,11 +105,23 @@ def _run_builtin(
     rng: np.random.Generator,
 ) -> np.ndarray:
     if name == "deepfool":
-        return deepfool(model, x, max_iter=budget, clip=clip, batch_size=scorer.batch_size)
+        with warnings.catch_warnings():  # unflipped inputs: the ensemble reports them itself
+            warnings.simplefilter("ignore")
+            res = deepfool(
+                model,
+                x,
+                max_iter=budget,
+                clip=clip,
+                batch_size=scorer.batch_size,
+                outputs=scorer.outputs,
+            )
+        return res.perturbation
     if name == "fmn":
         return fmn_attack(scorer, x, labels, norm=norm, steps=budget, clip=clip)
     if name == "boundary":
-        queries = Scorer(model, 16 * scorer.batch_size)  # forward passes only: larger batches
+        queries = Scorer(
+            model, 16 * scorer.batch_size, scorer.outputs
+        )  # forward passes only: larger batches
         return boundary_attack(queries, x, labels, norm=norm, iterations=budget, clip=clip, rng=rng)
     if name == "pgd":
 
@@ -228,6 +241,7 @@ def minimal_perturbation(
     seed: int = 0,
     batch_size: int = 256,
     verbose: int | str = "auto",
+    outputs: str = "auto",
 ) -> MinimalPerturbationResult:
     """The smallest verified perturbation that changes each prediction, over several attacks.
 
@@ -277,6 +291,8 @@ def minimal_perturbation(
         batch_size: inputs per forward or backward pass.
         verbose: 0 (silent), 1 (a progress bar over the attacks) or ``"auto"``
             (a bar when there are at least 256 inputs).
+        outputs: ``"auto"``, ``"logits"`` or ``"probabilities"``: what the model
+            returns (see `keras_lpc.robustness.deepfool`).
 
     Returns:
         A `MinimalPerturbationResult`.
@@ -307,8 +323,9 @@ def minimal_perturbation(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     if verbose not in (0, 1, "auto"):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}")
+    outputs = check_choice("outputs", outputs, OUTPUTS)
     x = check_inputs(model, x)
-    scorer = Scorer(model, batch_size)
+    scorer = Scorer(model, batch_size, outputs)
     preds = np.argmax(scorer.forward(x), axis=1)
     labels = preds if y is None else check_labels(y, len(x), scorer.classes)
     n = len(x)
@@ -328,8 +345,6 @@ def minimal_perturbation(
             if isinstance(attack, str):
                 rng = np.random.default_rng([seed, order])
                 r = _run_builtin(attack, model, scorer, xa, la, norm, budgets[name], clip, rng)
-                if attack == "deepfool":
-                    r = r.perturbation
             else:
                 r = attack(
                     model,

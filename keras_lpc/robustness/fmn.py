@@ -30,6 +30,7 @@ from keras import ops
 
 from keras_lpc.robustness._minnorm import (
     COTANGENTS,
+    Scorer,
     clip_delta,
     column,
     dual_norm,
@@ -39,7 +40,6 @@ from keras_lpc.robustness._minnorm import (
     project,
     steepest,
 )
-from keras_lpc.robustness._scores import Scorer
 
 
 def _both_cot(scores: Any, labels: Any) -> Any:
@@ -50,9 +50,7 @@ def _both_cot(scores: Any, labels: Any) -> Any:
 
 def _grads(scorer: Scorer, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores and the gradients (2, N, ...) of the soft and the hard margin."""
-    b, xs, aux = scorer.batch_size, x.astype(scorer.dtype), labels.astype("int32")
-    parts = [scorer.vjp(xs[i : i + b], _both_cot, aux[i : i + b]) for i in range(0, len(x), b)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)
+    return scorer.vjp(x, _both_cot, labels.astype("int32"))
 
 
 def _cosine(k: int, steps: int, start: float, end: float) -> float:
