@@ -47,11 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100, help="test inputs attacked per model")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     rows = []
     notes = []
-    for arch in ("mlp", "cnn"):
+    for arch in args.models:
         t0 = time.perf_counter()
         model, x, y, acc = train(arch, args.epochs)
         fit = time.perf_counter() - t0
@@ -93,6 +94,10 @@ def main() -> None:
             f"{res.deepfool_overestimate_fraction:.1%} of them."
         )
         print(notes[-1], flush=True)
+        report(args, rows, notes)  # after each model, so a partial run is kept
+
+
+def report(args: argparse.Namespace, rows: list, notes: list[str]) -> None:
     header = [
         "model",
         "attack",
@@ -104,7 +109,7 @@ def main() -> None:
     ]
     body = (
         f"## Attack ensemble ({keras.backend.backend()})\n\n"
-        f"`benchmarks/robustness_ensemble.py`, digits, the demo's MLP and CNN trunks "
+        f"`benchmarks/robustness_ensemble.py`, digits, the demo's trunks "
         f"(`build_model(..., lpc=False)`, Adam 1e-3, {args.epochs} epochs), the first "
         f"{args.n} test inputs, L2, unbounded (no clip), default budgets "
         "(DeepFool 50 steps, FMN 100, PGD / APGD 8 radii x 20 steps, boundary 40 walk "
@@ -115,7 +120,7 @@ def main() -> None:
         + "\n\n"
         + "\n".join(f"* {n}" for n in notes)
     )
-    print(body)
+    print(body, flush=True)
     if not args.no_write:
         update_section(f"robustness-ensemble-{keras.backend.backend()}", body)
 

@@ -107,7 +107,9 @@ def _starts(
     cands = []
     # (a) per predicted class, the nearest input of the batch with that prediction
     if n <= 4096:
-        dist = np.linalg.norm(flat(x)[:, None] - flat(x)[None], axis=2)
+        f = flat(x)
+        sq = np.sum(f * f, axis=1)
+        dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2.0 * (f @ f.T), 0.0))
         for c in np.unique(preds)[:n_classes]:
             dc = np.where((preds[None, :] == c) & (labels[:, None] != c), dist, np.inf)
             j = np.argmin(dc, axis=1)
