@@ -57,7 +57,7 @@ def main() -> None:
         model, x, y, acc = train(arch, args.epochs)
         fit = time.perf_counter() - t0
         x, y = x[: args.n], y[: args.n]
-        minimal_perturbation(model, x[:8], attacks=ATTACKS, budget=2, verbose=0)  # compile
+        minimal_perturbation(model, x, attacks=ATTACKS, budget=1, verbose=0)  # compile first
         res = minimal_perturbation(model, x, y, attacks=ATTACKS, verbose=0)
         attacked = res.best_attack != "misclassified"
         best = res.per_sample[attacked]
@@ -82,7 +82,7 @@ def main() -> None:
                 "**ensemble (best verified)**",
                 round(sum(res.seconds.values()), 2),
                 f"{np.isfinite(best).mean():.0%}",
-                float(res.score),
+                float(best[np.isfinite(best)].mean()),
                 1.0,
                 "",
             ]
