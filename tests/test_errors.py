@@ -521,6 +521,56 @@ ROWS: tuple[Row, ...] = (
         TypeError,
         "`model` must be a Keras model. Received: model='model'",
     ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, norm='l1')",
+        ValueError,
+        "`norm` must be one of 'l2', 'linf'. Received: norm='l1'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, attacks=['fgsm'])",
+        ValueError,
+        "`attacks` must name built-in attacks ('deepfool', 'fmn', 'pgd', 'apgd-ce', "
+        "'apgd-dlr', 'boundary') or be callables. Received: attacks=['fgsm'] with 'fgsm'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, attacks=['fmn', 'fmn'])",
+        ValueError,
+        "`attacks` must not repeat a name. Received: attacks=['fmn', 'fmn']",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, budget=0)",
+        ValueError,
+        "`budget` must be an integer >= 1. Received: budget=0",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, budget={'fnm': 10})",
+        ValueError,
+        "`budget` must only name attacks (apgd-ce, apgd-dlr, boundary, deepfool, fmn, pgd). "
+        "Received: budget={'fnm': 10}",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, clip=(1.0, 0.0))",
+        ValueError,
+        "`clip` must satisfy lo < hi. Received: clip=(1.0, 0.0)",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, y=[0, 1, 2, 1])",
+        ValueError,
+        "`y` must hold labels in [0, 2). Received: y with values in [0, 2]",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.apgd_accuracy(model, x, y, 0.1, loss='mse')",
+        ValueError,
+        "`loss` must be one of 'ce', 'dlr'. Received: loss='mse'",
+    ),
     # -- optimizers
     Row(
         OPTIMIZERS,
