@@ -4,6 +4,7 @@ Public API (re-exports only): see the documentation for each name.
 """
 
 from keras_lpc import datasets, metrics, optimizers, plotting, robustness, schedules, tuning
+from keras_lpc._latents import latents
 from keras_lpc.callbacks import (
     CollapseMetrics,
     GammaAnnealing,
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "datasets",
     "latent_penalty",
+    "latents",
     "metrics",
     "optimizers",
     "plotting",

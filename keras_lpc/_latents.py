@@ -1,12 +1,16 @@
-"""Reading latents and outputs of any Keras model, and normalising metric data.
+"""Reading the latents of any Keras model, and normalising the metric callbacks' data.
 
 The latents are recorded by the `LatentPointCollapse` layer itself during an
-eager forward pass, so this works for Sequential, functional, subclassed and
-nested models alike, with one forward pass for latents and outputs together.
+eager forward pass (see `recording`), so this works for Sequential,
+functional, subclassed and nested models alike, with one forward pass for
+latents and outputs together.
 """
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -14,69 +18,164 @@ import numpy as np
 
 from keras_lpc import layers as layers_module
 from keras_lpc._models import find_lpc_layers
+from keras_lpc._validation import check_int
+
+_HALF = ("float16", "bfloat16")
+
+
+@contextlib.contextmanager
+def recording(layer: Any) -> Iterator[list]:
+    """Collect the outputs of ``layer`` in the eager forward passes run inside the block.
+
+    The registry entry lives exactly as long as the block, and is removed
+    even when the forward pass raises; a nested recording of the same layer
+    takes over and then gives the outer one back. Keys are the layer objects
+    themselves (weak keys) where `layers._RECORDERS` is a `WeakKeyDictionary`;
+    an ``id()`` key is only used with the older dict, and never outlives the
+    block, which holds the layer alive (so the id cannot be reused meanwhile).
+    """
+    registry = layers_module._RECORDERS
+    key = layer if isinstance(registry, weakref.WeakKeyDictionary) else id(layer)
+    previous = registry.get(key)
+    calls: list = []
+    registry[key] = calls
+    try:
+        yield calls
+    finally:
+        if previous is None:
+            registry.pop(key, None)
+        else:
+            registry[key] = previous
+
+
+def _first_output(out: Any) -> Any:
+    """The first output of a model returning a list, tuple or dict of outputs."""
+    while isinstance(out, (list, tuple, dict)):
+        out = next(iter(out.values())) if isinstance(out, dict) else out[0]
+    return out
+
+
+def to_numpy(t: Any) -> np.ndarray:
+    """A backend tensor as NumPy; float16/bfloat16 become float32 (NumPy lacks bfloat16)."""
+    if str(getattr(t, "dtype", "")).split(".")[-1] in _HALF:
+        t = keras.ops.cast(t, "float32")
+    arr = np.asarray(keras.ops.convert_to_numpy(t))
+    return arr.astype("float32") if arr.dtype.name in _HALF else arr
+
+
+def _batches(x: Any, batch_size: int) -> tuple[int, Iterator[Any]]:
+    """Number of rows of ``x`` (an array or a list/dict of arrays) and its batches."""
+    leaves = keras.tree.flatten(x)
+    if not leaves:
+        raise ValueError(f"`x` must hold at least one array. Received: x={x!r}")
+    if not hasattr(leaves[0], "shape"):
+        x = np.asarray(x)
+        leaves = [x]
+    n = int(leaves[0].shape[0]) if len(leaves[0].shape) else 0
+    if n == 0:
+        raise ValueError(
+            "`x` must be a non-empty batch of inputs. "
+            f"Received: x with shape {tuple(leaves[0].shape)}"
+        )
+
+    def gen() -> Iterator[Any]:
+        for start in range(0, n, batch_size):
+            stop = start + batch_size
+            yield keras.tree.map_structure(lambda a, lo=start, hi=stop: a[lo:hi], x)
+
+    return n, gen()
 
 
 def collect(
-    model: Any, x: np.ndarray, layer: Any = None, batch_size: int = 1024
+    model: Any, x: Any, layer: Any = None, batch_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` on ``x`` and return ``(z, outputs)`` as NumPy arrays.
 
-    Args:
-        model: a Keras model containing a `LatentPointCollapse` layer.
-        x: inputs (an array, batch first).
-        layer: the LPC layer (object or name) to read; default: the first.
-        batch_size: forward-pass batch size.
-
-    Returns:
-        ``z`` of shape ``(N, ...)`` (the layer's output) and the model's
-        outputs of shape ``(N, ...)``, both as float arrays.
+    Internal companion of `latents` that also returns the model's (first)
+    outputs from the same forward pass; float16/bfloat16 come back as float32.
     """
     target = find_lpc_layers(model, layer, arg="layer")[0]
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    _, batches = _batches(x, batch_size)
     zs: list[np.ndarray] = []
     outs: list[np.ndarray] = []
-    n = len(x)
-    for start in range(0, n, batch_size):
-        recorder: list = []
-        layers_module._RECORDERS[id(target)] = recorder
-        try:
-            out = model(x[start : start + batch_size], training=False)
-        finally:
-            layers_module._RECORDERS.pop(id(target), None)
-        if not recorder:
+    for batch in batches:
+        with recording(target) as calls:
+            out = model(batch, training=False)
+        if not calls:
             raise ValueError(
                 f"`layer` {target.name!r} was not called by the model's forward pass. "
                 f"Received: layer={layer!r}"
             )
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        if isinstance(out, dict):
-            out = next(iter(out.values()))
-        zs.append(keras.ops.convert_to_numpy(recorder[-1]))
-        outs.append(keras.ops.convert_to_numpy(out))
+        zs.append(to_numpy(calls[-1]))
+        outs.append(to_numpy(_first_output(out)))
     return np.concatenate(zs), np.concatenate(outs)
 
 
+def model_outputs(model: Any, x: Any, batch_size: int = 1024) -> np.ndarray:
+    """The model's (first) outputs on ``x`` as NumPy, in batches; half precision as float32."""
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    _, batches = _batches(x, batch_size)
+    return np.concatenate(
+        [to_numpy(_first_output(model(batch, training=False))) for batch in batches]
+    )
+
+
+def latents(model: Any, x: Any, layer: Any = None, batch_size: int = 256) -> np.ndarray:
+    """The output ``z`` of a model's `LatentPointCollapse` layer on inputs ``x``, as NumPy.
+
+    Runs ``model(x, training=False)`` eagerly in batches and records what the
+    LPC layer returns, so it works for any model: Sequential, functional,
+    nested (the layer inside a sub-model) and subclassed. Under a
+    mixed-precision policy the latents come back as float32.
+
+    Args:
+        model: a Keras model containing a `LatentPointCollapse` layer.
+        x: inputs, batch first: an array, or the list/dict of arrays the
+            model takes.
+        layer: the `LatentPointCollapse` layer (object or name) to read;
+            ``None``: the first one found.
+        batch_size: rows per forward pass (>= 1).
+
+    Returns:
+        ``z`` with shape ``(N,) + layer output shape`` (float32, float64 for
+        a float64 model).
+
+    Raises:
+        ValueError: the model has no such layer, the layer is not called by
+            the forward pass, or ``x`` is empty.
+
+    Example:
+
+    >>> import keras, numpy as np, keras_lpc
+    >>> model = keras.Sequential([keras.Input((3,)),
+    ...                           keras_lpc.LatentPointCollapse(2, name="lpc"),
+    ...                           keras.layers.Dense(4)])
+    >>> z = keras_lpc.latents(model, np.ones((5, 3), "float32"))
+    >>> z.shape, z.dtype.name
+    ((5, 2), 'float32')
+    """
+    return collect(model, x, layer, batch_size)[0]
+
+
 def materialize(data: Any, max_samples: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Turn metric-callback ``data`` into ``(x, y)`` NumPy arrays.
+    """Turn metric-callback ``data`` into ``(x, y)`` NumPy arrays, iterating it once.
 
     ``data`` is an ``(x, y)`` tuple of arrays, a ``tf.data.Dataset`` or a
-    `keras.utils.PyDataset` yielding ``(x, y)`` batches. At most
-    ``max_samples`` rows are kept: a fixed random subset (seeded) of arrays,
-    or the first batches of a dataset.
+    `keras.utils.PyDataset` yielding ``(x, y)`` (or ``(x, y, weights)``)
+    batches. Each batch's ``x`` and ``y`` are kept together, so a shuffled
+    dataset still gives matching pairs. At most ``max_samples`` rows are kept:
+    a fixed random subset (seeded) of arrays, or the first batches of a
+    dataset. A dataset of unknown or infinite length needs ``max_samples``.
     """
     if isinstance(data, (tuple, list)):
-        x, y = data[0], data[1]
-        x = np.asarray(x)
-        y = np.asarray(y)
+        x, y = np.asarray(data[0]), np.asarray(data[1])
         if max_samples is not None and len(x) > max_samples:
             idx = np.sort(np.random.default_rng(seed).choice(len(x), max_samples, replace=False))
             x, y = x[idx], y[idx]
         return x, y
     xs, ys, count = [], [], 0
-    iterator = (
-        data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else _iter_pydataset(data)
-    )
-    for batch in iterator:
+    for batch in _iterate(data, max_samples):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(
                 f"`data` must yield (x, y) batches. Received a batch of type {type(batch).__name__}"
@@ -95,9 +194,30 @@ def materialize(data: Any, max_samples: int | None, seed: int = 0) -> tuple[np.n
     return x, y
 
 
-def _iter_pydataset(data: Any):
-    for i in range(len(data)):
-        yield data[i]
+def _iterate(data: Any, max_samples: int | None) -> Iterator[Any]:
+    """Batches of a tf.data.Dataset or a PyDataset, refusing endless ones without a limit."""
+    if hasattr(data, "as_numpy_iterator"):
+        cardinality = int(data.cardinality()) if hasattr(data, "cardinality") else -2
+        if cardinality == -1 and max_samples is None:  # tf.data.INFINITE_CARDINALITY
+            raise ValueError(
+                "`data` must be finite when `max_samples=None`: pass max_samples=<rows> or "
+                "take() a finite part. Received: data, an infinite tf.data.Dataset"
+            )
+        return data.as_numpy_iterator()
+    length = getattr(data, "num_batches", None)
+    if length is None and max_samples is None:
+        raise ValueError(
+            "`data` must have a length (num_batches or __len__) when `max_samples=None`. "
+            f"Received: data={type(data).__name__} of unknown length"
+        )
+
+    def gen() -> Iterator[Any]:
+        i = 0
+        while length is None or i < length:
+            yield data[i]
+            i += 1
+
+    return gen()
 
 
 def validate_data(data: Any) -> Any:
@@ -122,3 +242,81 @@ def validate_data(data: Any) -> Any:
         "`data` must be a pair (x, y) of arrays, a tf.data.Dataset or a "
         f"keras.utils.PyDataset. Received: data of type {type(data).__name__}"
     )
+
+
+def check_label_values(y: np.ndarray, classes: int | None = None) -> None:
+    """Check metric labels ``y``: integer class indices (``(N,)`` or ``(N, 1)``), or
+    one-hot / probability rows ``(N, C)``; in ``[0, classes)`` when ``classes`` is known.
+
+    Raises:
+        ValueError: naming ``data`` and the values received; it suggests the
+            ``(x, y)`` order when ``y`` looks like inputs.
+    """
+    if y.ndim == 2 and y.shape[1] > 1:
+        finite = np.issubdtype(y.dtype, np.number) and np.all(np.isfinite(y))
+        if not finite or y.min() < 0 or y.max() > 1:
+            raise ValueError(
+                "`data` must be (x, y) with y integer labels or one-hot rows in [0, 1] "
+                "(is the pair in (y, x) order?). "
+                f"Received: y with shape {y.shape} and values in "
+                f"[{_fmt(np.nanmin(y) if finite else y.min())}, {_fmt(y.max())}]"
+            )
+        if classes is not None and y.shape[1] != classes:
+            raise ValueError(
+                f"`data` must hold one-hot rows of width {classes} (the model's outputs). "
+                f"Received: y with shape {y.shape}"
+            )
+        return
+    flat = y.reshape(-1) if y.ndim == 2 else y
+    if flat.ndim != 1:
+        raise ValueError(
+            "`data` must be (x, y) with y integer labels of shape (N,) or one-hot rows "
+            f"(N, C). Received: y with shape {y.shape}"
+        )
+    if flat.dtype == bool:
+        return
+    if (
+        not np.issubdtype(flat.dtype, np.number)
+        or not np.all(np.isfinite(flat))
+        or np.any(flat != np.round(flat))
+    ):
+        raise ValueError(
+            "`data` must hold integer class labels y. "
+            f"Received: y with non-integer values (first {flat[:3].tolist()})"
+        )
+    low, high = flat.min(), flat.max()
+    if low < 0 or (classes is not None and high >= classes):
+        expected = (
+            "[0, C)" if classes is None else f"[0, {classes}) for the model's {classes} outputs"
+        )
+        raise ValueError(
+            f"`data` must hold labels in {expected}. "
+            f"Received: y with values in [{_fmt(low)}, {_fmt(high)}]"
+        )
+
+
+def _fmt(v: Any) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def check_inputs_fit(model: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """Check that ``x`` matches the model's input shape (when the model declares one)."""
+    try:
+        expected = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
+    except (AttributeError, ValueError, IndexError, TypeError):
+        expected = None
+    if expected is None:
+        return
+    if len(expected) != x.ndim - 1 or any(
+        e is not None and e != s for e, s in zip(expected, x.shape[1:])
+    ):
+        want = "(N, " + ", ".join(str(e) for e in expected) + ")"
+        swapped = y.ndim - 1 == len(expected) and all(
+            e is None or e == s for e, s in zip(expected, y.shape[1:])
+        )
+        hint = " (the pair looks like (y, x): pass (x, y))" if swapped else ""
+        raise ValueError(
+            f"`data` must be (x, y) with x of shape {want} to match the model's input{hint}. "
+            f"Received: x with shape {x.shape} and y with shape {y.shape}"
+        )

@@ -42,8 +42,8 @@ SETUP: dict[str, str] = {
         "import keras\n"
         "import numpy as np\n"
         "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
-        "    LatentPointCollapse, RobustnessMetrics, datasets, demo, metrics, optimizers,\n"
-        "    plotting, robustness, schedules, tuning)"
+        "    LatentPointCollapse, RobustnessMetrics, datasets, demo, latents, metrics,\n"
+        "    optimizers, plotting, robustness, schedules, tuning)"
     ),
     "data": (
         "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
@@ -282,6 +282,55 @@ ROWS: tuple[Row, ...] = (
         "RobustnessMetrics((x, y), pgd_eps=[0.1, -0.1])",
         ValueError,
         "`pgd_eps` must be a number >= 0. Received: pgd_eps=-0.1",
+    ),
+    Row(
+        CALLBACKS,
+        "CollapseMetrics((x, y + 0.5), labels='true')",
+        ValueError,
+        "`data` must hold integer class labels y. "
+        "Received: y with non-integer values (first [0.5, 1.5, 0.5])",
+    ),
+    Row(
+        CALLBACKS,
+        "lpc_model.fit(x, y, callbacks=[RobustnessMetrics((x, y + 10))], verbose=0)",
+        ValueError,
+        "`data` must hold labels in [0, 2) for the model's 2 outputs. "
+        "Received: y with values in [10, 11]",
+    ),
+    Row(
+        CALLBACKS,
+        "lpc_model.fit(x, y, callbacks=[InformationMetrics((x, np.eye(3)[y]))], verbose=0)",
+        ValueError,
+        "`data` must hold one-hot rows of width 2 (the model's outputs). "
+        "Received: y with shape (4, 3)",
+    ),
+    Row(
+        CALLBACKS,
+        "lpc_model.fit(x, y, callbacks=[CollapseMetrics((y, x))], verbose=0)",
+        ValueError,
+        "`data` must be (x, y) with x of shape (N, 3) to match the model's input "
+        "(the pair looks like (y, x): pass (x, y)). Received: x with shape (4,) and y with "
+        "shape (4, 3)",
+    ),
+    Row(
+        CALLBACKS,
+        "RobustnessMetrics((y, x - 1))",
+        ValueError,
+        "`data` must be (x, y) with y integer labels or one-hot rows in [0, 1] (is the pair "
+        "in (y, x) order?). Received: y with shape (4, 3) and values in [-1, -1]",
+    ),
+    Row(
+        CALLBACKS,
+        "latents(model, x)",
+        ValueError,
+        "`model` must contain at least one keras_lpc.LatentPointCollapse layer. "
+        "Received: model='dense' with none",
+    ),
+    Row(
+        CALLBACKS,
+        "latents(lpc_model, x, batch_size=0)",
+        ValueError,
+        "`batch_size` must be an integer >= 1. Received: batch_size=0",
     ),
     Row(
         CALLBACKS,

@@ -238,7 +238,8 @@ def test_callback_logs_the_functions_values(rng):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     cb = keras_lpc.InformationMetrics((x, y), every=2, max_samples=150, prefix="t_")
     history = model.fit(x, y, epochs=2, batch_size=50, verbose=0, callbacks=[cb])
-    assert len(history.history["t_entropy"]) == 1  # computed at epoch 2 only
+    assert len(history.history["t_entropy"]) == 2  # logged every epoch
+    assert cb.computed_epochs == [0, 1]  # the first and the last epoch
     xs, ys = cb.arrays()
     assert len(xs) == 150
     z, _ = cb.latents(xs)

@@ -9,6 +9,15 @@ import keras
 import numpy as np
 
 
+def _numpy(t: Any) -> np.ndarray:
+    """A torch tensor as NumPy; float16/bfloat16 (mixed precision) become float32."""
+    import torch
+
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return t.detach().cpu().numpy()
+
+
 class Differentiator:
     """Forward passes and batched vector-Jacobian products of ``fn`` on torch."""
 
@@ -20,7 +29,7 @@ class Differentiator:
 
         with torch.no_grad():
             out = self.fn(keras.ops.convert_to_tensor(x, dtype=x.dtype.name))
-        return out.detach().cpu().numpy()
+        return _numpy(out)
 
     def vjp(
         self, x: np.ndarray, cotangent_fn: Callable[[Any, Any], Any], aux: np.ndarray
@@ -36,4 +45,4 @@ class Differentiator:
             torch.autograd.grad(out, xt, grad_outputs=cot[k], retain_graph=k < count - 1)[0]
             for k in range(count)
         ]
-        return out.detach().cpu().numpy(), torch.stack(grads).cpu().numpy()
+        return _numpy(out), _numpy(torch.stack(grads))

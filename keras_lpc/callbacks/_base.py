@@ -1,40 +1,124 @@
-"""`MetricCallback`: the shared adapter behind the metric callbacks.
+"""The shared adapter behind the metric callbacks, in two flavours by what they feed.
 
-Subclasses implement ``compute(z, outputs, y) -> dict[str, float]`` (maths
-lives in `keras_lpc.metrics` / `keras_lpc.robustness`, not here) and list
-the names they log in ``metric_names``. This base class validates the data,
-subsamples it once, reads latents through ``self.model`` (which also syncs
-JAX state), writes ``prefix + name`` into ``logs`` every ``every`` epochs,
-and turns failures on non-finite values into NaN with a single warning.
+* `LatentMetricCallback` feeds ``compute(z, outputs, y)``: the latents of the
+  `LatentPointCollapse` layer and the model's outputs (`CollapseMetrics`,
+  `InformationMetrics`).
+* `ModelMetricCallback` feeds ``compute(model, x, y)``: the model itself and
+  its inputs (`RobustnessMetrics`).
+
+Both share `MetricCallback`: the data is checked when constructed and against
+the model at ``on_train_begin``, subsampled once, and every metric is written
+into the epoch's ``logs`` on every epoch (see `MetricCallback.on_epoch_end`);
+failures on non-finite values turn into NaN with a single warning. The maths
+lives in `keras_lpc.metrics` / `keras_lpc.robustness`, not here.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import sys
 import warnings
 from typing import Any
 
 import keras
 import numpy as np
 
-from keras_lpc._latents import collect, materialize, validate_data
+from keras_lpc._latents import (
+    check_inputs_fit,
+    check_label_values,
+    collect,
+    materialize,
+    model_outputs,
+    to_numpy,
+    validate_data,
+)
+from keras_lpc._models import find_lpc_layers
 from keras_lpc._validation import check_int
 
 
+def legacy_positional(owner: type, args: tuple, names: tuple[str, ...], values: dict) -> dict:
+    """Map the arguments of an old positional call (after ``data``) onto keyword names.
+
+    Returns ``values`` updated; warns once per call that the form is deprecated.
+    """
+    if len(args) > len(names):
+        raise TypeError(
+            f"{owner.__name__}() takes `data` and at most {len(names)} more positional "
+            f"arguments. Received: {len(args)} more"
+        )
+    warnings.warn(
+        f"{owner.__name__}: passing {', '.join(names[: len(args)])} by position is "
+        "deprecated; pass them by keyword.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return {**values, **dict(zip(names, args))}
+
+
+def lead_callbacks(callback: keras.callbacks.Callback) -> bool:
+    """Move keras_lpc's log-writing callbacks to the front of the running ``fit``'s list.
+
+    Keras hands every callback the same ``logs`` dict in list order at
+    ``on_epoch_end`` (each hook gets a fresh copy made by
+    ``CallbackList``, so no earlier hook can add keys to it): a key written
+    by a callback listed after ``CSVLogger``, ``TensorBoard``,
+    ``EarlyStopping`` or ``ModelCheckpoint`` never reaches them. Called from
+    ``on_train_begin``, this finds the `keras.callbacks.CallbackList` that is
+    calling it and gives it a reordered list: keras_lpc's metric callbacks and
+    `GammaAnnealing` first (in their own order), then the others (in theirs).
+    Returns False when no calling ``CallbackList`` was found.
+    """
+    from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
+
+    frame = sys._getframe(1)
+    for _ in range(8):
+        frame = frame.f_back if frame is not None else None
+        owner = frame.f_locals.get("self") if frame is not None else None
+        if isinstance(owner, keras.callbacks.CallbackList) and any(
+            cb is callback for cb in owner.callbacks
+        ):
+            ours = [
+                cb for cb in owner.callbacks if isinstance(cb, (MetricCallback, GammaAnnealing))
+            ]
+            rest = [cb for cb in owner.callbacks if not any(cb is o for o in ours)]
+            # A new list: CallbackList.on_train_begin is iterating the old one.
+            owner.callbacks = ours + rest
+            return True
+    return False
+
+
 class MetricCallback(keras.callbacks.Callback):
-    """Base class of `CollapseMetrics`, `RobustnessMetrics`, `InformationMetrics`."""
+    """Base of the metric callbacks: data, schedule and logging; subclasses feed `measure`.
+
+    Subclasses list the names they log in ``metric_names``, set
+    ``uses_labels`` (whether ``y`` enters the metrics, so it is checked) and
+    implement ``measure(x, y) -> dict[str, float]`` on the (subsampled)
+    NumPy data.
+
+    Logging: every ``metric_names`` key (with ``prefix``) is written into the
+    epoch's ``logs`` on every epoch. It is computed on the first epoch of
+    ``fit``, on every ``every``-th epoch and on the last one; on the other
+    epochs the keys hold NaN (so History lists all have the length of
+    ``loss``, with each value at its epoch, ``CSVLogger`` gets the columns
+    from epoch 1, and a KerasTuner objective on a key works with any
+    ``every``: the first epoch holds a value, and NaN never counts as
+    better). The epochs actually computed are in ``computed_epochs``, the
+    latest values in ``last``.
+    """
 
     metric_names: tuple[str, ...] = ()
+    uses_labels: bool = True
 
     def __init__(
         self,
         data: Any,
+        *,
         every: int = 1,
         max_samples: int | None = 10000,
-        prefix: str = "val_",
-        layer: Any = None,
-        verbose: int = 0,
         seed: int = 0,
+        prefix: str = "val_",
+        verbose: int = 0,
     ) -> None:
         super().__init__()
         self.data = validate_data(data)
@@ -42,15 +126,19 @@ class MetricCallback(keras.callbacks.Callback):
         if max_samples is not None:
             max_samples = check_int("max_samples", max_samples, minimum=1)
         self.max_samples = max_samples
+        self.seed = check_int("seed", seed)
         if not isinstance(prefix, str):
             raise TypeError(f"`prefix` must be a string. Received: prefix={prefix!r}")
         self.prefix = prefix
-        self.layer = layer
         self.verbose = verbose
-        self.seed = seed
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._checked_model: Any = None
         self._warned = False
         self.last: dict[str, float] = {}
+        self.computed_epochs: list[int] = []
+        self._first_epoch: int | None = None
+        if isinstance(self.data, tuple) and self.uses_labels:
+            check_label_values(np.asarray(self.data[1]))
 
     # KerasTuner deep-copies callbacks: share the (possibly large, possibly
     # un-copyable tf.data) data, copy everything else.
@@ -59,8 +147,10 @@ class MetricCallback(keras.callbacks.Callback):
         new = cls.__new__(cls)
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            if key in ("data", "_arrays", "_model"):
-                setattr(new, key, value if key != "_model" else None)
+            if key in ("data", "_arrays"):
+                setattr(new, key, value)
+            elif key in ("_model", "_checked_model"):
+                setattr(new, key, None)
             else:
                 setattr(new, key, copy.deepcopy(value, memo))
         return new
@@ -71,41 +161,90 @@ class MetricCallback(keras.callbacks.Callback):
             self._arrays = materialize(self.data, self.max_samples, self.seed)
         return self._arrays
 
-    def latents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(z, outputs)`` of the current model on ``x``."""
-        return collect(self.model, x, self.layer)
-
-    def compute(self, z: np.ndarray, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         raise NotImplementedError  # pragma: no cover
 
-    def due(self, epoch: int) -> bool:
-        return (epoch + 1) % self.every == 0
+    def check_model(self) -> None:
+        """Check the data against ``self.model`` (input shape, label range), once per model."""
+        model = self.model
+        if self._checked_model is model:
+            return
+        x, y = self.arrays()
+        check_inputs_fit(model, x, y)
+        classes = self._classes(model, x, y)  # a forward pass where shapes are not declared
+        if self.uses_labels:
+            check_label_values(y, classes)
+        self._checked_model = model
+
+    def _classes(self, model: Any, x: np.ndarray, y: np.ndarray) -> int | None:
+        """Number of class scores the model outputs (one forward pass on 2 rows if needed)."""
+        try:
+            shape = model.outputs[0].shape
+        except (AttributeError, ValueError, IndexError, TypeError):
+            shape = None
+        if shape is None or shape[-1] is None:
+            try:
+                out = model(x[:2], training=False)
+            except Exception as err:
+                raise ValueError(
+                    "`data` must be (x, y) with x the model's inputs. "
+                    f"Received: x with shape {x.shape} and y with shape {y.shape}; "
+                    f"the model failed on x with {type(err).__name__}: {err}"
+                ) from err
+            while isinstance(out, (list, tuple, dict)):
+                out = next(iter(out.values())) if isinstance(out, dict) else out[0]
+            shape = to_numpy(out).shape
+        return int(shape[-1]) if len(shape) >= 2 else None
 
     def evaluate(self) -> dict[str, float]:
-        """Compute the metrics now on the current model (unprefixed names)."""
+        """Compute the metrics now on the current model (unprefixed names; NaN on failure)."""
+        self.check_model()
         x, y = self.arrays()
-        z, outputs = self.latents(x)
-        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(outputs))):
-            self._warn_once("the latents or outputs contain NaN or inf")
-            return {name: float("nan") for name in self.metric_names}
         try:
-            values = self.compute(z, outputs, y)
+            values = self.measure(x, y)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
             self._warn_once(str(err))
-            return {name: float("nan") for name in self.metric_names}
+            return {name: math.nan for name in self.metric_names}
         return {k: float(v) for k, v in values.items()}
 
+    def due(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) is computed: the fit's first, each ``every``-th, the last."""
+        epochs = (self.params or {}).get("epochs")
+        return (
+            epoch == self._first_epoch
+            or (epoch + 1) % self.every == 0
+            or (epochs is not None and epoch + 1 >= epochs)
+        )
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._first_epoch = None
+        if not lead_callbacks(self):
+            warnings.warn(
+                f"{type(self).__name__}: could not find the CallbackList calling it; list "
+                f"{type(self).__name__} before CSVLogger, TensorBoard, EarlyStopping and "
+                "ModelCheckpoint so that they see its keys.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.check_model()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if not self.due(epoch):
-            return
-        values = self.evaluate()
-        self.last = values
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        values: dict[str, float] = {}
+        if self.due(epoch):
+            values = self.last = self.evaluate()
+            self.computed_epochs.append(epoch)
+            if self.verbose:
+                shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
+                print(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
         if logs is not None:
-            for name, value in values.items():
-                logs[self.prefix + name] = value
-        if self.verbose:
-            shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
-            print(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
+            for name in self.metric_names:
+                logs[self.prefix + name] = values.get(name, math.nan)
 
     def _warn_once(self, reason: str) -> None:
         if not self._warned:
@@ -116,3 +255,50 @@ class MetricCallback(keras.callbacks.Callback):
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+
+class LatentMetricCallback(MetricCallback):
+    """A `MetricCallback` fed with the latents: implement ``compute(z, outputs, y)``.
+
+    ``z`` is the output of the `LatentPointCollapse` layer ``layer`` (object or
+    name; default the first) and ``outputs`` the model's first output, both
+    float32 NumPy arrays from one eager forward pass (`keras_lpc.latents`).
+    Non-finite latents or outputs log NaN (one warning).
+    """
+
+    def __init__(self, data: Any, *, layer: Any = None, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.layer = layer
+
+    def check_model(self) -> None:
+        """Also check, before training starts, that the model has the requested LPC layer."""
+        find_lpc_layers(self.model, self.layer, arg="layer")
+        super().check_model()
+
+    def latents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(z, outputs)`` of the current model on ``x``."""
+        return collect(self.model, x, self.layer)
+
+    def compute(self, z: np.ndarray, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError  # pragma: no cover
+
+    def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        z, outputs = self.latents(x)
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(outputs))):
+            raise ValueError("the latents or outputs contain NaN or inf")
+        return self.compute(z, outputs, y)
+
+
+class ModelMetricCallback(MetricCallback):
+    """A `MetricCallback` fed with the model: implement ``compute(model, x, y)``.
+
+    Non-finite model outputs on ``x`` log NaN (one warning) without calling it.
+    """
+
+    def compute(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError  # pragma: no cover
+
+    def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        if not np.all(np.isfinite(model_outputs(self.model, x))):
+            raise ValueError("the model's outputs contain NaN or inf")
+        return self.compute(self.model, x, y)

@@ -7,35 +7,46 @@ from typing import Any
 import numpy as np
 
 from keras_lpc._validation import check_choice
-from keras_lpc.callbacks._base import MetricCallback
+from keras_lpc.callbacks._base import LatentMetricCallback, legacy_positional
 from keras_lpc.metrics import collapse
 
 
-class CollapseMetrics(MetricCallback):
+class CollapseMetrics(LatentMetricCallback):
     """Log neural-collapse metrics of the `LatentPointCollapse` latents every ``every`` epochs.
 
-    At the end of every ``every``-th epoch, runs the model on (a fixed subset
-    of at most ``max_samples`` rows of) ``data``, reads the latents ``z`` of
-    the LPC layer and writes ``prefix + name`` into ``logs`` for each value
-    of `keras_lpc.metrics.collapse_metrics(z, labels, include=include)`
-    (``val_nc1``, ``val_separation_ratio``, ...), so `History`,
-    `CSVLogger`, TensorBoard and KerasTuner objectives see them. The classes
-    are the model's predictions (``labels="predicted"``, argmax of the
-    outputs, as in the paper) or the true labels (``"true"``). It never
-    changes the model; data and arguments are checked when constructed.
-    Non-finite latents log NaN with one warning.
+    Runs the model on (a fixed subset of at most ``max_samples`` rows of)
+    ``data``, reads the latents ``z`` of the LPC layer and writes
+    ``prefix + name`` into the epoch's ``logs`` for each value of
+    `keras_lpc.metrics.collapse_metrics(z, labels, include=include)`
+    (``val_nc1``, ``val_separation_ratio``, ...). The values are computed on
+    the first epoch of ``fit``, every ``every``-th epoch and the last one; on
+    the other epochs the keys hold NaN, so every key is in ``logs`` every
+    epoch (``computed_epochs`` lists the computed ones). The callback puts itself ahead of Keras' own
+    callbacks, so `History`, `CSVLogger`, `TensorBoard`, `EarlyStopping`,
+    `ModelCheckpoint` and KerasTuner objectives see the keys whatever the
+    order of the ``callbacks`` list. The classes are the model's predictions
+    (``labels="predicted"``, argmax of the outputs, as in the paper) or the
+    true labels (``"true"``). It never changes the model. The data is checked
+    when constructed (labels are integers or one-hot rows) and against the
+    model at ``on_train_begin`` (input shape, labels below the number of
+    outputs). Non-finite latents log NaN with one warning.
 
     Args:
         data: ``(x, y)`` arrays, a ``tf.data.Dataset`` or a
             `keras.utils.PyDataset` of ``(x, y)`` batches; ``y`` integer
-            labels or one-hot.
+            labels or one-hot. A dataset is read once (pairs stay together,
+            so shuffling is fine); at most ``max_samples`` rows are kept.
         every: compute every this many epochs (>= 1).
         max_samples: use at most this many samples (``None``: all).
+        seed: seed of the random subset of array ``data``.
         prefix: prefix of the names written into ``logs``.
         labels: ``"predicted"`` or ``"true"``.
         layer: the `LatentPointCollapse` layer or its name (default: first).
         include: metric names for `collapse_metrics` (``None``: defaults).
         verbose: 1 prints the values.
+
+    All arguments but ``data`` are keyword arguments (the old positional
+    order still works, with a `DeprecationWarning`).
 
     Example:
 
@@ -54,16 +65,37 @@ class CollapseMetrics(MetricCallback):
     def __init__(
         self,
         data: Any,
+        *args: Any,
         every: int = 1,
         max_samples: int | None = 10000,
+        seed: int = 0,
         prefix: str = "val_",
         labels: str = "predicted",
         layer: Any = None,
         include: Any = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(data, every, max_samples, prefix, layer, verbose)
+        if args:  # the old positional order
+            names = ("every", "max_samples", "prefix", "labels", "layer", "include", "verbose")
+            given = dict(
+                every=every, max_samples=max_samples, prefix=prefix, labels=labels,
+                layer=layer, include=include, verbose=verbose,
+            )  # fmt: skip
+            given = legacy_positional(type(self), args, names, given)
+            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
+            labels, layer, include = given["labels"], given["layer"], given["include"]
+            verbose = given["verbose"]
         self.labels = check_choice("labels", labels, ("predicted", "true"))
+        self.uses_labels = self.labels == "true"
+        super().__init__(
+            data,
+            every=every,
+            max_samples=max_samples,
+            seed=seed,
+            prefix=prefix,
+            layer=layer,
+            verbose=verbose,
+        )
         self.include = collapse._check_include(include, set())
         if "ncc_agreement" in self.include or "self_duality" in self.include:
             raise ValueError(

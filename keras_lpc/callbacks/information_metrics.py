@@ -8,15 +8,15 @@ import numpy as np
 
 from keras_lpc import plotting as _plotting
 from keras_lpc._validation import check_choice, check_int
-from keras_lpc.callbacks._base import MetricCallback
+from keras_lpc.callbacks._base import LatentMetricCallback, legacy_positional
 from keras_lpc.metrics.information import METHODS, information_metrics
 
 
-class InformationMetrics(MetricCallback):
+class InformationMetrics(LatentMetricCallback):
     """Log the information metrics of the `LatentPointCollapse` latents every few epochs.
 
-    Every ``every`` epochs the callback reads the latents ``z`` of the
-    (subsampled) ``data`` and writes into ``logs``, in nats:
+    The callback reads the latents ``z`` of the (subsampled) ``data`` and
+    writes into the epoch's ``logs``, in nats:
 
     * ``{prefix}entropy``: `keras_lpc.metrics.kl_entropy` (by default the
       authors' variant: standardised features, nats per dimension);
@@ -27,7 +27,10 @@ class InformationMetrics(MetricCallback):
 
     The cost grows like ``d * N**2`` (``2 d + 1`` k-NN estimates on ``N``
     samples of ``d`` features), hence the defaults ``every=10`` and
-    ``max_samples=5000``. Plot the logged values next to gamma with
+    ``max_samples=5000``. As for every metric callback, the values are
+    computed on the first epoch, every ``every``-th epoch and the last one,
+    and the keys hold NaN on the epochs between (see
+    `CollapseMetrics`). Plot the logged values next to gamma with
     `plot_information`.
 
     Args:
@@ -35,6 +38,7 @@ class InformationMetrics(MetricCallback):
             ``tf.data.Dataset`` or a `keras.utils.PyDataset`.
         every: compute every this many epochs.
         max_samples: fixed random subset of ``data`` (``None``: all).
+        seed: seed of the subset (also passed to `information_metrics`).
         prefix: prefix of the names in ``logs``.
         k: neighbour order of the estimators.
         standardize: entropy in the authors' standardised per-dimension form.
@@ -42,7 +46,9 @@ class InformationMetrics(MetricCallback):
         features: features to average the synergy over (``None``: all).
         layer: the LPC layer (object or name) to read; default: the first.
         verbose: 1 prints the values when computed.
-        seed: seed of the subset.
+
+    All arguments but ``data`` are keyword arguments (the old positional
+    order still works, with a `DeprecationWarning`).
 
     Example:
 
@@ -64,8 +70,10 @@ class InformationMetrics(MetricCallback):
     def __init__(
         self,
         data: Any,
+        *args: Any,
         every: int = 10,
         max_samples: int | None = 5000,
+        seed: int = 0,
         prefix: str = "val_",
         k: int = 3,
         standardize: bool = True,
@@ -73,16 +81,27 @@ class InformationMetrics(MetricCallback):
         features: Any = None,
         layer: Any = None,
         verbose: int = 0,
-        seed: int = 0,
     ) -> None:
+        if args:  # the old positional order
+            names = ("every", "max_samples", "prefix", "k", "standardize", "method", "features",
+                     "layer", "verbose", "seed")  # fmt: skip
+            given = dict(
+                every=every, max_samples=max_samples, prefix=prefix, k=k, standardize=standardize,
+                method=method, features=features, layer=layer, verbose=verbose, seed=seed,
+            )  # fmt: skip
+            given = legacy_positional(type(self), args, names, given)
+            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
+            k, standardize, method = given["k"], given["standardize"], given["method"]
+            features, layer = given["features"], given["layer"]
+            verbose, seed = given["verbose"], given["seed"]
         super().__init__(
             data,
             every=every,
             max_samples=max_samples,
+            seed=seed,
             prefix=prefix,
             layer=layer,
             verbose=verbose,
-            seed=seed,
         )
         self.k = check_int("k", k, minimum=1)
         self.standardize = bool(standardize)

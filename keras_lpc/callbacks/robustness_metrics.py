@@ -2,39 +2,57 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
 import numpy as np
 
+from keras_lpc import robustness as robustness_module
 from keras_lpc._validation import check_float
-from keras_lpc.callbacks._base import MetricCallback
+from keras_lpc.callbacks._base import ModelMetricCallback, legacy_positional
 from keras_lpc.robustness import deepfool as deepfool_fn
 from keras_lpc.robustness import lipschitz as lipschitz_fn
 from keras_lpc.robustness import pgd_accuracy
 
 
-class RobustnessMetrics(MetricCallback):
+class RobustnessMetrics(ModelMetricCallback):
     """Log robustness metrics of the model every ``every`` epochs.
 
-    Writes ``prefix + name`` into ``logs`` for ``deepfool`` (mean
-    ``||r||/||x||``, see `keras_lpc.robustness.deepfool`),
+    Writes ``prefix + name`` into the epoch's ``logs`` for ``deepfool``
+    (mean ``||r||/||x||``, see `keras_lpc.robustness.deepfool`),
     ``deepfool_correct`` (over correctly classified inputs),
     ``lipschitz_max`` / ``lipschitz_mean`` (see
     `keras_lpc.robustness.lipschitz`) and ``pgd_accuracy_<eps>`` for each
-    L-inf budget in ``pgd_eps``. Works on any classifier (no
+    L-inf budget in ``pgd_eps``. With ``attacks``, also ``min_perturbation``
+    and ``deepfool_overestimate`` from
+    `keras_lpc.robustness.minimal_perturbation` (the smallest verified
+    perturbation over several attacks). Works on any classifier (no
     `LatentPointCollapse` layer needed): the maths is in
-    `keras_lpc.robustness`; this class only wires it to ``fit``.
+    `keras_lpc.robustness`; this class only wires it to ``fit``. As for
+    every metric callback, the values are computed on the first epoch, every
+    ``every``-th epoch and the last one, the keys hold NaN on the epochs
+    between, and they reach every other callback whatever
+    the order of the list (see `CollapseMetrics`). Under a mixed-precision
+    policy the scores are read in float32.
 
     Args:
         data: ``(x, y)`` arrays, a ``tf.data.Dataset`` or a ``PyDataset``.
         every: compute every this many epochs (>= 1).
         max_samples: fixed random subset size (>= 1) or ``None`` for all.
+        seed: seed of the subset (and of the attacks in ``attacks``).
         prefix: prepended to every log name.
         deepfool: log the DeepFool scores.
         lipschitz: log the Lipschitz proxy.
         pgd_eps: optional list of L-inf budgets for PGD accuracy.
+        attacks: ``None`` (default): DeepFool only. Otherwise the ``attacks``
+            argument of `keras_lpc.robustness.minimal_perturbation`, whose
+            ``score`` and ``deepfool_overestimate`` are logged.
         verbose: 1 shows a Keras progress bar over the metrics and prints them.
+        layer: deprecated and ignored (robustness reads the model's outputs).
+
+    All arguments but ``data`` are keyword arguments (the old positional
+    order still works, with a `DeprecationWarning`).
 
     Example:
 
@@ -51,17 +69,38 @@ class RobustnessMetrics(MetricCallback):
     def __init__(
         self,
         data: Any,
+        *args: Any,
         every: int = 10,
         max_samples: int | None = 1000,
+        seed: int = 0,
         prefix: str = "val_",
         deepfool: bool = True,
         lipschitz: bool = True,
         pgd_eps: list[float] | None = None,
+        attacks: Any = None,
         verbose: int = 0,
-        **kwargs: Any,
+        layer: Any = None,
     ) -> None:
+        if args:  # the old positional order
+            names = ("every", "max_samples", "prefix", "deepfool", "lipschitz", "pgd_eps",
+                     "verbose")  # fmt: skip
+            given = dict(
+                every=every, max_samples=max_samples, prefix=prefix, deepfool=deepfool,
+                lipschitz=lipschitz, pgd_eps=pgd_eps, verbose=verbose,
+            )  # fmt: skip
+            given = legacy_positional(type(self), args, names, given)
+            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
+            deepfool, lipschitz, pgd_eps = given["deepfool"], given["lipschitz"], given["pgd_eps"]
+            verbose = given["verbose"]
+        if layer is not None:
+            warnings.warn(
+                "RobustnessMetrics: `layer` is deprecated and ignored (robustness is "
+                "measured on the model's outputs).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         super().__init__(
-            data, every=every, max_samples=max_samples, prefix=prefix, verbose=verbose, **kwargs
+            data, every=every, max_samples=max_samples, seed=seed, prefix=prefix, verbose=verbose
         )
         self.deepfool = bool(deepfool)
         self.lipschitz = bool(lipschitz)
@@ -70,37 +109,54 @@ class RobustnessMetrics(MetricCallback):
             if pgd_eps is None
             else [check_float("pgd_eps", e, minimum=0.0) for e in np.ravel(pgd_eps).tolist()]
         )
+        if attacks is not None and not hasattr(robustness_module, "minimal_perturbation"):
+            raise ValueError(
+                "`attacks` needs keras_lpc.robustness.minimal_perturbation, which this "
+                f"version of keras-lpc lacks. Received: attacks={attacks!r}"
+            )
+        self.attacks = attacks
         names = []
         if self.deepfool:
             names += ["deepfool", "deepfool_correct"]
         if self.lipschitz:
             names += ["lipschitz_max", "lipschitz_mean"]
         names += [f"pgd_accuracy_{e:g}" for e in self.pgd_eps]
+        if self.attacks is not None:
+            names += ["min_perturbation", "deepfool_overestimate"]
         self.metric_names = tuple(names)
 
-    def latents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Robustness needs the inputs, not latents: returns ``(x, outputs)``."""
-        out = self.model.predict(x, verbose=0)
-        return x, np.asarray(out[0] if isinstance(out, (list, tuple)) else out)
-
-    def compute(self, z: np.ndarray, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """The metrics on inputs ``z`` (= x) with labels ``y``."""
-        steps = int(self.deepfool) + int(self.lipschitz) + int(bool(self.pgd_eps))
+    def compute(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """The metrics of ``model`` on inputs ``x`` with labels ``y``."""
+        steps = (
+            int(self.deepfool)
+            + int(self.lipschitz)
+            + int(bool(self.pgd_eps))
+            + int(self.attacks is not None)
+        )
         bar = keras.utils.Progbar(steps, verbose=1) if self.verbose else None
         values: dict[str, float] = {}
         if self.deepfool:
-            res = deepfool_fn(self.model, z, y=y)
+            res = deepfool_fn(model, x, y=y)
             values.update(deepfool=res.score, deepfool_correct=res.score_correct)
             if bar:
                 bar.add(1)
         if self.lipschitz:
-            lip = lipschitz_fn(self.model, z, y)
+            lip = lipschitz_fn(model, x, y)
             values.update(lipschitz_max=lip.max, lipschitz_mean=lip.mean)
             if bar:
                 bar.add(1)
         if self.pgd_eps:
-            accs = pgd_accuracy(self.model, z, y, self.pgd_eps)
+            accs = np.ravel(pgd_accuracy(model, x, y, self.pgd_eps))
             values.update({f"pgd_accuracy_{e:g}": a for e, a in zip(self.pgd_eps, accs)})
+            if bar:
+                bar.add(1)
+        if self.attacks is not None:
+            found = robustness_module.minimal_perturbation(
+                model, x, y, attacks=self.attacks, seed=self.seed
+            )
+            values.update(
+                min_perturbation=found.score, deepfool_overestimate=found.deepfool_overestimate
+            )
             if bar:
                 bar.add(1)
         return values

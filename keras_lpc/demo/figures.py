@@ -14,17 +14,23 @@ from keras_lpc.demo.measurement import RunResult
 def paired_points(
     runs: list[RunResult], every_collapse: int, every_robust: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(separation ratio, DeepFool) at every epoch where both were logged, all runs."""
+    """(separation ratio, DeepFool) at every epoch where both were computed, all runs.
+
+    A history holds either the computed values only (logged every k epochs)
+    or one value per epoch with NaN between computations; both work.
+    """
     sep, rob = [], []
     for run in runs:
         h = run.history
         separation = np.asarray(h.get("val_separation_ratio", []), dtype=np.float64)
         deepfool = np.asarray(h.get("val_deepfool", []), dtype=np.float64)
-        at_sep = epoch_positions(len(separation), 0, every_collapse)
-        at_rob = epoch_positions(len(deepfool), 0, every_robust)
+        epochs = len(h.get("loss", ()))
+        at_sep = epoch_positions(len(separation), epochs, every_collapse)
+        at_rob = epoch_positions(len(deepfool), epochs, every_robust)
         _, i_sep, i_rob = np.intersect1d(at_sep, at_rob, return_indices=True)
-        sep.extend(separation[i_sep].tolist())
-        rob.extend(deepfool[i_rob].tolist())
+        both = np.isfinite(separation[i_sep]) & np.isfinite(deepfool[i_rob])
+        sep.extend(separation[i_sep][both].tolist())
+        rob.extend(deepfool[i_rob][both].tolist())
     return np.array(sep), np.array(rob)
 
 

@@ -65,13 +65,13 @@ class RunResult:
 
 def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
     """Accuracy, DeepFool, PGD, Lipschitz, collapse geometry and AUROC of a trained arm."""
-    from keras_lpc import metrics, robustness
-    from keras_lpc._latents import collect
+    from keras_lpc import latents, metrics, robustness
 
     model, seed, attack_idx = arm.model, arm.seed, arm.attack_idx
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
-    z_te, logits_te = collect(model, x_te)
-    z_tr, logits_tr = collect(model, x_tr)
+    z_te, z_tr = latents(model, x_te), latents(model, x_tr)
+    logits_te = np.asarray(model.predict(x_te, batch_size=256, verbose=0))
+    logits_tr = np.asarray(model.predict(x_tr, batch_size=256, verbose=0))
     pred_te = logits_te.argmax(1)
     correct = pred_te == y_te
     # a barely trained model can predict one class only: its geometry is undefined
@@ -168,7 +168,7 @@ def latent_shifts(
     ``deepfool_latent_shift`` is ``mean ||z(x + r) - z(x)|| / scale`` for the
     DeepFool perturbations ``r`` (how far z travels to change the class).
     """
-    from keras_lpc._latents import collect
+    from keras_lpc import latents
     from keras_lpc.metrics._stats import class_means
 
     classes, codes = np.unique(predictions, return_inverse=True)
@@ -178,9 +178,9 @@ def latent_shifts(
     gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
     scale = float(gaps[np.triu_indices(len(centroids), 1)].mean())
     noise = np.random.default_rng(seed).normal(0.0, sigma, x.shape).astype(x.dtype)
-    z0, _ = collect(model, x)
-    zn, _ = collect(model, x + noise)
-    zd, _ = collect(model, (x + perturbation).astype(x.dtype))
+    z0 = latents(model, x)
+    zn = latents(model, x + noise)
+    zd = latents(model, (x + perturbation).astype(x.dtype))
     return {
         "noise_latent_shift": float(np.linalg.norm(zn - z0, axis=1).mean() / scale),
         "deepfool_latent_shift": float(np.linalg.norm(zd - z0, axis=1).mean() / scale),
