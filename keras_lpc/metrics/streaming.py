@@ -100,11 +100,14 @@ class CollapseAccumulator:
             self._sum = np.zeros((0, dim))
             self._m2 = np.zeros((0, dim, dim))
         if n_classes > old:
-            extra = n_classes - old
-            self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
-            self._shift = np.concatenate([self._shift, np.zeros((extra, dim))])
-            self._sum = np.concatenate([self._sum, np.zeros((extra, dim))])
-            self._m2 = np.concatenate([self._m2, np.zeros((extra, dim, dim))])
+
+            def grown(arr: np.ndarray) -> np.ndarray:
+                out = np.zeros((n_classes, *arr.shape[1:]), dtype=arr.dtype)
+                out[:old] = arr
+                return out
+
+            self._counts, self._shift = grown(self._counts), grown(self._shift)
+            self._sum, self._m2 = grown(self._sum), grown(self._m2)
 
     def update(self, z: Any, labels: Any) -> None:
         """Pass 1: add a batch ``z`` (B, d) with integer ``labels`` (B,)."""
@@ -164,9 +167,13 @@ class CollapseAccumulator:
         counts = self._counts[seen]
         mean_shift = self._sum[seen] / counts[:, None]
         means = self._shift[seen] + mean_shift
-        m2 = self._m2[seen] - np.einsum("cd,ce->cde", self._sum[seen], mean_shift)
-        sigma_w = (m2 / counts[:, None, None]).mean(axis=0)
-        variances = np.trace(m2, axis1=1, axis2=2) / counts
+        # S_c = Q_c - n_c m_c m_c^T with m_c = s_c / n_c, so without forming every S_c:
+        # Sigma_W = (sum_c Q_c / n_c - sum_c m_c m_c^T) / C and tr S_c = tr Q_c - n_c |m_c|^2.
+        q = self._m2 if len(seen) == len(self._counts) else self._m2[seen]
+        weighted = np.tensordot(1.0 / counts, q, axes=1)
+        sigma_w = (weighted - mean_shift.T @ mean_shift) / len(seen)
+        traces = np.einsum("cii->c", q) - counts * np.einsum("cd,cd->c", mean_shift, mean_shift)
+        variances = traces / counts
         global_mean = (means * counts[:, None]).sum(axis=0) / counts.sum()
         return ClassStats(
             seen.astype(np.int64), counts, means, global_mean, sigma_w, variances, self._eps
