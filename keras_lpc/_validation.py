@@ -172,12 +172,10 @@ def epoch_positions(count: int, epochs: int, every: int | None = None) -> np.nda
 
     Metric callbacks with ``every=k`` log at epochs k, 2k, ..., so their
     `History` lists are shorter than those logged every epoch. With
-    ``every=None`` the spacing is ``epochs // count`` (at least 1). A series
-    as long as the run (metric callbacks that log NaN on the epochs between
-    computations) is at epochs 1, 2, ..., whatever ``every``.
+    ``every=None`` the spacing is ``epochs // count`` (at least 1), so a
+    series as long as the run (metric callbacks that log NaN on the epochs
+    between computations) is at epochs 1, 2, ...
     """
-    if count == epochs:
-        return np.arange(1, count + 1)
     if every is None:
         every = max(1, epochs // count) if count and epochs else 1
     return every * np.arange(1, count + 1)

@@ -103,6 +103,17 @@ def test_paired_points_match_the_epochs_both_callbacks_logged():
     sep, rob = demo.paired_points([run, run], every_collapse=2, every_robust=4)
     np.testing.assert_array_equal(sep, [2.0, 4.0, 2.0, 4.0])
     np.testing.assert_array_equal(rob, [0.1, 0.2, 0.1, 0.2])
+    # one value per epoch, NaN between computations (the metric callbacks' logs)
+    nan = float("nan")
+    full = {
+        "loss": [1.0] * 4,
+        "val_separation_ratio": [1.0, 2.0, nan, 4.0],
+        "val_deepfool": [0.1, nan, nan, 0.4],
+    }
+    run = demo.RunResult(*([None] * 21), full, None, None, None, None)
+    sep, rob = demo.paired_points([run], every_collapse=2, every_robust=4)
+    np.testing.assert_array_equal(sep, [1.0, 4.0])
+    np.testing.assert_array_equal(rob, [0.1, 0.4])
 
 
 def test_mahalanobis_falls_back_when_a_predicted_class_was_never_fitted():

@@ -25,8 +25,13 @@ def paired_points(
         separation = np.asarray(h.get("val_separation_ratio", []), dtype=np.float64)
         deepfool = np.asarray(h.get("val_deepfool", []), dtype=np.float64)
         epochs = len(h.get("loss", ()))
-        at_sep = epoch_positions(len(separation), epochs, every_collapse)
-        at_rob = epoch_positions(len(deepfool), epochs, every_robust)
+        # a series as long as the run has one value per epoch (NaN between computations)
+        at_sep = epoch_positions(
+            len(separation), epochs, None if len(separation) == epochs else every_collapse
+        )
+        at_rob = epoch_positions(
+            len(deepfool), epochs, None if len(deepfool) == epochs else every_robust
+        )
         _, i_sep, i_rob = np.intersect1d(at_sep, at_rob, return_indices=True)
         both = np.isfinite(separation[i_sep]) & np.isfinite(deepfool[i_rob])
         sep.extend(separation[i_sep][both].tolist())
