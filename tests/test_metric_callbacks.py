@@ -51,6 +51,13 @@ class _Seen(keras.callbacks.Callback):
 # -- item 2: the keys reach every other callback, whatever the order ---------------------
 
 
+class _Writer(keras.callbacks.Callback):
+    """A user's callback writing a key of its own: it keeps its place, first."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["user_key"] = float(epoch)
+
+
 def test_keys_reach_callbacks_listed_before_them(tmp_path):
     x, y = _data()
     model = _model()
@@ -58,7 +65,7 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
     csv_path = tmp_path / "log.csv"
     ckpt = tmp_path / "best.keras"
     keras_callbacks = [
-        seen,
+        _Writer(),
         keras.callbacks.CSVLogger(str(csv_path)),
         keras.callbacks.EarlyStopping(monitor="val_nc1", mode="min", patience=5),
         keras.callbacks.ModelCheckpoint(
@@ -76,7 +83,7 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
             epochs=4,
             batch_size=16,
             verbose=0,
-            callbacks=keras_callbacks + [annealing, collapse, robust],
+            callbacks=keras_callbacks + [annealing, collapse, robust, seen],
         )
     messages = [str(w.message) for w in record]
     assert not [m for m in messages if "val_nc1" in m or "val_separation_ratio" in m], messages
@@ -84,7 +91,8 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
     assert all(ours <= keys for keys in seen.keys)  # from the first epoch on
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and ours <= set(rows[0])
+    assert len(rows) == 4 and ours | {"user_key"} <= set(rows[0])
+    assert [float(r["user_key"]) for r in rows] == [0.0, 1.0, 2.0, 3.0]
     assert float(rows[0]["gamma"]) == pytest.approx(0.5)
     # every=3: computed at epochs 1, 3 and the last (4); NaN at epoch 2
     assert collapse.computed_epochs == [0, 2, 3]

@@ -56,18 +56,33 @@ def legacy_positional(owner: type, args: tuple, names: tuple[str, ...], values: 
     return {**values, **dict(zip(names, args))}
 
 
+# Keras' own callbacks that read the epoch's logs and write nothing others need.
+_CONSUMERS = (
+    keras.callbacks.CSVLogger,
+    keras.callbacks.TensorBoard,
+    keras.callbacks.EarlyStopping,
+    keras.callbacks.ModelCheckpoint,
+    keras.callbacks.ReduceLROnPlateau,
+    keras.callbacks.RemoteMonitor,
+)
+
+
 def lead_callbacks(callback: keras.callbacks.Callback) -> bool:
-    """Move keras_lpc's log-writing callbacks to the front of the running ``fit``'s list.
+    """Make Keras' log-reading callbacks of the running ``fit`` run after keras_lpc's.
 
     Keras hands every callback the same ``logs`` dict in list order at
     ``on_epoch_end`` (each hook gets a fresh copy made by
     ``CallbackList``, so no earlier hook can add keys to it): a key written
     by a callback listed after ``CSVLogger``, ``TensorBoard``,
-    ``EarlyStopping`` or ``ModelCheckpoint`` never reaches them. Called from
-    ``on_train_begin``, this finds the `keras.callbacks.CallbackList` that is
-    calling it and gives it a reordered list: keras_lpc's metric callbacks and
-    `GammaAnnealing` first (in their own order), then the others (in theirs).
-    Returns False when no calling ``CallbackList`` was found.
+    ``EarlyStopping``, ``ModelCheckpoint``, ``ReduceLROnPlateau`` or
+    ``RemoteMonitor`` never reaches them. Called from ``on_train_begin``,
+    this finds the `keras.callbacks.CallbackList` that is calling it and
+    gives it a new list in which those Keras callbacks, where listed before
+    the last keras_lpc metric callback or `GammaAnnealing`, come right after
+    it (in their own order). Every other callback keeps its place, so a
+    callback of the user's that writes a key ``GammaAnnealing`` monitors
+    still runs before it. Returns False when no calling ``CallbackList``
+    was found.
     """
     from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
 
@@ -78,12 +93,18 @@ def lead_callbacks(callback: keras.callbacks.Callback) -> bool:
         if isinstance(owner, keras.callbacks.CallbackList) and any(
             cb is callback for cb in owner.callbacks
         ):
-            ours = [
-                cb for cb in owner.callbacks if isinstance(cb, (MetricCallback, GammaAnnealing))
-            ]
-            rest = [cb for cb in owner.callbacks if not any(cb is o for o in ours)]
-            # A new list: CallbackList.on_train_begin is iterating the old one.
-            owner.callbacks = ours + rest
+            callbacks = list(owner.callbacks)
+            last = max(
+                i
+                for i, cb in enumerate(callbacks)
+                if isinstance(cb, (MetricCallback, GammaAnnealing))
+            )
+            head = callbacks[: last + 1]
+            moved = [cb for cb in head if isinstance(cb, _CONSUMERS)]
+            if moved:
+                kept = [cb for cb in head if not isinstance(cb, _CONSUMERS)]
+                # A new list: CallbackList.on_train_begin is iterating the old one.
+                owner.callbacks = kept + moved + callbacks[last + 1 :]
             return True
     return False
 
