@@ -92,16 +92,16 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
         **overrides,
     )
     # train_and_measure builds its own callbacks; fetch the model through a hook
-    original = demo._Progress
-    demo._Progress = lambda label, epochs: _Capture()  # type: ignore[assignment]
+    original = demo.training.Progress
+    demo.training.Progress = lambda label, epochs: _Capture()  # type: ignore[assignment]
     try:
         start = time.perf_counter()
         row = demo.train_and_measure(kind, seed, data, dataclasses.replace(config, verbose=1))
     finally:
-        demo._Progress = original
+        demo.training.Progress = original
     model = _Capture.model_ref
     # the inputs the demo attacked, and its DeepFool result on them
-    idx, full = row["_attack_idx"], row["_deepfool"]
+    idx, full = row.attack_idx, row.deepfool_result
     xa, ya = data.x_test[idx], data.y_test[idx]
     top3 = robustness.deepfool(model, xa, y=ya, candidates=3)
     # DeepFool is invariant to scaling all scores by one constant; 2 * softmax keeps the
@@ -188,7 +188,7 @@ def main() -> None:
     if args.table:
         print(table(args.table))
         return
-    data = {arch: demo._data(demo.DemoConfig(architecture=arch)) for arch in demo.ARCHITECTURES}
+    data = {arch: demo.load_data(demo.DemoConfig(architecture=arch)) for arch in demo.ARCHITECTURES}
     rows = []
     # seeds outermost, so that an interrupted audit still covers every setting
     for seed in range(args.first_seed, args.first_seed + args.seeds):

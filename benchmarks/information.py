@@ -36,6 +36,38 @@ def best_time(fn, *args, **kwargs) -> float:
     return min(times)
 
 
+def brute_force_search(z, y, k_i):
+    """The search before the shared k-NN one: every row left to per-class brute force."""
+    n = len(z)
+    return np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+
+
+def side_by_side(n: int = 10000, d: int = 16) -> list[list[object]]:
+    """`interaction_information` with the shared k-NN search and with the former brute force."""
+    from keras_lpc.metrics import information
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, n)
+    z = rng.normal(size=(n, d)) + np.eye(10, d)[y] * 2.0
+    start = time.perf_counter()
+    new = interaction_information(z, y)
+    t_new = time.perf_counter() - start
+    shared = information._shared_search
+    information._shared_search = brute_force_search
+    try:
+        start = time.perf_counter()
+        old = interaction_information(z, y)
+        t_old = time.perf_counter() - start
+    finally:
+        information._shared_search = shared
+    assert abs(new - old) < 1e-9, (new, old)
+    return [
+        [f"interaction_information, N = {n}, d = {d}: per-class brute force (before)", n, t_old],
+        [f"interaction_information, N = {n}, d = {d}: shared k-NN search (now)", n, t_new],
+        [f"speed-up (same value, {new:.6f} nats)", n, f"{t_old / t_new:.1f}x"],
+    ]
+
+
 def timing_rows() -> list[list[object]]:
     rng = np.random.default_rng(0)
     n, d = 10000, 16
@@ -108,6 +140,12 @@ def bias_rows() -> tuple[list[list[object]], list[str], dict[str, float]]:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10000, help="samples of the side-by-side run")
+    args = parser.parse_args()
+    pair = side_by_side(args.n)
     timing = timing_rows()
     bias, names, exact = bias_rows()
     truth = ", ".join(f"{name} = {value:.4f}" for name, value in exact.items())
@@ -116,6 +154,9 @@ def main() -> None:
             "## Information metrics (`benchmarks/information.py`)",
             f"Machine: {machine()}. **Shared** with other jobs while measuring: "
             "absolute times are noisy (best of 3); compare rows with each other.",
+            "Before / after in one run (16 features, 10 classes; the former per-class "
+            "brute force is the same code with the shared search switched off):",
+            table(["call", "N", "seconds"], pair),
             "Time in seconds, N samples of d = 16 features, 10 classes:",
             table(["call", "N", "seconds"], timing),
             "Bias (estimate − exact, nats; mean ± std over "

@@ -112,8 +112,8 @@ def train_and_encode(
     model.fit(
         data.x_train, data.y_train, epochs=epochs, batch_size=32, verbose=0, callbacks=callbacks
     )
-    encoder = keras.Model(model.inputs, [model.get_layer("lpc").output, model.outputs[0]])
-    z, logits = encoder.predict(data.x_test, batch_size=512, verbose=0)
+    z = keras_lpc.latents(model, data.x_test, batch_size=512)
+    logits = model.predict(data.x_test, batch_size=512, verbose=0)
     gamma = float(keras.ops.convert_to_numpy(model.get_layer("lpc").gamma))
     return np.asarray(z, np.float64), np.asarray(logits).argmax(axis=1), gamma
 

@@ -102,9 +102,10 @@ def measure(
     model: keras.Model, data: datasets.Split, attack_idx: np.ndarray, eps: list[float]
 ) -> dict[str, Any]:
     """Every robustness and detection measure of one trained model (see the module doc)."""
-    encoder = keras.Model(model.inputs, [model.get_layer("lpc").output, model.outputs[0]])
-    z_tr, logits_tr = encoder.predict(data.x_train, batch_size=512, verbose=0)
-    z_te, logits_te = encoder.predict(data.x_test, batch_size=512, verbose=0)
+    z_tr = keras_lpc.latents(model, data.x_train, batch_size=512)
+    z_te = keras_lpc.latents(model, data.x_test, batch_size=512)
+    logits_tr = model.predict(data.x_train, batch_size=512, verbose=0)
+    logits_te = model.predict(data.x_test, batch_size=512, verbose=0)
     pred = logits_te.argmax(axis=1)
     correct = pred == data.y_test
     maha = metrics.mahalanobis_score(

@@ -95,8 +95,8 @@ def train(
 
 def latents(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Test latents ``z`` (the LPC layer's output) and predicted classes."""
-    encoder = keras.Model(model.inputs, [model.get_layer("lpc").output, model.outputs[0]])
-    z, logits = encoder.predict(x, batch_size=512, verbose=0)
+    z = keras_lpc.latents(model, x, batch_size=512)
+    logits = model.predict(x, batch_size=512, verbose=0)
     return np.asarray(z, np.float64), np.asarray(logits).argmax(axis=1)
 
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by every public entry point.
+"""Argument and array checks shared by every public entry point.
 
 Every message names the argument, what was expected and the value received,
 in the form ``"`name` must be <expected>. Received: name=<value>"``.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
+
+import numpy as np
 
 
 def _fail(name: str, expected: str, value: Any, error: type[Exception] = ValueError):
@@ -58,3 +60,122 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
         options = ", ".join(repr(c) for c in choices)
         _fail(name, f"one of {options}", value)
     return value
+
+
+def as_latents(z: Any, name: str = "z", *, flatten: bool = False) -> np.ndarray:
+    """``z`` as a finite float64 array of shape (N, d), N, d >= 1.
+
+    With ``flatten=True`` trailing axes are flattened (``(N, h, w)`` becomes
+    ``(N, h * w)``); otherwise ``z`` must be 2-D. Raises ``TypeError`` for
+    non-numeric input and ``ValueError`` for a wrong shape or NaN/inf.
+    """
+    try:
+        arr = np.asarray(z)
+    except (TypeError, ValueError):
+        _fail(name, "a numeric array", z, TypeError)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(
+            f"`{name}` must be a numeric array. Received: {name} with dtype {arr.dtype}"
+        )
+    if flatten and arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    if arr.ndim != 2:
+        shape = "(N, d) (or more axes, flattened)" if flatten else "(N, d)"
+        raise ValueError(
+            f"`{name}` must be a 2-D array of shape {shape}. "
+            f"Received: {name} with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one sample and one feature. "
+            f"Received: {name} with shape {arr.shape}"
+        )
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"`{name}` must be finite. Received: {name} with "
+            f"{int(np.sum(~np.isfinite(arr)))} NaN or inf values"
+        )
+    return arr
+
+
+def precision_of(z: Any) -> float:
+    """Machine epsilon of the floating type ``z`` arrived in (float64's for integers)."""
+    dtype = getattr(z, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(z).dtype
+    try:
+        return float(np.finfo(dtype).eps)
+    except ValueError:  # integers, booleans: exact, so float64's rounding
+        return float(np.finfo(np.float64).eps)
+
+
+def as_labels(
+    labels: Any,
+    n: int,
+    name: str = "labels",
+    *,
+    integer: bool = True,
+    one_hot: bool = False,
+    of: str = "z",
+) -> np.ndarray:
+    """One label per row of ``of`` (``n`` rows) as a 1-D array.
+
+    ``integer=True``: integer class ids as int64 (integral floats accepted);
+    otherwise any values, returned as given. ``one_hot=True`` also accepts
+    one-hot / probability rows ``(n, C)`` (argmax-ed) and a ``(n, 1)``
+    column.
+    """
+    arr = np.asarray(labels)
+    if one_hot and arr.ndim == 2:
+        arr = np.argmax(arr, axis=1) if arr.shape[1] > 1 else arr.reshape(-1)
+    if arr.ndim != 1 or len(arr) != n:
+        extra = f" (or one-hot rows ({n}, C))" if one_hot else ""
+        raise ValueError(
+            f"`{name}` must be a 1-D array with one label per row of `{of}` ({n}){extra}. "
+            f"Received: {name} with shape {np.shape(labels)}"
+        )
+    if not integer:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64, copy=False)
+    if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
+        if np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+    raise ValueError(
+        f"`{name}` must hold integer class ids. Received: {name} with dtype {arr.dtype}"
+        + (f" (first values {arr[:3].tolist()})" if arr.dtype != object else "")
+    )
+
+
+def subsample(n: int, max_samples: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a fixed random subset of ``max_samples`` of ``n`` rows.
+
+    ``None`` when no subset is needed (``max_samples`` is ``None`` or ``>= n``).
+    The same ``(n, max_samples, seed)`` always gives the same rows.
+    """
+    if max_samples is None or n <= max_samples:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+
+
+def standardize(z: np.ndarray) -> np.ndarray:
+    """Zero mean, unit (population) variance per feature; constant features are only centred."""
+    std = z.std(axis=0)
+    return (z - z.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def epoch_positions(count: int, epochs: int, every: int | None = None) -> np.ndarray:
+    """1-based epochs of ``count`` values logged every ``every`` epochs of ``epochs``.
+
+    Metric callbacks with ``every=k`` log at epochs k, 2k, ..., so their
+    `History` lists are shorter than those logged every epoch. With
+    ``every=None`` the spacing is ``epochs // count`` (at least 1), so a
+    series as long as the run (metric callbacks that log NaN on the epochs
+    between computations) is at epochs 1, 2, ...
+    """
+    if every is None:
+        every = max(1, epochs // count) if count and epochs else 1
+    return every * np.arange(1, count + 1)

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import check_int
+from keras_lpc._validation import as_labels, as_latents, check_int, epoch_positions
+from keras_lpc.metrics._stats import class_means
 
 __all__ = [
     "TRAINING_KEYS",
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 TRAINING_KEYS = ("gamma", "accuracy", "val_nc1", "val_separation_ratio", "val_deepfool")
-INFORMATION_KEYS = ("val_entropy", "val_mutual_information", "val_interaction_information")
+_INFORMATION_NAMES = ("entropy", "mutual_information", "interaction_information")
+INFORMATION_KEYS = tuple("val_" + name for name in _INFORMATION_NAMES)
 _TITLES = {
     "gamma": "gamma (penalty weight)",
     "accuracy": "training accuracy",
@@ -83,7 +85,8 @@ def _finish(fig: Any, path: str | Path | None) -> Any:
     return fig
 
 
-def _array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
+def _series(name: str, value: Any) -> np.ndarray:
+    """A 1-d float series (NaN allowed: a plot skips it)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -91,30 +94,9 @@ def _array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
             f"`{name}` must be an array of real numbers. Received: {name} of type "
             f"{type(value).__name__}"
         ) from None
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(
-            f"`{name}` must be a {ndim}-d array. Received: {name} with shape {arr.shape}"
-        )
+    if arr.ndim != 1:
+        raise ValueError(f"`{name}` must be a 1-d array. Received: {name} with shape {arr.shape}")
     return arr
-
-
-def _labels(labels: Any, n: int) -> np.ndarray:
-    arr = np.asarray(labels).reshape(-1)
-    if len(arr) != n:
-        raise ValueError(
-            f"`labels` must have one entry per sample ({n}). Received: labels with {len(arr)}"
-        )
-    return arr
-
-
-def _epochs(values: int, epochs: int) -> np.ndarray:
-    """1-based epochs of a series logged every k epochs, k = epochs // values.
-
-    Metric callbacks with ``every=k`` log at epochs k, 2k, ..., so their
-    `History` lists are shorter than those logged every epoch.
-    """
-    step = max(1, epochs // values) if values else 1
-    return step * np.arange(1, values + 1)
 
 
 def _colours(k: int) -> list[Any]:
@@ -176,7 +158,7 @@ def plot_training_curves(
             if key in history:
                 values = np.asarray(history[key], dtype=np.float64).reshape(-1)
                 epochs = max(len(v) for v in history.values())
-                x = _epochs(len(values), epochs)
+                x = epoch_positions(len(values), epochs)
                 ax.plot(x, values, color=colour, label=model, marker="o" if len(x) < 25 else None)
         if key == "gamma":
             ax.set_yscale("log")
@@ -223,7 +205,7 @@ def plot_latent_histograms(
     >>> len(fig.axes), len(fig.axes[0].patches)  # 3 panels, one filled area per class
     (3, 2)
     """
-    z = _array("z", z, ndim=2)
+    z = as_latents(z)
     d = z.shape[1]
     bins = check_int("bins", bins, minimum=1)
     if dims is None:
@@ -238,7 +220,7 @@ def plot_latent_histograms(
     if labels is None:
         groups = [(None, np.ones(len(z), bool))]
     else:
-        labels = _labels(labels, len(z))
+        labels = as_labels(labels, len(z), integer=False)
         groups = [(c, labels == c) for c in np.unique(labels)]
     colours = _colours(len(groups))
     fig = _figure(len(dims), columns=4, panel_size=3.0)
@@ -278,8 +260,8 @@ def pearson_r(x: Any, y: Any) -> float:
     >>> round(pearson_r([1, 2, 3, 4], [2, 4, 6, 8.5]), 4)
     0.9984
     """
-    x = _array("x", x, ndim=1)
-    y = _array("y", y, ndim=1)
+    x = _series("x", x)
+    y = _series("y", y)
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(
             f"`y` must have the same length as x (>= 2 points). "
@@ -327,7 +309,7 @@ def plot_separation_vs_robustness(
     if labels is None:
         ax.scatter(x, y, s=24, color=_colours(1)[0])
     else:
-        labels = _labels(labels, len(x))
+        labels = as_labels(labels, len(x), integer=False, of="separation")
         groups = list(dict.fromkeys(labels.tolist()))
         for colour, group in zip(_colours(len(groups)), groups):
             mask = labels == group
@@ -362,15 +344,15 @@ def plot_latents_2d(z: Any, labels: Any, path: str | Path | None = None, ax: Any
     >>> len(fig.axes[0].collections)
     3
     """
-    z = _array("z", z, ndim=2)
+    z = as_latents(z)
     if z.shape[1] != 2:
         raise ValueError(
             f"`z` must have exactly 2 columns (a 2-d bottleneck). Received: z with shape {z.shape}"
         )
-    labels = _labels(labels, len(z))
-    classes = np.unique(labels)
+    labels = as_labels(labels, len(z), integer=False)
+    classes, codes = np.unique(labels, return_inverse=True)
     fig, ax = _axes_or_new(ax)
-    means = np.stack([z[labels == c].mean(axis=0) for c in classes])
+    _, means = class_means(z, codes.reshape(-1), len(classes))
     for colour, c in zip(_colours(len(classes)), classes):
         mask = labels == c
         ax.scatter(z[mask, 0], z[mask, 1], s=8, alpha=0.6, color=colour, label=f"class {c}")
@@ -384,60 +366,84 @@ def plot_latents_2d(z: Any, labels: Any, path: str | Path | None = None, ax: Any
 
 
 def plot_information(
-    history: Mapping[str, Sequence[float]],
+    history: Any,
     path: str | Path | None = None,
-    keys: Sequence[str] = INFORMATION_KEYS,
+    keys: Sequence[str] | None = None,
+    *,
+    prefix: str = "val_",
+    gamma_key: str = "gamma",
+    every: int | None = None,
 ) -> Any:
-    """Plot information metrics against epoch, each next to gamma (log scale).
+    """Plot the information metrics against epoch, each next to gamma (the GIB's phase picture).
 
-    Each panel draws one of ``keys`` (left axis) and, when the history has
-    ``gamma``, gamma on a twin log-scale right axis, so compression phases
-    can be read against the penalty schedule. Metric callbacks that run every
-    k epochs log fewer values: they are placed at epochs k, 2k, ... with
-    k = (longest series) // (their length).
+    One panel per drawn key (entropy, mutual information, interaction
+    information, in nats), and, when the history holds ``gamma_key``
+    (written by `keras_lpc.GammaAnnealing`), gamma in red on a twin
+    log-scale right axis of each panel, so compression phases can be read
+    against the penalty schedule. `keras.callbacks.History` keeps a value
+    only for the epochs where it was logged: value ``i`` of a key is drawn
+    at epoch ``(i + 1) * every``. NaN values are skipped.
 
     Args:
-        history: one `History.history` dict.
-        path: where to write the PNG (optional).
-        keys: the information keys to draw; missing ones are skipped.
+        history: a `keras.callbacks.History` or its ``.history`` dict.
+        path: where to write the image (optional; PNG, PDF...).
+        keys: the keys to draw, in order (``None``: ``prefix`` followed by
+            ``entropy``, ``mutual_information``, ``interaction_information``,
+            the names `InformationMetrics` logs); missing ones are skipped.
+        prefix: the prefix used by `InformationMetrics` (for ``keys=None``).
+        gamma_key: name of gamma in the history.
+        every: epochs between two values (the callback's ``every``);
+            ``None``: the longest series of ``history`` (e.g. ``loss`` or
+            gamma, logged every epoch) divided by the number of values.
 
     Returns:
         The Figure: one panel (plus its gamma twin) per drawn key.
 
     Raises:
-        ValueError: if the history holds none of ``keys``.
+        ImportError: matplotlib is missing (``pip install keras-lpc[plot]``).
+        TypeError: ``history`` is neither a `History` nor a dict.
+        ValueError: ``history`` holds none of ``keys``; ``every < 1``.
 
     Example:
 
     >>> fig = plot_information({"val_entropy": [2.0, 1.5, 1.2], "gamma": [1e-3, 1e-1, 10.0]})
     >>> len(fig.axes), fig.axes[1].get_yscale()
     (2, 'log')
+    >>> fig = plot_information({"loss": [1.0] * 6, "val_entropy": [0.4, 0.2]})
+    >>> fig.axes[0].lines[0].get_xdata().tolist()  # logged every 3 epochs
+    [3, 6]
     """
-    if not isinstance(history, Mapping):
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, Mapping):
         raise TypeError(
-            f"`history` must be a History.history dict. Received: history of type "
+            f"`history` must be a History or its .history dict. Received: history of type "
             f"{type(history).__name__}"
         )
-    drawn = [k for k in keys if k in history]
+    if keys is None:
+        keys = tuple(prefix + name for name in _INFORMATION_NAMES)
+    if every is not None:
+        every = check_int("every", every, minimum=1)
+    drawn = [k for k in keys if k in logs]
     if not drawn:
         raise ValueError(
             f"`history` must hold at least one of the keys {tuple(keys)}. "
-            f"Received: history with keys {sorted(history)}"
+            f"Received: history with keys {sorted(logs)}"
         )
     fig = _figure(len(drawn), panel_size=4.0)
-    gamma = np.asarray(history.get("gamma", []), dtype=np.float64).reshape(-1)
-    epochs = max(len(v) for v in history.values())
+    gamma = np.asarray(logs.get(gamma_key, []), dtype=np.float64).reshape(-1)
+    epochs = max(len(v) for v in logs.values())
     for ax, key in zip(list(fig.axes), drawn):
-        values = np.asarray(history[key], dtype=np.float64).reshape(-1)
-        x = _epochs(len(values), epochs)
-        ax.plot(x, values, marker="o", markersize=3, color="tab:blue", label=key)
+        values = np.asarray(logs[key], dtype=np.float64).reshape(-1)
+        x = epoch_positions(len(values), epochs, every)
+        ok = np.isfinite(values)
+        ax.plot(x[ok], values[ok], marker="o", markersize=3, color="tab:blue", label=key)
         ax.set_title(_TITLES.get(key, key), fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats", color="tab:blue")
         ax.grid(alpha=0.3)
         if gamma.size:
             twin = ax.twinx()
-            twin.plot(np.arange(1, len(gamma) + 1), gamma, color="tab:red", alpha=0.7)
+            twin.plot(np.arange(1, len(gamma) + 1), np.maximum(gamma, 1e-12), color="tab:red")
             twin.set_yscale("log")
             twin.set_ylabel("gamma", color="tab:red")
     return _finish(fig, path)
@@ -478,8 +484,8 @@ def plot_objective_vs_gamma(
     from keras_lpc._validation import check_choice
 
     direction = check_choice("direction", direction, ("max", "min"))
-    g = _array("gammas", gammas, ndim=1)
-    o = _array("objectives", objectives, ndim=1)
+    g = _series("gammas", gammas)
+    o = _series("objectives", objectives)
     if len(g) != len(o) or len(g) == 0:
         raise ValueError(
             f"`objectives` must have one value per gamma ({len(g)}). "

@@ -10,7 +10,6 @@ import pytest
 
 import keras_lpc
 from keras_lpc import metrics as M
-from keras_lpc.metrics._stats import class_stats
 
 
 def simplex(c: int) -> np.ndarray:
@@ -50,7 +49,7 @@ def test_isotropic_gaussians_analytic(rng):
     eig = np.linalg.eigvalsh(centred.T @ centred / c)
     expected = sigma**2 * np.sum(1 / eig[eig > 1e-9]) / c
     assert M.nc1(z, y) == pytest.approx(expected, rel=0.08)
-    assert M.nc1(z, y, "dim") == pytest.approx(expected * c / d, rel=0.08)
+    assert M.nc1(z, y, "dim") == pytest.approx(expected / d, rel=0.08)  # tr(.) / (C d)
     # CDNV: (2 d sigma^2) / (2 * 18)
     assert M.cdnv(z, y) == pytest.approx(d * sigma**2 / 18.0, rel=0.08)
 
@@ -121,7 +120,8 @@ def test_streaming_equals_one_shot(rng):
     assert set(streamed) == set(direct)
     for key in direct:
         assert streamed[key] == pytest.approx(direct[key], rel=1e-10, abs=1e-12)
-    np.testing.assert_allclose(acc.stats().means, class_stats(z, y).means, rtol=1e-12)
+    by_hand = np.stack([z[y == c].mean(axis=0) for c in np.unique(y)])
+    np.testing.assert_allclose(acc.stats().means, by_hand, rtol=1e-12)
 
 
 def test_auroc_and_scores(rng):
@@ -211,3 +211,33 @@ def test_keras_tuner_objective(rng, tmp_path):
     )
     score = tuner.oracle.get_best_trials(1)[0].score
     assert np.isfinite(score) and score > 0
+
+
+def test_nc1_pinv_tolerance_follows_the_precision_of_the_latents(rng):
+    # Three classes on a line (scale 1) plus a second between-class direction at 1e-8 of
+    # the scale: below float32 rounding, so it is noise, and pinv must not invert it.
+    c, n = 3, 200
+    y = np.repeat(np.arange(c), n)
+    centres = np.array([[-1.0, 0.0], [0.0, 1e-8], [1.0, 0.0]])
+    noise = 0.01 * rng.normal(size=(c * n, 2))
+    noise -= np.stack([noise[y == k].mean(axis=0) for k in range(c)])[y]  # means exact
+    z = centres[y] + noise
+    # The ordinary value: only the real direction, Sigma_B = diag(2/3, 0) (up to sampling).
+    means = np.stack([z[y == k].mean(axis=0) for k in range(c)])
+    centred = means - means.mean(axis=0)
+    resid = z - means[y]
+    sigma_w = resid.T @ resid / len(z)
+    sigma_b = centred.T @ centred / c
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    for latents in (z.astype(np.float32), z):
+        eps = np.finfo(latents.dtype).eps
+        # scipy's rule on Sigma_B in the latents' precision: rtol = max(shape) * eps
+        reference = np.trace(sigma_w @ scipy_linalg.pinv(sigma_b, rtol=c * eps)) / c
+        assert M.nc1(latents, y) == pytest.approx(reference, rel=1e-3)
+        assert M.nc1(latents, y) < 1.0
+    # By hand: Sigma_W ~ 1e-4 I, one eigenvalue 2/3 kept -> 1e-4 * 1.5 / 3.
+    assert M.nc1(z.astype(np.float32), y) == pytest.approx(1e-4 * 1.5 / c, rel=0.15)
+    # rtol is an argument: 0 keeps every non-zero direction, and the 1e-8 one explodes NC1.
+    assert M.nc1(z, y, rtol=0.0) > 1e6
+    with pytest.raises(ValueError, match=r"`rtol` must be a number >= 0. Received: rtol=-1.0"):
+        M.nc1(z, y, rtol=-1.0)

@@ -43,7 +43,7 @@ SETUP: dict[str, str] = {
         "import numpy as np\n"
         "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
         "    LatentPointCollapse, RobustnessMetrics, datasets, demo, latents, metrics,\n"
-        "    optimizers, robustness, schedules, tuning)"
+        "    optimizers, plotting, robustness, schedules, tuning)"
     ),
     "data": (
         "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
@@ -76,6 +76,7 @@ OPTIMIZERS = "Optimizers: `keras_lpc.optimizers`"
 DATASETS = "Datasets: `keras_lpc.datasets`"
 TUNING = "Tuning: `keras_lpc.tuning`"
 DEMO = "Demo and command line"
+PLOTTING = "Plotting: `keras_lpc.plotting`"
 
 ROWS: tuple[Row, ...] = (
     # -- layer
@@ -443,7 +444,7 @@ ROWS: tuple[Row, ...] = (
         METRICS,
         "metrics.mutual_information(z, y[:2])",
         ValueError,
-        "`y` must hold one label per row of `z` (shape (4,) or one-hot (4, C)). "
+        "`y` must be a 1-D array with one label per row of `z` (4) (or one-hot rows (4, C)). "
         "Received: y with shape (2,)",
     ),
     Row(
@@ -451,6 +452,119 @@ ROWS: tuple[Row, ...] = (
         "metrics.interaction_information(z, y, k=1, features=[2])",
         ValueError,
         "`features` must be distinct integer indices in [0, 2). Received: features=[2]",
+    ),
+    Row(
+        METRICS,
+        "metrics.max_angle_deviation(z, [0, 0, 0, 0])",
+        ValueError,
+        "`labels` must contain at least 2 classes. Received: labels with 1 class(es) [0]",
+    ),
+    Row(
+        METRICS,
+        "metrics.mean_norm([[np.nan, 1.0]])",
+        ValueError,
+        "`z` must be finite. Received: z with 1 NaN or inf values",
+    ),
+    Row(
+        METRICS,
+        "metrics.norm_cv(z[0])",
+        ValueError,
+        "`z` must be a 2-D array of shape (N, d). Received: z with shape (2,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.ncc_agreement(z, y, [0, 1])",
+        ValueError,
+        "`predictions` must be a 1-D array with one label per row of `z` (4). "
+        "Received: predictions with shape (2,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.nc1(z, y, rtol=-1.0)",
+        ValueError,
+        "`rtol` must be a number >= 0. Received: rtol=-1.0",
+    ),
+    Row(
+        METRICS,
+        "metrics.separation_ratio_per_sample(z, y[:2])",
+        ValueError,
+        "`labels` must be a 1-D array with one label per row of `z` (4). "
+        "Received: labels with shape (2,)",
+    ),
+    Row(
+        METRICS,
+        "metrics.information_metrics(z, y, k=0)",
+        ValueError,
+        "`k` must be an integer >= 1. Received: k=0",
+    ),
+    Row(
+        METRICS,
+        "metrics.interaction_information_per_feature(z[:, :1], y)",
+        ValueError,
+        "`z` must have at least 2 features for interaction information. Received: z with 1 feature",
+    ),
+    # -- plotting
+    Row(
+        PLOTTING,
+        "plotting.plot_information({'loss': [1.0]})",
+        ValueError,
+        "`history` must hold at least one of the keys ('val_entropy', 'val_mutual_information', "
+        "'val_interaction_information'). Received: history with keys ['loss']",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_information({'val_entropy': [1.0]}, every=0)",
+        ValueError,
+        "`every` must be an integer >= 1. Received: every=0",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_latent_histograms(z, dims=[5])",
+        ValueError,
+        "`dims` must be indices in [0, 2) (z has 2 dimensions). Received: dims=[5]",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_latents_2d(np.zeros((4, 3)), y)",
+        ValueError,
+        "`z` must have exactly 2 columns (a 2-d bottleneck). Received: z with shape (4, 3)",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_objective_vs_gamma([1.0, -1.0], [0.5, 0.6])",
+        ValueError,
+        "`gammas` must all be > 0 (log axis). Received: gammas=[1.0, -1.0]",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_separation_vs_robustness([1.0, 2.0], [0.1])",
+        ValueError,
+        "`y` must have the same length as x (>= 2 points). Received: x with 2, y with 1 points",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_training_curves({'lpc': {'loss': [1.0]}})",
+        ValueError,
+        "`histories` must hold at least one of the keys ('gamma', 'accuracy', 'val_nc1', "
+        "'val_separation_ratio', 'val_deepfool'). Received: histories with keys ['loss']",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.pearson_r([1.0], [2.0])",
+        ValueError,
+        "`y` must have the same length as x (>= 2 points). Received: x with 1, y with 1 points",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.Geometric(0.0, 1.0, 10)",
+        ValueError,
+        "`start` must be a positive number. Received: start=0.0",
+    ),
+    Row(
+        OPTIMIZERS,
+        "optimizers.LRMultiplierOptimizer('adam', {})",
+        ValueError,
+        "`multipliers` must be a non-empty mapping. Received: multipliers={}",
     ),
     Row(
         METRICS,
@@ -796,21 +910,55 @@ def test_every_message_names_the_argument_and_the_value():
             assert name and "Received: " in row.message, row
 
 
+# Public callables that need no row, and why.
+NO_ROW = {
+    # result containers: built by the library, not from user input
+    "DeepFoolResult": "a result type",
+    "LipschitzResult": "a result type",
+    "HypercubeClusters": "a result type",
+    "Split": "a result type",
+    "RunResult": "a result type",
+    "GammaSchedule": "an abstract base class",
+    # the demo's steps take a DemoConfig, whose rows are above
+    "load_data": "takes a checked DemoConfig",
+    "train_and_measure": "takes a checked DemoConfig",
+}
+# Public callables that check no argument yet (a row is due when they do).
+KNOWN_GAPS = {"latent_penalty", "gamma_budget", "default_schedule"}
+
+
+def _public_callables() -> dict[int, tuple[object, set[str]]]:
+    """Every callable in `keras_lpc.__all__` and its subpackages' `__all__`, by identity."""
+    import importlib
+    import inspect
+
+    import keras_lpc
+
+    modules = [keras_lpc, importlib.import_module("keras_lpc.callbacks")]
+    modules += [getattr(keras_lpc, n) for n in keras_lpc.__all__]
+    modules.append(importlib.import_module("keras_lpc.demo"))
+    found: dict[int, tuple[object, set[str]]] = {}
+    for module in modules:
+        if not inspect.ismodule(module):
+            continue
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if callable(obj) and not inspect.ismodule(obj):
+                found.setdefault(id(obj), (obj, set()))[1].add(name)
+    return found
+
+
 def test_rows_cover_every_part_of_the_public_api():
-    areas = {row.area for row in ROWS}
-    assert areas == {
-        LAYER,
-        SCHEDULES,
-        ANNEALING,
-        CALLBACKS,
-        METRICS,
-        ROBUSTNESS,
-        OPTIMIZERS,
-        DATASETS,
-        TUNING,
-        DEMO,
-    }
-    assert len(ROWS) >= 30
+    calls = "\n".join(row.call for row in ROWS)
+    missing = []
+    for _, names in _public_callables().values():
+        if names & (set(NO_ROW) | KNOWN_GAPS):
+            continue
+        if not any(
+            re.search(rf"(?<![\w.]){re.escape(n)}\(|\.{re.escape(n)}\(", calls) for n in names
+        ):
+            missing.append(sorted(names)[0])
+    assert not missing, f"public callables without a row in ROWS: {sorted(missing)}"
     assert len({row.call for row in ROWS}) == len(ROWS)
 
 

@@ -27,12 +27,14 @@ def _is_png(path: str | Path) -> bool:
 
 
 def test_quickstart_trains_and_logs_gamma_and_nc1():
-    result = _load("quickstart").main(epochs=4)
-    # 4 epochs x ceil(1437 / 32) = 180 AdamW steps at lr 1e-3 are too few for 1e3:
-    # the default ramp stops at gamma_budget = 1e3 * (1e-3 * 180 / 4.5) ** 2
-    assert result["gamma"] == pytest.approx(1e3 * (1e-3 * 180 / 4.5) ** 2, rel=1e-6)
-    assert 0.0 <= result["test_accuracy"] <= 1.0
-    assert result["val_nc1"] >= 0.0
+    result = _load("quickstart").main(epochs=3)
+    # 3 epochs x ceil(1437 / 32) = 135 AdamW steps at lr 1e-3 are too few for 1e3:
+    # the default ramp stops at gamma_budget = 1e3 * (1e-3 * 135 / 4.5) ** 2 = 0.9
+    assert result["gamma"] == pytest.approx(1e3 * (1e-3 * 135 / 4.5) ** 2, rel=1e-6)
+    # digits after 135 steps: well above chance (0.1); 0.93 on JAX
+    assert result["test_accuracy"] >= 0.85
+    # NC1 was computed at the last epoch: finite, not yet collapsed after 3 epochs
+    assert 0.0 < result["val_nc1"] < 10.0
 
 
 def test_synthetic_hypercube_shrinks_latents_and_draws_both_models(tmp_path):
@@ -70,11 +72,11 @@ def test_sign_codes_by_hand():
 
 
 def test_binary_encoding_reports_both_models_and_writes_histograms(tmp_path):
-    report = _load("binary_encoding").main(dim=4, epochs=3, width=32, gamma_max=3.0, out=tmp_path)
+    report = _load("binary_encoding").main(dim=4, epochs=2, width=32, gamma_max=3.0, out=tmp_path)
     base, lpc = report["baseline"], report["lpc"]
-    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)
+    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)  # the ramp's end
     for entry in (base, lpc):
-        assert entry["test_accuracy"] >= 0.8  # digits after 135 steps
+        assert entry["test_accuracy"] >= 0.7  # digits after 90 steps (0.81 on JAX)
         assert 0.5 <= entry["sign_agreement"] <= 1.0
         assert 0.0 <= entry["code_agreement"] <= 1.0
         assert 1 <= entry["distinct_codes"] <= 10
@@ -88,12 +90,14 @@ def test_binary_encoding_reports_both_models_and_writes_histograms(tmp_path):
 
 def test_robustness_report_table_and_json(tmp_path):
     report = _load("robustness_report").main(
-        epochs=2, dim=8, width=32, gamma_max=3.0, attack_samples=40, eps=(0.0, 0.1), out=tmp_path
+        epochs=2, dim=8, width=32, gamma_max=3.0, attack_samples=20, eps=(0.0, 0.1), out=tmp_path
     )
     base, lpc = report["baseline"], report["lpc"]
-    assert report["attacked"] == 40
-    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)
+    assert report["attacked"] == 20
+    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)  # the ramp's end
     for entry in (base, lpc):
+        assert entry["test_accuracy"] >= 0.7  # digits after 90 steps (0.79 / 0.83 on JAX)
+        assert entry["nc1"] > 0.0 and np.isfinite(entry["nc1"])
         # a zero budget leaves the inputs unchanged: both attacks give the clean accuracy
         assert entry["fgsm_accuracy@0"] == pytest.approx(entry["attacked_accuracy"])
         assert entry["pgd_accuracy@0"] == pytest.approx(entry["attacked_accuracy"])

@@ -79,11 +79,11 @@ def test_latent_histograms_bad_input(rng):
     z = rng.standard_normal((10, 3))
     with pytest.raises(ValueError, match=r"`dims` must be indices in \[0, 3\).*dims=\[5\]"):
         plotting.plot_latent_histograms(z, dims=[5])
-    with pytest.raises(
-        ValueError, match=r"`z` must be a 2-d array. Received: z with shape \(10,\)"
-    ):
+    with pytest.raises(ValueError, match=r"`z` must be a 2-D array of shape \(N, d\)\. Received"):
         plotting.plot_latent_histograms(z[:, 0])
-    with pytest.raises(ValueError, match=r"`labels` must have one entry per sample \(10\)"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must be a 1-D array with one label per row of `z` \(10\)"
+    ):
         plotting.plot_latent_histograms(z, labels=[0, 1])
 
 

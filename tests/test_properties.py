@@ -157,8 +157,8 @@ def test_collapse_metrics_invariant_to_the_order_of_samples(data, seed):
     after = M.collapse_metrics(z[order], labels[order], include=ALL_CLASS_METRICS)
     for name in ALL_CLASS_METRICS:
         assert_close(after[name], before[name], rtol=1e-9, atol=1e-12)
-    per_sample = M.separation_ratio(z, labels, reduction="none")
-    assert_close(M.separation_ratio(z[order], labels[order], reduction="none"), per_sample[order])
+    per_sample = M.separation_ratio_per_sample(z, labels)
+    assert_close(M.separation_ratio_per_sample(z[order], labels[order]), per_sample[order])
 
 
 @SETTINGS

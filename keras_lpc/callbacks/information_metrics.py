@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_lpc import plotting as _plotting
 from keras_lpc._validation import check_choice, check_int
 from keras_lpc.callbacks._base import LatentMetricCallback, legacy_positional
 from keras_lpc.metrics.information import METHODS, information_metrics
@@ -119,79 +120,6 @@ class InformationMetrics(LatentMetricCallback):
         )
 
 
-def plot_information(
-    history: Any,
-    prefix: str = "val_",
-    gamma_key: str = "gamma",
-    every: int | None = None,
-    path: str | None = None,
-) -> Any:
-    """Plot the information metrics over epochs next to gamma (the GIB's phase picture).
-
-    Three panels (entropy, mutual information, interaction information, in
-    nats) share the epoch axis. `keras.callbacks.History` keeps a value only
-    for the epochs where it was logged, so value ``i`` is drawn at epoch
-    ``(i + 1) * every``; NaN values are skipped. When ``history`` holds ``gamma_key`` (written by
-    `keras_lpc.GammaAnnealing`), gamma is drawn in red on a log-scaled twin axis of each panel.
-
-    Args:
-        history: a `keras.callbacks.History` or its ``.history`` dict.
-        prefix: the prefix used by `InformationMetrics`.
-        gamma_key: name of gamma in the history.
-        every: epochs between two values (the callback's ``every``);
-            ``None``: the number of epochs (length of ``loss`` or gamma in
-            ``history``) divided by the number of values.
-        path: also save the figure there (PNG, PDF...).
-
-    Returns:
-        The matplotlib ``Figure``.
-
-    Raises:
-        ImportError: matplotlib is missing (``pip install keras-lpc[plot]``).
-        ValueError: ``history`` holds none of the three metrics.
-
-    Example:
-
-    >>> from keras_lpc.callbacks import plot_information
-    >>> fig = plot_information({"val_entropy": [1.0, 0.5], "gamma": [0.1, 1.0]})
-    >>> len(fig.axes)  # three panels, each with a gamma twin axis
-    6
-    """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover
-        raise ImportError(
-            "plot_information needs matplotlib: pip install 'keras-lpc[plot]'"
-        ) from err
-    logs = getattr(history, "history", history)
-    names = [n for n in InformationMetrics.metric_names if prefix + n in logs]
-    if not isinstance(logs, dict) or not names:
-        raise ValueError(
-            f"`history` must hold at least one of {prefix}entropy, "
-            f"{prefix}mutual_information, {prefix}interaction_information. "
-            f"Received: history with keys {sorted(logs) if isinstance(logs, dict) else logs!r}"
-        )
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
-    for ax, name in zip(axes, InformationMetrics.metric_names):
-        ax.set_title(f"{prefix}{name} (nats)")
-        ax.set_xlabel("epoch")
-        values = np.asarray(logs.get(prefix + name, []), dtype=float)
-        epochs = np.arange(1, len(values) + 1) * _spacing(logs, len(values), every, gamma_key)
-        ok = np.isfinite(values)
-        ax.plot(epochs[ok], values[ok], "o-", color="C0", ms=3)
-        if gamma_key in logs:
-            gamma = np.asarray(logs[gamma_key], dtype=float)
-            twin = ax.twinx()
-            twin.semilogy(np.arange(1, len(gamma) + 1), np.maximum(gamma, 1e-12), "C3", lw=1)
-            twin.set_ylabel("gamma", color="C3")
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
-
-
-def _spacing(logs: dict, count: int, every: int | None, gamma_key: str) -> int:
-    """Epochs between two logged values of a metric."""
-    if every is not None:
-        return check_int("every", every, minimum=1)
-    epochs = len(logs.get("loss", logs.get(gamma_key, [])))
-    return max(1, epochs // count) if count and epochs else 1
+# The one implementation lives in `keras_lpc.plotting`; this name is kept for
+# code written against `keras_lpc.callbacks.plot_information`.
+plot_information = _plotting.plot_information

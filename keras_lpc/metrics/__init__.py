@@ -1,7 +1,7 @@
 """Pure metric functions on arrays (NumPy, float64): collapse geometry,
 misclassification detection and information-theoretic quantities."""
 
-from keras_lpc.metrics.collapse import (  # collapse geometry (issue 4)
+from keras_lpc.metrics.collapse import (
     cdnv,
     collapse_metrics,
     equiangularity,
@@ -17,10 +17,12 @@ from keras_lpc.metrics.geometry import (
     mean_norm,
     norm_cv,
     separation_ratio,
+    separation_ratio_per_sample,
 )
 from keras_lpc.metrics.information import (
     information_metrics,
     interaction_information,
+    interaction_information_per_feature,
     kl_entropy,
     mutual_information,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "mutual_information",
     "kl_entropy",
     "interaction_information",
+    "interaction_information_per_feature",
     "information_metrics",
     "CollapseAccumulator",
     "binarity",
@@ -53,4 +56,5 @@ __all__ = [
     "norm_cv",
     "self_duality",
     "separation_ratio",
+    "separation_ratio_per_sample",
 ]

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import check_choice
+from keras_lpc._validation import as_labels, check_choice, check_float
 from keras_lpc.metrics import geometry
 from keras_lpc.metrics._stats import (
     ClassStats,
-    check_labels,
     chunks,
     prepare,
     squared_distances,
@@ -43,7 +42,7 @@ def _degenerate(numerator: float) -> float:
     return float("inf") if numerator > 0 else float("nan")
 
 
-def nc1_from_stats(stats: ClassStats, variant: str = "papyan") -> float:
+def nc1_from_stats(stats: ClassStats, variant: str = "papyan", rtol: float | None = None) -> float:
     """NC1 (see `nc1`) from precomputed class statistics."""
     if variant == "trace_ratio":
         between = float(np.trace(stats.sigma_b))
@@ -51,23 +50,28 @@ def nc1_from_stats(stats: ClassStats, variant: str = "papyan") -> float:
         return within / between if between > 0 else _degenerate(within)
     m = stats.centred_means
     n_classes, dim = m.shape
+    if rtol is None:
+        rtol = max(n_classes, dim) * stats.eps
+    # Sigma_B = M^T M / C = V diag(s^2 / C) V^T: its eigenvalues are s^2 / C, and pinv keeps
+    # those above rtol times the largest, as scipy.linalg.pinv / torch.linalg.pinv do.
     _, s, vt = np.linalg.svd(m, full_matrices=False)
-    keep = s > s.max(initial=0.0) * max(m.shape) * 1e-10  # rank of M is at most C - 1
+    eig = s * s
+    keep = eig > eig.max(initial=0.0) * rtol
     if not np.any(keep):
         return _degenerate(float(np.trace(stats.sigma_w)))
     v = vt[keep]
-    # Sigma_B = V diag(s^2 / C) V^T, so tr(Sigma_W pinv(Sigma_B)) = sum_k C / s_k^2 v_k' Sigma_W v_k.
+    # tr(Sigma_W pinv(Sigma_B)) = sum_k C / s_k^2 v_k' Sigma_W v_k.
     projected = np.einsum("kd,de,ke->k", v, stats.sigma_w, v)
-    value = float(np.sum(n_classes / s[keep] ** 2 * projected))
-    return value / (n_classes if variant == "papyan" else dim)
+    value = float(np.sum(n_classes / eig[keep] * projected))
+    return value / (n_classes if variant == "papyan" else n_classes * dim)
 
 
-def nc1(z: Any, labels: Any, variant: str = "papyan") -> float:
+def nc1(z: Any, labels: Any, variant: str = "papyan", *, rtol: float | None = None) -> float:
     """NC1, within-class variability relative to between-class spread (0 at collapse).
 
     ```
     papyan      : tr(Sigma_W pinv(Sigma_B)) / C      (Papyan, Han & Donoho 2020)
-    dim         : tr(Sigma_W pinv(Sigma_B)) / d      (the LPC authors' "weighted" form)
+    dim         : tr(Sigma_W pinv(Sigma_B)) / (C d)  (the LPC authors' "weighted" form)
     trace_ratio : tr(Sigma_W) / tr(Sigma_B)
     ```
 
@@ -81,10 +85,20 @@ def nc1(z: Any, labels: Any, variant: str = "papyan") -> float:
     (or NaN if ``Sigma_W = 0`` too). The between-class matrix is
     ``M^T M / C`` with ``mu_G`` the mean of all samples.
 
+    The pseudo-inverse keeps the eigenvalues of ``Sigma_B`` above ``rtol``
+    times the largest, as ``scipy.linalg.pinv`` and ``torch.linalg.pinv``
+    do. The default follows the precision the latents arrived in:
+    ``rtol = max(C, d) * eps`` with ``eps`` the machine epsilon of their
+    dtype (1.2e-7 for float32, as Keras models return them; 2.2e-16 for
+    float64). A between-class direction below that is rounding noise of
+    the latents, and inverting it would blow NC1 up by ``1 / eigenvalue``.
+
     Args:
         z: latents, shape ``(N, d)``.
         labels: integer class ids, shape ``(N,)`` (at least two classes).
         variant: ``"papyan"``, ``"dim"`` or ``"trace_ratio"``.
+        rtol: relative cut-off of the pseudo-inverse (``None``: from the
+            dtype of ``z`` as above); unused by ``"trace_ratio"``.
 
     Returns:
         NC1 as a float.
@@ -102,7 +116,9 @@ def nc1(z: Any, labels: Any, variant: str = "papyan") -> float:
     0.005 0.01
     """
     check_choice("variant", variant, NC1_VARIANTS)
-    return nc1_from_stats(prepare(z, labels)[2], variant)
+    if rtol is not None:
+        rtol = check_float("rtol", rtol, minimum=0.0)
+    return nc1_from_stats(prepare(z, labels)[2], variant, rtol)
 
 
 def cdnv_from_stats(stats: ClassStats) -> float:
@@ -358,7 +374,7 @@ def ncc_agreement(z: Any, labels: Any, predictions: Any) -> float:
     0.75
     """
     arr, _, stats = prepare(z, labels)
-    predictions = check_labels(predictions, len(arr), "predictions")
+    predictions = as_labels(predictions, len(arr), "predictions")
     return float(np.mean(nearest_class(arr, stats) == predictions))
 
 
@@ -460,7 +476,7 @@ def collapse_metrics(
         norms = (mean, float(lengths.std() / mean) if mean > 0 else float("nan"))
     agreement = None
     if "ncc_agreement" in names:
-        preds = check_labels(predictions, len(arr), "predictions")
+        preds = as_labels(predictions, len(arr), "predictions")
         agreement = float(np.mean(nearest_class(arr, stats) == preds))
     out = metrics_from_stats(stats, names, ratio, norms, agreement, classifier_kernel)
     if "binarity" in names:

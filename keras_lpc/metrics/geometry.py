@@ -6,14 +6,21 @@ chunks so that no (N, C) array larger than a few million entries is formed.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import check_choice, check_float, check_int
+from keras_lpc._validation import (
+    as_latents,
+    check_choice,
+    check_float,
+    check_int,
+    standardize,
+    subsample,
+)
 from keras_lpc.metrics._stats import (
     ClassStats,
-    check_latents,
     chunks,
     prepare,
     squared_distances,
@@ -24,7 +31,8 @@ REDUCTIONS = ("mean", "median", "none")
 
 def sample_separation(z: np.ndarray, codes: np.ndarray, stats: ClassStats) -> np.ndarray:
     """Per-sample ratio ``r_i`` (see `separation_ratio`); NaN for one-sample classes."""
-    own = np.sqrt(((z - stats.means[codes]) ** 2).sum(axis=1))
+    resid = z - stats.means[codes]
+    own = np.sqrt(np.einsum("ij,ij->i", resid, resid))
     other = np.empty(len(z))
     for part in chunks(len(z), len(stats.classes)):
         d2 = squared_distances(z[part], stats.means, stats.global_mean)
@@ -38,17 +46,15 @@ def sample_separation(z: np.ndarray, codes: np.ndarray, stats: ClassStats) -> np
     return ratio
 
 
-def reduce_ratio(ratio: np.ndarray, reduction: str) -> float | np.ndarray:
+def reduce_ratio(ratio: np.ndarray, reduction: str) -> float:
     """Mean or median of the defined (non-NaN) ratios; NaN if there are none."""
-    if reduction == "none":
-        return ratio
     kept = ratio[~np.isnan(ratio)]
     if kept.size == 0:
         return float("nan")
     return float(np.mean(kept) if reduction == "mean" else np.median(kept))
 
 
-def separation_ratio(z: Any, labels: Any, reduction: str = "mean") -> float | np.ndarray:
+def separation_ratio(z: Any, labels: Any, reduction: str = "mean") -> float:
     """Class-separation ratio ``R``: distance to the nearest other class over distance to one's own.
 
     For each sample ``i`` with label ``y_i`` and class means ``mu_c``:
@@ -68,16 +74,18 @@ def separation_ratio(z: Any, labels: Any, reduction: str = "mean") -> float | np
     * if it is also exactly on another class's mean (two classes share a
       mean), ``r_i = 1``;
     * samples of a class with a single sample (always on its centroid) carry
-      no information and are left out (``NaN`` with ``reduction="none"``);
-      ``R`` is NaN when every class has one sample.
+      no information and are left out (``NaN`` in
+      `separation_ratio_per_sample`); ``R`` is NaN when every class has one sample.
 
     Args:
         z: latents, shape ``(N, d)``.
         labels: integer class ids, shape ``(N,)`` (at least two classes).
-        reduction: ``"mean"``, ``"median"`` or ``"none"`` (per-sample array).
+        reduction: ``"mean"`` or ``"median"``. ``"none"`` is deprecated (it
+            returned the per-sample array): use `separation_ratio_per_sample`.
 
     Returns:
-        ``R`` as a float, or the ``(N,)`` array of ``r_i`` for ``"none"``.
+        ``R`` as a float (always a float; the per-sample ratios come from
+        `separation_ratio_per_sample`).
 
     Raises:
         ValueError: bad shapes, non-finite ``z``, non-integer labels, fewer
@@ -88,14 +96,53 @@ def separation_ratio(z: Any, labels: Any, reduction: str = "mean") -> float | np
     >>> import numpy as np
     >>> from keras_lpc.metrics import separation_ratio
     >>> z = np.array([[0.0], [2.0], [10.0], [12.0]])  # means 1 and 11
-    >>> separation_ratio(z, [0, 0, 1, 1], reduction="none")
-    array([11.,  9.,  9., 11.])
     >>> print(separation_ratio(z, [0, 0, 1, 1]), separation_ratio(z[[0, 0, 2, 2]], [0, 0, 1, 1]))
     10.0 inf
     """
     check_choice("reduction", reduction, REDUCTIONS)
+    if reduction == "none":
+        warnings.warn(
+            'separation_ratio(reduction="none") is deprecated and will be removed; '
+            "use separation_ratio_per_sample(z, labels) for the per-sample ratios.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return separation_ratio_per_sample(z, labels)  # type: ignore[return-value]
     arr, codes, stats = prepare(z, labels)
     return reduce_ratio(sample_separation(arr, codes, stats), reduction)
+
+
+def separation_ratio_per_sample(z: Any, labels: Any) -> np.ndarray:
+    """The per-sample class-separation ratios ``r_i`` of `separation_ratio`.
+
+    ```
+    r_i = min_{c != y_i} ||z_i - mu_c|| / ||z_i - mu_{y_i}||
+    ```
+
+    Dimensionless, with the edge cases of `separation_ratio`: ``+inf`` on
+    one's own centroid, 1 on a mean shared by two classes, NaN for the
+    sample of a one-sample class.
+
+    Args:
+        z: latents, shape ``(N, d)``.
+        labels: integer class ids, shape ``(N,)`` (at least two classes).
+
+    Returns:
+        The ratios, a float64 array of shape ``(N,)``.
+
+    Raises:
+        ValueError: as `separation_ratio`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lpc.metrics import separation_ratio_per_sample
+    >>> z = np.array([[0.0], [2.0], [10.0], [12.0]])  # means 1 and 11
+    >>> separation_ratio_per_sample(z, [0, 0, 1, 1])
+    array([11.,  9.,  9., 11.])
+    """
+    arr, codes, stats = prepare(z, labels)
+    return sample_separation(arr, codes, stats)
 
 
 def mean_norm(z: Any) -> float:
@@ -119,7 +166,7 @@ def mean_norm(z: Any) -> float:
     >>> print(mean_norm([[3.0, 4.0], [0.0, 1.0]]))
     3.0
     """
-    return float(np.mean(np.linalg.norm(check_latents(z), axis=1)))
+    return float(np.mean(np.linalg.norm(as_latents(z), axis=1)))
 
 
 def norm_cv(z: Any) -> float:
@@ -143,7 +190,7 @@ def norm_cv(z: Any) -> float:
     >>> print(norm_cv([[3.0, 4.0], [0.0, 5.0]]), norm_cv([[1.0, 0.0], [3.0, 0.0]]))
     0.0 0.5
     """
-    norms = np.linalg.norm(check_latents(z), axis=1)
+    norms = np.linalg.norm(as_latents(z), axis=1)
     mean = norms.mean()
     return float(norms.std() / mean) if mean > 0 else float("nan")
 
@@ -239,17 +286,14 @@ def binarity(
     """
     from sklearn.mixture import GaussianMixture
 
-    arr = check_latents(z)
+    arr = as_latents(z)
     reg_covar = check_float("reg_covar", reg_covar, strictly_positive=True)
     if len(arr) < 2:
         raise ValueError(f"`z` must have at least 2 rows. Received: z with shape {arr.shape}")
     if max_samples is not None:
         max_samples = check_int("max_samples", max_samples, minimum=2)
-        if len(arr) > max_samples:
-            rng = np.random.default_rng(seed)
-            arr = arr[np.sort(rng.choice(len(arr), max_samples, replace=False))]
-    std = arr.std(axis=0)
-    arr = (arr - arr.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    rows = subsample(len(arr), max_samples, seed)
+    arr = standardize(arr if rows is None else arr[rows])
     loglik, mean_std, peak = [], [], []
     for k in range(arr.shape[1]):  # a loop over dimensions, not samples
         gmm = GaussianMixture(2, reg_covar=reg_covar, random_state=seed).fit(arr[:, k : k + 1])

@@ -16,70 +16,47 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
-from keras_lpc._validation import check_choice, check_int
+from keras_lpc._validation import (
+    as_labels,
+    as_latents,
+    check_choice,
+    check_int,
+    subsample,
+)
+from keras_lpc._validation import (
+    standardize as standardize_features,
+)
 
 METHODS = ("knn", "plugin")
 _TREE_MAX_DIM = 3
 _RTOL = 1e-9
 _ATOL = 1e-12
+# Neighbours listed per point by the shared search of `_mi_knn` (above 3 dimensions).
+_NEIGHBOURS = 64
 
 
-def _latents(z: Any, name: str = "z") -> np.ndarray:
-    """``z`` as a finite float64 array of shape (N, d); trailing axes flattened."""
-    try:
-        arr = np.asarray(z, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"`{name}` must be an array of real numbers. Received: {name} of type "
-            f"{type(z).__name__}"
-        ) from None
-    if arr.ndim < 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
-            f"`{name}` must be an array of shape (N, d) with N, d >= 1. "
-            f"Received: {name} with shape {arr.shape}"
-        )
-    arr = arr.reshape(arr.shape[0], -1)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(
-            f"`{name}` must contain only finite values. Received: {name} with "
-            f"{int(np.sum(~np.isfinite(arr)))} NaN or inf entries"
-        )
-    return arr
+def _latents(z: Any) -> np.ndarray:
+    return as_latents(z, flatten=True)
 
 
 def _labels(y: Any, n: int) -> np.ndarray:
-    """Class labels as integer codes 0..C-1 (one-hot rows are argmax-ed)."""
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] > 1:
-        arr = np.argmax(arr, axis=1)
-    arr = arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
-    if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(
-            f"`y` must hold one label per row of `z` (shape ({n},) or one-hot ({n}, C)). "
-            f"Received: y with shape {np.shape(y)}"
-        )
+    """Class labels as integer codes 0..C-1 (any values; one-hot rows are argmax-ed)."""
+    arr = as_labels(y, n, "y", integer=False, one_hot=True)
     return np.unique(arr, return_inverse=True)[1].reshape(-1)
 
 
-def _subsample(
-    z: np.ndarray, y: np.ndarray | None, max_samples: int | None, seed: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    if max_samples is None or len(z) <= max_samples:
+def _subset(z: np.ndarray, y: np.ndarray | None, max_samples: int | None, seed: int):
+    rows = subsample(len(z), max_samples, seed)
+    if rows is None:
         return z, y
-    idx = np.sort(np.random.default_rng(seed).choice(len(z), max_samples, replace=False))
-    return z[idx], (None if y is None else y[idx])
-
-
-def _standardize(z: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per feature (constant features are only centred)."""
-    std = z.std(axis=0)
-    return (z - z.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return z[rows], (None if y is None else y[rows])
 
 
 def _check_k(k: Any, n: int) -> int:
@@ -142,11 +119,11 @@ def kl_entropy(
     """
     arr = _latents(z)
     max_samples = _check_max_samples(max_samples)
-    arr, _ = _subsample(arr, None, max_samples, seed)
+    arr, _ = _subset(arr, None, max_samples, seed)
     n, d = arr.shape
     k = _check_k(k, n)
     if standardize:
-        arr = _standardize(arr)
+        arr = standardize_features(arr)
     dist = _kth_distance(arr, k)
     log_volume = 0.5 * d * np.log(np.pi) - gammaln(0.5 * d + 1.0)
     with np.errstate(divide="ignore"):
@@ -155,39 +132,84 @@ def kl_entropy(
     return float(value / d if standardize else value)
 
 
-def _kth_distance(z: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
-    """Euclidean distance from each row of ``z`` to its k-th nearest other row."""
-    if z.shape[1] <= _TREE_MAX_DIM:
+def _kth_distance(
+    z: np.ndarray, k: int, queries: np.ndarray | None = None, chunk: int = 1024
+) -> np.ndarray:
+    """Euclidean distance from rows ``queries`` of ``z`` (all) to their k-th nearest other row."""
+    if z.shape[1] <= _TREE_MAX_DIM and queries is None:
         return cKDTree(z).query(z, k=k + 1)[0][:, -1]
     # k-d trees degrade to slow brute force in many dimensions: tiled GEMM instead.
+    queries = np.arange(len(z)) if queries is None else queries
     sq = np.einsum("ij,ij->i", z, z)
-    out = np.empty(len(z))
-    for start in range(0, len(z), chunk):
-        rows = np.arange(start, min(start + chunk, len(z)))
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), chunk):
+        part = slice(start, start + chunk)
+        rows = queries[part]
         d2 = z[rows] @ z.T
         d2 *= -2.0
         d2 += sq[None, :]
         d2 += sq[rows, None]
         d2[np.arange(len(rows)), rows] = np.inf  # not its own neighbour
-        out[rows] = np.partition(d2, k - 1, axis=1)[:, k - 1]
+        out[part] = np.partition(d2, k - 1, axis=1)[:, k - 1]
     return np.sqrt(np.maximum(out, 0.0))
 
 
-def _count_within(z: np.ndarray, radius: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Number of rows of ``z`` within Euclidean ``radius[i]`` of row ``i`` (itself included)."""
-    if z.shape[1] <= _TREE_MAX_DIM:
+def _count_within(
+    z: np.ndarray, radius: np.ndarray, queries: np.ndarray | None = None, chunk: int = 1024
+) -> np.ndarray:
+    """Rows of ``z`` within Euclidean ``radius`` of each row ``queries`` (itself included)."""
+    if z.shape[1] <= _TREE_MAX_DIM and queries is None:
         return cKDTree(z).query_ball_point(z, r=radius * (1 + _RTOL), return_length=True)
+    queries = np.arange(len(z)) if queries is None else queries
     sq = np.einsum("ij,ij->i", z, z)
-    counts = np.empty(len(z), dtype=np.int64)
-    for start in range(0, len(z), chunk):
-        rows = slice(start, start + chunk)
+    counts = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        part = slice(start, start + chunk)
+        rows = queries[part]
         # |a - b|^2 <= r^2  <=>  |b|^2 - 2 a.b <= r^2 - |a|^2, in tiles of `chunk` rows.
         lhs = z[rows] @ z.T
         lhs *= -2.0
         lhs += sq[None, :]
-        rhs = radius[rows] ** 2 * (1 + _RTOL) + _ATOL - sq[rows]
-        counts[rows] = np.count_nonzero(lhs <= rhs[:, None], axis=1)
+        rhs = radius[part] ** 2 * (1 + _RTOL) + _ATOL - sq[rows]
+        counts[part] = np.count_nonzero(lhs <= rhs[:, None], axis=1)
     return counts
+
+
+def _class_radius(z: np.ndarray, y: np.ndarray, k_i: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Distance from each of ``rows`` to its ``k_i``-th nearest neighbour of its own class."""
+    radius = np.empty(len(rows))
+    for c in np.unique(y[rows]):  # a loop over classes
+        members = np.flatnonzero(y == c)
+        mine = np.flatnonzero(y[rows] == c)
+        local = np.searchsorted(members, rows[mine])
+        full = len(mine) == len(members)
+        radius[mine] = _kth_distance(z[members], int(k_i[rows[mine[0]]]), None if full else local)
+    return radius
+
+
+def _shared_search(
+    z: np.ndarray, y: np.ndarray, k_i: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(radius, m, solved)`` of Ross's estimator from one k-NN search over all classes.
+
+    The ``K`` nearest neighbours of every point (any class, itself left out)
+    give both the distance to its ``k_i``-th neighbour of its own class and
+    the number of points of any class within it, where the list is long
+    enough to hold them (``solved``); other rows are left to brute force.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(z)
+    width = min(n - 1, max(_NEIGHBOURS, 4 * int(k_i.max())))
+    dist, ind = NearestNeighbors(n_neighbors=width, algorithm="brute").fit(z).kneighbors()
+    same = np.cumsum(y[ind] == y[:, None], axis=1)
+    found = same[:, -1] >= k_i
+    position = np.argmax(same >= k_i[:, None], axis=1)  # first column with k_i same-class
+    radius = dist[np.arange(n), position]
+    limit = radius * (1 + _RTOL) + _ATOL
+    m = np.count_nonzero(dist <= limit[:, None], axis=1)
+    solved = found & (dist[:, -1] > limit)
+    return radius, m, solved
 
 
 def _mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -199,16 +221,24 @@ def _mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
     n = len(z)
     if n < 2:
         return 0.0
-    radius = np.empty(n)
-    k_i = np.empty(n)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        kc = min(k, len(idx) - 1)
-        radius[idx] = _kth_distance(z[idx], kc)
-        k_i[idx] = kc
+    k_i = np.minimum(k, n_y - 1).astype(np.float64)
+    if z.shape[1] <= _TREE_MAX_DIM:
+        radius = np.empty(n)
+        for c in np.unique(y):  # a loop over classes
+            idx = np.flatnonzero(y == c)
+            radius[idx] = _kth_distance(z[idx], int(k_i[idx[0]]))
+        m = _count_within(z, radius) - 1
+    else:
+        # One search of the neighbours of every point serves both the radius and
+        # the count; rows whose list is too short (ties, collapsed latents) are exact below.
+        radius, m, solved = _shared_search(z, y, k_i.astype(np.int64))
+        rest = np.flatnonzero(~solved)
+        if rest.size:
+            radius[rest] = _class_radius(z, y, k_i, rest)
+            m[rest] = _count_within(z, radius[rest], rest) - 1
     # m_i: points of any class within the same radius, the point itself excluded;
     # at least the k_i neighbours of its own class (guards against rounding).
-    m = np.maximum(_count_within(z, radius) - 1, k_i)
+    m = np.maximum(m, k_i)
     value = digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i)) - np.mean(digamma(m))
     return float(value)
 
@@ -248,10 +278,10 @@ def _prepare(
     method = check_choice("method", method, METHODS)
     if n_clusters is not None:
         n_clusters = check_int("n_clusters", n_clusters, minimum=1)
-    arr, labels = _subsample(arr, labels, _check_max_samples(max_samples), seed)
+    arr, labels = _subset(arr, labels, _check_max_samples(max_samples), seed)
     labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
     k = _check_k(k, len(arr))
-    return _standardize(arr), labels, k, method, n_clusters
+    return standardize_features(arr), labels, k, method, n_clusters
 
 
 def mutual_information(
@@ -329,7 +359,7 @@ def interaction_information(
     method: str = "knn",
     n_clusters: int | None = None,
     seed: int = 0,
-) -> float | tuple[float, np.ndarray]:
+) -> float:
     """Synergy of the Generalized Information Bottleneck: mean interaction information.
 
     For each latent feature ``z_k`` and the remaining features ``z_{-k}``:
@@ -344,6 +374,7 @@ def interaction_information(
     ``z_k`` and by the rest (redundancy). ``I(z; y) = I(z_k, z_{-k}; y)`` is
     estimated once; each term uses `mutual_information` with the same
     ``k``/``method``, so ``2 d + 1`` estimates in all (``2 |features| + 1``).
+    The per-feature values come from `interaction_information_per_feature`.
 
     Args:
         z: latents, shape ``(N, d)`` with ``d >= 2``.
@@ -351,14 +382,14 @@ def interaction_information(
         k: neighbour order, an integer in ``[1, N)``.
         features: indices of the features to average over (``None``: all).
         max_samples: estimate on a random subset of this size (``None``: all).
-        per_feature: also return the per-feature values.
+        per_feature: deprecated; ``True`` returned ``(mean, values)``: use
+            `interaction_information_per_feature` instead.
         method: ``"knn"`` or ``"plugin"`` (see `mutual_information`).
         n_clusters: clusters for ``method="plugin"``.
         seed: seed of the subset and of k-means.
 
     Returns:
-        The mean interaction information in nats, or ``(mean, values)`` with
-        ``values`` of shape ``(len(features),)`` when ``per_feature=True``.
+        The mean interaction information in nats, always a float.
 
     Raises:
         TypeError: ``z`` is not numeric, or an integer argument is not one.
@@ -374,11 +405,67 @@ def interaction_information(
     >>> y = (z[:, 0] > 0) ^ (z[:, 1] > 0)  # XOR: pure synergy, +ln 2
     >>> print(round(interaction_information(z, y), 1))  # k-NN blurs the XOR edges
     0.6
-    >>> y = rng.integers(0, 2, 2000)        # both features copy y: -ln 2
+    """
+    values = interaction_information_per_feature(
+        z, y, k, features, max_samples, method=method, n_clusters=n_clusters, seed=seed
+    )
+    mean = float(np.mean(values))
+    if per_feature:
+        warnings.warn(
+            "interaction_information(per_feature=True) is deprecated and will be removed; "
+            "use interaction_information_per_feature(...) for the per-feature values.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (mean, values)  # type: ignore[return-value]
+    return mean
+
+
+def interaction_information_per_feature(
+    z: Any,
+    y: Any,
+    k: int = 3,
+    features: Any = None,
+    max_samples: int | None = None,
+    *,
+    method: str = "knn",
+    n_clusters: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Interaction information ``II(z_k; z_{-k}; y)`` of each feature ``k`` (nats).
+
+    ```
+    II(z_k; z_{-k}; y) = I(z_k, z_{-k}; y) - I(z_k; y) - I(z_{-k}; y)
+    ```
+
+    The values whose mean is `interaction_information`, with the same
+    arguments, estimators and edge cases.
+
+    Args:
+        z: latents, shape ``(N, d)`` with ``d >= 2``.
+        y: labels, shape ``(N,)`` or one-hot ``(N, C)``.
+        k: neighbour order, an integer in ``[1, N)``.
+        features: indices of the features (``None``: all, in order).
+        max_samples: estimate on a random subset of this size (``None``: all).
+        method: ``"knn"`` or ``"plugin"`` (see `mutual_information`).
+        n_clusters: clusters for ``method="plugin"``.
+        seed: seed of the subset and of k-means.
+
+    Returns:
+        A float64 array of shape ``(len(features),)``, one value per feature.
+
+    Raises:
+        TypeError, ValueError: as `interaction_information`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lpc.metrics import interaction_information_per_feature
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 2000)        # both features copy y: -ln 2 each
     >>> z = y[:, None] + 0.01 * rng.normal(size=(2000, 2))
-    >>> mean, values = interaction_information(z, y, per_feature=True)
-    >>> print(round(mean, 2), np.round(values, 2))
-    -0.69 [-0.69 -0.69]
+    >>> print(np.round(interaction_information_per_feature(z, y), 2))
+    [-0.69 -0.69]
     """
     arr, labels, k, method, n_clusters = _prepare(z, y, k, method, n_clusters, max_samples, seed)
     d = arr.shape[1]
@@ -409,15 +496,14 @@ def interaction_information(
 
     joint = mi(np.arange(d))
     values = np.array([joint - mi(np.array([j])) - mi(np.delete(np.arange(d), j)) for j in index])
-    mean = float(np.mean(values))
-    return (mean, values) if per_feature else mean
+    return values
 
 
 def information_metrics(
     z: Any,
     y: Any,
     k: int = 3,
-    standardize: bool = True,
+    standardize: bool = False,
     method: str = "knn",
     features: Any = None,
     max_samples: int | None = None,
@@ -434,7 +520,8 @@ def information_metrics(
         z: latents, shape ``(N, d)``.
         y: labels, shape ``(N,)`` or one-hot ``(N, C)``.
         k: neighbour order.
-        standardize: entropy in the authors' variant (nats per dimension).
+        standardize: entropy in the authors' variant (nats per dimension);
+            ``False`` (the default, as in `kl_entropy`): the plain estimate.
         method: ``"knn"`` or ``"plugin"`` for the MI terms.
         features: features to average the synergy over (``None``: all).
         max_samples: use a random subset of this size (``None``: all).
@@ -455,11 +542,11 @@ def information_metrics(
     >>> y = rng.integers(0, 2, 1000)
     >>> out = information_metrics(y[:, None] + 0.01 * rng.normal(size=(1000, 2)), y)
     >>> print({name: round(v, 2) for name, v in out.items()})
-    {'entropy': -2.16, 'mutual_information': 0.69, 'interaction_information': -0.69}
+    {'entropy': -5.71, 'mutual_information': 0.69, 'interaction_information': -0.69}
     """
     arr = _latents(z)
     labels = _labels(y, len(arr))
-    arr, labels = _subsample(arr, labels, _check_max_samples(max_samples), seed)
+    arr, labels = _subset(arr, labels, _check_max_samples(max_samples), seed)
     synergy = (
         interaction_information(arr, labels, k, features, method=method, seed=seed)
         if arr.shape[1] >= 2

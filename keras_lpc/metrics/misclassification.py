@@ -6,12 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import check_choice, check_float
+from keras_lpc._validation import as_labels, as_latents, check_choice, check_float
 from keras_lpc.metrics._stats import (
-    check_labels,
-    check_latents,
     chunks,
-    class_sums,
+    class_means,
     encode,
     index_of,
     squared_distances,
@@ -86,23 +84,22 @@ def mahalanobis_score(
     """
     check_choice("covariance", covariance, COVARIANCES)
     reg = check_float("reg", reg, minimum=0.0)
-    fit = check_latents(z_fit, "z_fit")
-    lab = check_labels(labels_fit, len(fit), "labels_fit")
+    fit = as_latents(z_fit, "z_fit")
+    lab = as_labels(labels_fit, len(fit), "labels_fit")
     if fit_predictions is not None:
-        keep = check_labels(fit_predictions, len(fit), "fit_predictions") == lab
+        keep = as_labels(fit_predictions, len(fit), "fit_predictions") == lab
         fit, lab = fit[keep], lab[keep]
     classes, codes = encode(lab)
-    arr = check_latents(z, "z")
+    arr = as_latents(z, "z")
     if arr.shape[1] != fit.shape[1]:
         raise ValueError(
             f"`z` must have the {fit.shape[1]} features of `z_fit`. Received: z with shape {arr.shape}"
         )
-    counts = np.bincount(codes, minlength=len(classes))
-    means = class_sums(fit, codes, len(classes)) / counts[:, None]
+    _, means = class_means(fit, codes, len(classes))
     resid = fit - means[codes]
     pred_idx = None
     if predictions is not None:
-        preds = check_labels(predictions, len(arr), "predictions")
+        preds = as_labels(predictions, len(arr), "predictions")
         pred_idx = index_of(classes, preds)
         if np.any(pred_idx < 0):
             raise ValueError(
@@ -153,7 +150,7 @@ def max_softmax_score(logits: Any) -> np.ndarray:
     >>> max_softmax_score([[0.0, 0.0], [1000.0, 0.0]])
     array([0.5, 1. ])
     """
-    arr = check_latents(logits, "logits")
+    arr = as_latents(logits, "logits")
     return 1.0 / np.exp(arr - arr.max(axis=1, keepdims=True)).sum(axis=1)
 
 
@@ -183,7 +180,7 @@ def misclassification_auroc(scores: Any, correct: Any) -> float:
     """
     from sklearn.metrics import roc_auc_score
 
-    s = check_latents(np.asarray(scores).reshape(-1, 1), "scores")[:, 0]
+    s = as_latents(np.asarray(scores).reshape(-1, 1), "scores")[:, 0]
     flags = np.asarray(correct)
     if flags.shape != (len(s),):
         raise ValueError(

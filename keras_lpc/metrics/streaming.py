@@ -10,24 +10,32 @@ from typing import Any
 
 import numpy as np
 
+from keras_lpc._validation import as_labels, as_latents, precision_of
 from keras_lpc.metrics import collapse, geometry
-from keras_lpc.metrics._stats import ClassStats, check_labels, check_latents
+from keras_lpc.metrics._stats import ClassStats, index_of
+
+# Batches are buffered up to this many latent entries (128 MiB of float64) and
+# folded in together, so that each class gets one large matrix product, not
+# one small one per batch.
+FLUSH_ELEMENTS = 1 << 24
 
 
 class CollapseAccumulator:
     """Streaming form of `collapse_metrics`: two passes over batches, float64 throughout.
 
-    **Pass 1** (`update`): per class ``c`` it keeps the count ``n_c``, the
-    mean ``mu_c`` and the centred second moment
-    ``S_c = sum_{i in c} (z_i - mu_c)(z_i - mu_c)^T``, merged batch by batch
-    with Chan et al.'s pairwise update
+    **Pass 1** (`update`): per class ``c`` it keeps the count ``n_c``, a
+    shift ``k_c`` (the class's mean in the first batch that holds it) and
+    the shifted sums ``s_c = sum_{i in c} (z_i - k_c)`` and
+    ``Q_c = sum_{i in c} (z_i - k_c)(z_i - k_c)^T`` (one symmetric rank-n_b
+    matrix product per class over buffered batches), so that
 
     ```
-    delta = mean_b - mu_c;  n = n_c + n_b
-    S_c  <- S_c + S_b + delta delta^T n_c n_b / n;  mu_c <- mu_c + delta n_b / n
+    mu_c = k_c + s_c / n_c;   S_c = Q_c - s_c s_c^T / n_c = sum_{i in c} (z_i - mu_c)(z_i - mu_c)^T
     ```
 
-    so ``Sigma_W = mean_c S_c / n_c`` and every class-mean metric equal those
+    The shift sits within a batch's sampling error of ``mu_c``, so the
+    subtraction loses no precision even when the class has collapsed.
+    ``Sigma_W = mean_c S_c / n_c`` and every class-mean metric equal those
     of `collapse_metrics` on the concatenated data (to rounding), as do
     ``mean_norm`` and ``norm_cv``. **Pass 2** (`update_samples`, optional):
     the same batches again for the per-sample metrics that need the final
@@ -59,21 +67,25 @@ class CollapseAccumulator:
         self.count = 0
         self._dim: int | None = None
         self._counts = np.zeros(0, dtype=np.int64)
-        self._means = np.zeros((0, 0))
-        self._m2 = np.zeros((0, 0, 0))
+        self._shift = np.zeros((0, 0))
+        self._sum = np.zeros((0, 0))
+        self._m2 = np.zeros((0, 0, 0))  # shifted second moments Q_c
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # batches not yet folded in
+        self._pending_rows = 0
+        self._eps = 0.0  # machine epsilon of the coarsest dtype fed
         self._norm = np.zeros(3)  # count, mean, centred sum of squares of ||z||
         self._frozen: ClassStats | None = None
         self._ratio = np.zeros(3)  # sum of finite ratios, finite count, infinite count
         self._agree = np.zeros(2, dtype=np.int64)  # agreements, samples
 
     def _check(self, z: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        arr = check_latents(z)
+        arr = as_latents(z)
         if self._dim is not None and arr.shape[1] != self._dim:
             raise ValueError(
                 f"`z` must have {self._dim} features like the earlier batches. "
                 f"Received: z with shape {arr.shape}"
             )
-        lab = check_labels(labels, len(arr))
+        lab = as_labels(labels, len(arr))
         if lab.size and lab.min() < 0:
             raise ValueError(
                 f"`labels` must be non-negative class ids. Received: labels with min {lab.min()}"
@@ -84,13 +96,18 @@ class CollapseAccumulator:
         old = len(self._counts)
         if self._dim is None:
             self._dim = dim
-            self._means = np.zeros((0, dim))
+            self._shift = np.zeros((0, dim))
+            self._sum = np.zeros((0, dim))
             self._m2 = np.zeros((0, dim, dim))
         if n_classes > old:
-            extra = n_classes - old
-            self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
-            self._means = np.concatenate([self._means, np.zeros((extra, dim))])
-            self._m2 = np.concatenate([self._m2, np.zeros((extra, dim, dim))])
+
+            def grown(arr: np.ndarray) -> np.ndarray:
+                out = np.zeros((n_classes, *arr.shape[1:]), dtype=arr.dtype)
+                out[:old] = arr
+                return out
+
+            self._counts, self._shift = grown(self._counts), grown(self._shift)
+            self._sum, self._m2 = grown(self._sum), grown(self._m2)
 
     def update(self, z: Any, labels: Any) -> None:
         """Pass 1: add a batch ``z`` (B, d) with integer ``labels`` (B,)."""
@@ -99,21 +116,13 @@ class CollapseAccumulator:
                 "`update` must not be called after `update_samples` (pass 2 has begun). "
                 "Received: another pass-1 batch"
             )
+        self._eps = max(self._eps, precision_of(z))
         arr, lab = self._check(z, labels)
         self._grow(int(lab.max()) + 1, arr.shape[1])
-        order = np.argsort(lab, kind="stable")
-        present, starts = np.unique(lab[order], return_index=True)
-        for c, rows in zip(present, np.split(order, starts[1:])):  # loop over classes
-            block = arr[rows]
-            n_b = len(rows)
-            mean_b = block.mean(axis=0)
-            resid = block - mean_b
-            n_a = self._counts[c]
-            n = n_a + n_b
-            delta = mean_b - self._means[c]
-            self._m2[c] += resid.T @ resid + np.outer(delta, delta) * (n_a * n_b / n)
-            self._means[c] += delta * (n_b / n)
-            self._counts[c] = n
+        self._pending.append((arr, lab))
+        self._pending_rows += len(arr)
+        if self._pending_rows * arr.shape[1] >= FLUSH_ELEMENTS:
+            self._flush()
         norms = np.linalg.norm(arr, axis=1)
         n_a, mean_a, m2_a = self._norm
         n_b, mean_b = len(norms), norms.mean()
@@ -123,8 +132,32 @@ class CollapseAccumulator:
         self._norm = np.array([n, mean_a + delta * n_b / n, m2])
         self.count += len(arr)
 
+    def _flush(self) -> None:
+        """Fold the buffered batches into the per-class sums: one GEMM per class."""
+        from scipy.linalg.blas import dgemm
+
+        if not self._pending:
+            return
+        arr = np.concatenate([a for a, _ in self._pending])
+        lab = np.concatenate([b for _, b in self._pending])
+        self._pending, self._pending_rows = [], 0
+        order = np.argsort(lab, kind="stable")
+        grouped = arr[order]
+        present, starts, sizes = np.unique(lab[order], return_index=True, return_counts=True)
+        for c, start, size in zip(present, starts, sizes):  # a loop over classes
+            block = grouped[start : start + size]
+            if self._counts[c] == 0:
+                self._shift[c] = block.mean(axis=0)
+            block = block - self._shift[c]
+            self._sum[c] += block.sum(axis=0)
+            # Q_c += block^T block in place (Q_c is symmetric, so its transposed,
+            # Fortran-ordered view is the matrix BLAS accumulates into).
+            dgemm(1.0, block.T, block, beta=1.0, c=self._m2[c].T, overwrite_c=1)
+            self._counts[c] += size
+
     def stats(self) -> ClassStats:
         """The `ClassStats` of everything seen in pass 1 (classes with samples only)."""
+        self._flush()
         seen = np.flatnonzero(self._counts)
         if len(seen) < 2:
             raise ValueError(
@@ -132,12 +165,19 @@ class CollapseAccumulator:
                 f"Received: {len(seen)} class(es) in {self.count} samples"
             )
         counts = self._counts[seen]
-        means = self._means[seen]
-        m2 = self._m2[seen]
-        sigma_w = (m2 / counts[:, None, None]).mean(axis=0)
-        variances = np.trace(m2, axis1=1, axis2=2) / counts
+        mean_shift = self._sum[seen] / counts[:, None]
+        means = self._shift[seen] + mean_shift
+        # S_c = Q_c - n_c m_c m_c^T with m_c = s_c / n_c, so without forming every S_c:
+        # Sigma_W = (sum_c Q_c / n_c - sum_c m_c m_c^T) / C and tr S_c = tr Q_c - n_c |m_c|^2.
+        q = self._m2 if len(seen) == len(self._counts) else self._m2[seen]
+        weighted = np.tensordot(1.0 / counts, q, axes=1)
+        sigma_w = (weighted - mean_shift.T @ mean_shift) / len(seen)
+        traces = np.einsum("cii->c", q) - counts * np.einsum("cd,cd->c", mean_shift, mean_shift)
+        variances = traces / counts
         global_mean = (means * counts[:, None]).sum(axis=0) / counts.sum()
-        return ClassStats(seen.astype(np.int64), counts, means, global_mean, sigma_w, variances)
+        return ClassStats(
+            seen.astype(np.int64), counts, means, global_mean, sigma_w, variances, self._eps
+        )
 
     def update_samples(self, z: Any, labels: Any, predictions: Any = None) -> None:
         """Pass 2: feed the same data again for ``separation_ratio`` / ``ncc_agreement``."""
@@ -145,9 +185,8 @@ class CollapseAccumulator:
             self._frozen = self.stats()
         stats = self._frozen
         arr, lab = self._check(z, labels)
-        codes = np.searchsorted(stats.classes, lab)
-        codes = np.minimum(codes, len(stats.classes) - 1)
-        if np.any(stats.classes[codes] != lab):
+        codes = index_of(stats.classes, lab)
+        if np.any(codes < 0):
             raise ValueError(
                 "`labels` of pass 2 must be classes seen in pass 1. "
                 f"Received: labels {sorted(set(lab.tolist()) - set(stats.classes.tolist()))}"
@@ -157,7 +196,7 @@ class CollapseAccumulator:
         finite = np.isfinite(ratio)
         self._ratio += [ratio[finite].sum(), finite.sum(), (~finite).sum()]
         if predictions is not None:
-            preds = check_labels(predictions, len(arr), "predictions")
+            preds = as_labels(predictions, len(arr), "predictions")
             self._agree += [int(np.sum(collapse.nearest_class(arr, stats) == preds)), len(arr)]
 
     def result(self, include: Any = None) -> dict[str, float]:
