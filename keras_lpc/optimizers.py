@@ -377,7 +377,7 @@ def _next_layers(
 
 def _named_heads(model: keras.Model, head: Any) -> list[keras.layers.Layer]:
     """Resolve ``head`` (a layer, a layer name or a list of them) inside ``model``."""
-    inside = list(iter_layers(model))
+    inside = [la for la in iter_layers(model) if not isinstance(la, keras.layers.InputLayer)]
     wanted = head if isinstance(head, (list, tuple)) else [head]
     if not wanted:
         raise ValueError(f"`head` must name at least one layer. Received: head={head!r}")

@@ -173,4 +173,4 @@ def with_lpc(model: keras.Model, dim: int | None = 16, **layer_kwargs: Any) -> k
     outputs = new_head(lpc(features))
     for layer in after:
         outputs = layer(outputs)
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_lpc")
+    return keras.Model(model.input, outputs, name=f"{model.name}_lpc")
