@@ -225,3 +225,23 @@ def test_example_script_shortened():
     assert result["gamma"] > 0.0
     # NC1 of a 1-epoch model may be undefined (NaN: a class predicted nowhere); else >= 0
     assert not result["val_nc1"] < 0.0
+
+
+def test_export_serves_without_the_penalty(tmp_path, rng):
+    """model.export() of an LPC model: the SavedModel's output is the model's, gamma > 0."""
+    if keras.backend.backend() not in ("tensorflow", "jax"):
+        pytest.skip("model.export(format='tf_saved_model') supports TensorFlow and JAX only")
+    tf = pytest.importorskip("tensorflow", reason="export writes a TensorFlow SavedModel")
+    base = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, name="body"), keras.layers.Dense(2, name="out")]
+    )
+    model = with_lpc(base, dim=3, gamma=5.0)
+    x = rng.normal(size=(5, 4)).astype("float32")
+    path = tmp_path / "exported"
+    model.export(str(path), verbose=0)
+    loaded = tf.saved_model.load(str(path))  # kept: its variables die with it
+    served = loaded.serve(tf.constant(x)).numpy()
+    # the layers by hand: out(projection(body(x))); the penalty does not enter the output
+    lpc = model.layers[1]
+    by_hand = _np(model.layers[2](lpc.projection(model.layers[0](x))))
+    np.testing.assert_allclose(served, by_hand, rtol=1e-5, atol=1e-6)
