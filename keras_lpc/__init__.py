@@ -17,7 +17,18 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the re-exports, for static tools (type checkers, mkdocstrings)
+    from keras_lpc import datasets, metrics, optimizers, plotting, robustness, schedules, tuning
+    from keras_lpc.callbacks import (
+        CollapseMetrics,
+        GammaAnnealing,
+        InformationMetrics,
+        RobustnessMetrics,
+    )
+    from keras_lpc.layers import LatentPointCollapse, latent_penalty
+    from keras_lpc.surgery import with_lpc
 
 __version__ = "0.1.0"
 

@@ -125,11 +125,13 @@ def with_lpc(model: keras.Model, dim: int | None = 16, **layer_kwargs: Any) -> k
     Example:
 
     >>> import keras, keras_lpc
-    >>> base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu"),
+    >>> base = keras.Sequential([keras.Input((8,)),
+    ...                          keras.layers.Dense(32, activation="relu", name="dense"),
     ...                          keras.layers.Dense(3, activation="softmax", name="head")])
     >>> model = keras_lpc.with_lpc(base, dim=4, name="lpc")
-    >>> [layer.name for layer in model.layers][1:], model.layers[-1].get_config()["activation"]
-    (['lpc', 'head'], 'softmax')
+    >>> names = [layer.name for layer in model.layers]
+    >>> names, model.layers[-1].get_config()["activation"]
+    (['dense', 'lpc', 'head'], 'softmax')
     >>> model.layers[0] is base.layers[0], model.output_shape
     (True, (None, 3))
     """
