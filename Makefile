@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0" "tensorflow-cpu>=2.16"
 	$(PY) -m pip install --quiet -e ".[all,dev]"
+	# the [hub] extra without tensorflow-text, which would pull the full tensorflow
+	# wheel over tensorflow-cpu: keras-hub alone, then its pure dependencies
+	$(PY) -m pip install --quiet --no-deps "keras-hub>=0.20"
+	$(PY) -m pip install --quiet regex tokenizers sentencepiece
 	touch $(STAMP)
 
 install: $(STAMP)

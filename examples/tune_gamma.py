@@ -6,9 +6,9 @@
 Each trial builds the design-card MLP (64-256-LatentPointCollapse(16)-10,
 SiLU, AdamW with the output layer at 10x the learning rate) whose
 hyperparameters come from `keras_lpc.tuning.gamma_hyperparameters`: the
-tuned ``lpc_max_gamma`` is where `GammaAnnealing` ends its geometric ramp
-from 1e-2 (at half of each trial's epochs, so Hyperband's short trials see
-the whole ramp too). The objective is `keras_lpc.tuning.CombinedObjective`:
+tuned ``lpc_max_gamma`` is the maximum of `GammaAnnealing`'s default ramp
+(quadratic from 0, per step, paced to end at 95 % of each trial, so
+Hyperband's short trials see the whole ramp too). The objective is `keras_lpc.tuning.CombinedObjective`:
 
     val_accuracy_robustness = val_accuracy + weight * val_deepfool
 

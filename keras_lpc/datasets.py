@@ -222,16 +222,44 @@ _MISSING = (
 )
 
 
+_IMPORT_FAILED = (
+    "tensorflow-datasets could not import the module {module!r} while {stage} {name!r} "
+    "({error}). This is a missing package, not missing data: install it "
+    "(`pip install {package}`) and retry."
+)
+
+
+def _import_failure(err: ImportError, name: str, stage: str) -> ImportError:
+    """An `ImportError` naming the module tfds failed to import (it imports some lazily)."""
+    module = err.name or str(err)
+    package = (err.name or "").split(".")[0].replace("_", "-") or "<the missing package>"
+    message = _IMPORT_FAILED.format(
+        module=module, stage=stage, name=name, error=f"{type(err).__name__}: {err}", package=package
+    )
+    return ImportError(message, name=err.name)
+
+
 def _builder(tfds: Any, name: str, data_dir: str | None, download: bool) -> Any:
-    """A prepared tfds builder, or a `FileNotFoundError` that says what to do."""
+    """A prepared tfds builder, or a `FileNotFoundError` / `ImportError` that says what to do.
+
+    tensorflow-datasets imports some of its own dependencies (``importlib_resources``,
+    ``termcolor``, ...) only when a builder is created or prepared; such an
+    ``ImportError`` is reported as what it is, never as missing data.
+    """
     where = data_dir or "~/tensorflow_datasets (the default data_dir)"
-    builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared():
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        prepared = builder.is_prepared()
+    except ImportError as err:
+        raise _import_failure(err, name, "opening") from err
+    if prepared:
         return builder
     if not download:
         raise FileNotFoundError(_MISSING.format(name=name, where=where, reason="download=False"))
     try:
         builder.download_and_prepare()
+    except ImportError as err:  # a missing package (lazily imported by tfds), not missing data
+        raise _import_failure(err, name, "preparing") from err
     except Exception as err:  # offline: DNS, connection, checksum or disk errors
         reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         raise FileNotFoundError(_MISSING.format(name=name, where=where, reason=reason)) from err
@@ -281,7 +309,9 @@ def load_tfds(
         ValueError: unknown ``name``, bad ``batch_size`` or ``seed``, or
             ``augment=True`` with ``as_numpy=True``.
         ImportError: if tensorflow or tensorflow-datasets is missing (extra
-            ``pip install keras-lpc[data]``).
+            ``pip install keras-lpc[data]``), or a module tensorflow-datasets
+            imports lazily (e.g. ``importlib_resources``) is missing; the
+            message names it.
         FileNotFoundError: the data is neither on disk nor downloadable; the
             message says how to fetch it on another machine.
 

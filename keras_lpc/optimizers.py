@@ -29,6 +29,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_lpc._models import iter_layers
 from keras_lpc._validation import check_float
 from keras_lpc.layers import LatentPointCollapse
 
@@ -313,39 +314,124 @@ def with_lr_multipliers(
     return LRMultiplierOptimizer(optimizer, multipliers)
 
 
-def _consumers(model: keras.Model, layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """Layers of ``model`` whose input is ``layer``'s output (graph models)."""
-    out = []
-    for candidate in model.layers:
-        for node in getattr(candidate, "_inbound_nodes", []):
-            if any(parent.operation is layer for parent in node.parent_nodes):
-                out.append(candidate)
-                break
-    return out
+def _is_graph(container: Any) -> bool:
+    """Whether ``container`` is a functional model (its layers connected by a recorded graph)."""
+    outputs = getattr(container, "outputs", None)
+    return (
+        isinstance(container, keras.Model)
+        and not isinstance(container, keras.Sequential)
+        and isinstance(outputs, (list, tuple))
+        and bool(outputs)
+        and all(hasattr(t, "_keras_history") for t in outputs)
+    )
 
 
-def lpc_multipliers(model: keras.Model, factor: float = 10.0) -> dict[str, float]:
+def _parents(model: keras.Model) -> dict[int, list[keras.Model]]:
+    """``{id(layer): [models whose .layers hold it]}`` for every model nested in ``model``."""
+    parents: dict[int, list[keras.Model]] = {}
+    for container in [model, *iter_layers(model)]:
+        if isinstance(container, keras.Model):
+            for child in container.layers:
+                parents.setdefault(id(child), []).append(container)
+    return parents
+
+
+def _next_layers(
+    layer: keras.layers.Layer,
+    container: keras.Model,
+    root: keras.Model,
+    parents: dict[int, list[keras.Model]],
+    unknown: list[str],
+) -> list[keras.layers.Layer]:
+    """The layers fed by ``layer``'s output inside ``container``, then above it.
+
+    A `Sequential` container gives the next layer; a functional one every
+    layer whose recorded input is ``layer``'s output. When ``layer`` is the
+    container's output (the LPC layer closing a nested backbone), the search
+    continues with the layers that consume the container in its own parents.
+    A subclassed container records no graph: its name goes into ``unknown``.
+    """
+    if isinstance(container, keras.Sequential):
+        layers = container.layers
+        index = next(i for i, la in enumerate(layers) if la is layer)
+        nexts = layers[index + 1 : index + 2]
+        is_output = index == len(layers) - 1
+    elif _is_graph(container):
+        nexts = [
+            candidate
+            for candidate in container.layers
+            if any(
+                any(parent.operation is layer for parent in node.parent_nodes)
+                for node in getattr(candidate, "_inbound_nodes", [])
+            )
+        ]
+        is_output = any(t._keras_history.operation is layer for t in container.outputs)
+    else:
+        unknown.append(container.name)
+        return []
+    if is_output and container is not root:
+        for parent in parents.get(id(container), []):
+            nexts = nexts + _next_layers(container, parent, root, parents, unknown)
+    return nexts
+
+
+def _named_heads(model: keras.Model, head: Any) -> list[keras.layers.Layer]:
+    """Resolve ``head`` (a layer, a layer name or a list of them) inside ``model``."""
+    inside = [la for la in iter_layers(model) if not isinstance(la, keras.layers.InputLayer)]
+    wanted = head if isinstance(head, (list, tuple)) else [head]
+    if not wanted:
+        raise ValueError(f"`head` must name at least one layer. Received: head={head!r}")
+    found = []
+    for item in wanted:
+        if isinstance(item, str):
+            match = [la for la in inside if la.name == item]
+        elif isinstance(item, keras.layers.Layer):
+            match = [la for la in inside if la is item]
+        else:
+            raise TypeError(
+                f"`head` must be a layer, a layer name or a list of them. Received: head={item!r}"
+            )
+        if not match:
+            raise ValueError(
+                f"`head` must name layers of the model (available: {[la.name for la in inside]}). "
+                f"Received: head={getattr(item, 'name', item)!r}"
+            )
+        found.append(match[0])
+    return found
+
+
+def lpc_multipliers(model: keras.Model, factor: float = 10.0, head: Any = None) -> dict[str, float]:
     """Learning-rate multipliers for the layer(s) fed by the model's LPC output.
 
-    Finds each `LatentPointCollapse` layer among ``model.layers`` and the
-    layers that consume its output (for a `Sequential` model, the next layer;
-    for a functional model, every layer whose input is the LPC output),
-    skipping forward through layers without trainable weights (activations,
-    dropout), and maps their names to ``factor``. Meant for
-    `with_lr_multipliers`: the output layer must grow like ``sqrt(gamma / d)``
-    as gamma rises; 10-100 works on small data sets.
+    Finds every `LatentPointCollapse` layer of ``model``, nested models
+    included (the search `GammaAnnealing` uses), and the layers that consume
+    its output: in a `Sequential` model the next layer, in a functional
+    model every layer whose recorded input is the LPC output; when the LPC
+    layer is the output of a nested model (a backbone), the layers that
+    consume that model in the enclosing one. Weightless layers (activations,
+    dropout, pooling) are looked through. Returns ``{layer name: factor}``,
+    meant for `with_lr_multipliers`: the output layer must grow like
+    ``sqrt(gamma / d)`` as gamma rises; 10-100 works on small data sets.
+
+    A subclassed model's ``call`` records no graph, so which layer reads the
+    latents cannot be known there: name it with ``head``.
 
     Args:
         model: a built or unbuilt Keras model containing a LatentPointCollapse.
         factor: learning-rate multiplier of the head, a positive number.
+        head: ``None`` (find the head), or the layer(s) fed by the LPC
+            output: a layer, a layer name or a list of them.
 
     Returns:
         ``{layer name: factor}``.
 
     Raises:
-        TypeError: ``model`` is not a Keras model or ``factor`` not a number.
+        TypeError: ``model`` is not a Keras model, ``factor`` not a number,
+            or ``head`` not layers/names.
         ValueError: ``factor`` is not positive, the model has no
-            LatentPointCollapse layer, or nothing with weights follows it.
+            LatentPointCollapse layer, ``head`` names no layer of the model,
+            or nothing with weights follows the LPC layer (for a subclassed
+            model, the message says to pass ``head``).
 
     Example:
 
@@ -354,37 +440,47 @@ def lpc_multipliers(model: keras.Model, factor: float = 10.0) -> dict[str, float
     ...     keras_lpc.LatentPointCollapse(dim=2), keras.layers.Dense(3, name="head")])
     >>> lpc_multipliers(model, factor=10)
     {'head': 10.0}
+    >>> lpc_multipliers(model, factor=10, head="backbone")  # named: taken as given
+    {'backbone': 10.0}
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
     factor = check_float("factor", factor, strictly_positive=True)
-    layers = model.layers
-    sources = [layer for layer in layers if isinstance(layer, LatentPointCollapse)]
+    names = [la.name for la in model.layers]
+    sources = [la for la in iter_layers(model) if isinstance(la, LatentPointCollapse)]
     if not sources:
         raise ValueError(
             "`model` must contain a LatentPointCollapse layer among its layers. "
-            f"Received: model={model.name!r} with layers {[la.name for la in layers]}"
+            f"Received: model={model.name!r} with layers {names}"
         )
+    if head is not None:
+        return {la.name: factor for la in _named_heads(model, head)}
+    parents = _parents(model)
     heads: dict[str, float] = {}
-    frontier = list(sources)
-    seen = {id(layer) for layer in frontier}
+    unknown: list[str] = []
+    frontier = [(la, parent) for la in sources for parent in parents.get(id(la), [])]
+    seen = {id(la) for la in sources}
     while frontier:
-        layer = frontier.pop()
-        nexts = _consumers(model, layer)
-        if not nexts and isinstance(model, keras.Sequential) and layer in layers:
-            index = layers.index(layer)
-            nexts = layers[index + 1 : index + 2]
-        for nxt in nexts:
+        layer, container = frontier.pop()
+        for nxt in _next_layers(layer, container, model, parents, unknown):
             if id(nxt) in seen:
                 continue
             seen.add(id(nxt))
             if nxt.trainable_weights or not nxt.built:
                 heads[nxt.name] = factor
             else:
-                frontier.append(nxt)
+                frontier.extend((nxt, parent) for parent in parents.get(id(nxt), []))
+    if not heads and unknown:
+        lpc = sources[0].name
+        raise ValueError(
+            f"`head` must be given for a subclassed model: its call() records no graph, so the "
+            f"layer that reads {lpc!r} cannot be found; pass it, e.g. "
+            f"lpc_multipliers(model, factor, head='<layer name>'). Received: head=None for "
+            f"model={model.name!r} with layers {names}"
+        )
     if not heads:
         raise ValueError(
             "`model` must have a layer with weights after its LatentPointCollapse layer. "
-            f"Received: model={model.name!r} with layers {[la.name for la in layers]}"
+            f"Received: model={model.name!r} with layers {names}"
         )
     return heads

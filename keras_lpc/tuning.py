@@ -3,21 +3,23 @@
 `gamma_hyperparameters` declares LPC's hyperparameters on a
 `keras_tuner.HyperParameters` and returns the matching layer and annealing
 callback, so any tuner (RandomSearch, BayesianOptimization, Hyperband) can
-search them in a few lines. Because `GammaAnnealing` paces its schedule to
-the epochs `fit` is given, Hyperband's short trials also see gamma rise all
-the way to their maximum.
+search them in a few lines. The callback is `GammaAnnealing`'s default
+(quadratic ramp from 0, per step, paced to end at 95 % of the run) with the
+tuned maximum; because it paces the ramp to the epochs `fit` is given,
+Hyperband's short trials also see gamma rise all the way to their maximum.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import keras
 
 from keras_lpc import schedules
 from keras_lpc._validation import check_float, check_int
-from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
+from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
 from keras_lpc.layers import LatentPointCollapse
 
 
@@ -37,15 +39,13 @@ class LPCChoice:
     """What one trial's hyperparameters select.
 
     Attributes:
-        max_gamma: the gamma reached at ``ramp_fraction`` of the run.
-        start_gamma: the gamma of the first step.
+        max_gamma: the gamma the ramp reaches at ``ramp_fraction`` of the run.
         unit: ``"step"`` or ``"epoch"``.
         dim: latent dimension of the LPC layer.
         ramp_fraction: fraction of the run spent ramping.
     """
 
     max_gamma: float
-    start_gamma: float
     unit: str
     dim: int
     ramp_fraction: float
@@ -54,14 +54,23 @@ class LPCChoice:
         """A `LatentPointCollapse(dim)` layer for this trial."""
         return LatentPointCollapse(dim=self.dim, **kwargs)
 
-    def schedule(self) -> schedules.Geometric:
-        """``Geometric(start_gamma, max_gamma)``, paced by the callback."""
-        return schedules.Geometric(self.start_gamma, self.max_gamma, steps=1000)
+    def schedule(self) -> schedules.GammaSchedule:
+        """The default ramp to this trial's maximum: ``default_schedule(max_gamma)``.
+
+        ``Polynomial(0, max_gamma, power=2)``, paced by the callback to end at
+        ``ramp_fraction`` of the run.
+        """
+        return default_schedule(self.max_gamma)
 
     def callback(self, **kwargs: Any) -> GammaAnnealing:
-        """A `GammaAnnealing` with this trial's schedule, unit and ramp."""
+        """``GammaAnnealing(max_gamma=..., unit=..., ramp_fraction=...)`` for this trial.
+
+        The callback's default ramp (quadratic from 0, paced to the run, the
+        hold on a collapsing accuracy) with the tuned maximum; ``kwargs`` go
+        to `GammaAnnealing` (e.g. ``hold_monitor=None``).
+        """
         return GammaAnnealing(
-            self.schedule(), unit=self.unit, ramp_fraction=self.ramp_fraction, **kwargs
+            max_gamma=self.max_gamma, unit=self.unit, ramp_fraction=self.ramp_fraction, **kwargs
         )
 
 
@@ -69,24 +78,32 @@ def gamma_hyperparameters(
     hp: Any,
     *,
     max_gamma: tuple[float, float] = (1.0, 1e4),
-    start_gamma: float = 1e-2,
     dims: tuple[int, ...] = (8, 16, 32),
     units: tuple[str, ...] = ("step",),
-    ramp_fraction: tuple[float, float] | float = 0.5,
+    ramp_fraction: tuple[float, float] | float = 0.95,
+    start_gamma: float | None = None,
 ) -> LPCChoice:
     """Declare LPC's hyperparameters on ``hp`` and return this trial's choice.
 
     Declared names: ``lpc_max_gamma`` (log-uniform in ``max_gamma``),
     ``lpc_dim`` (one of ``dims``), ``lpc_unit`` (one of ``units``, fixed when
     only one) and ``lpc_ramp_fraction`` (uniform, or fixed when a float).
+    The choice's ``callback()`` is `GammaAnnealing`'s default, with the
+    tuned maximum: gamma follows ``max_gamma * (n / (ramp_fraction * N)) ** 2``
+    (``n`` the step, ``N`` the run's steps) and stays at ``max_gamma`` after
+    the ramp. The tuned maximum is used as drawn, also above `gamma_budget`
+    of the run (the tuner explores it); choose the range's upper end with
+    ``gamma_budget(steps, learning_rate, multiplier)`` in mind.
 
     Args:
         hp: a `keras_tuner.HyperParameters`.
-        max_gamma: ``(low, high)``, both > 0, low <= high.
-        start_gamma: first gamma of the ramp (> 0, below ``max_gamma[0]``).
+        max_gamma: ``(low, high)``, both > 0, low <= high (dimensionless).
         dims: candidate latent dimensions (positive integers).
         units: candidate annealing units (``"step"``/``"epoch"``).
-        ramp_fraction: ``(low, high)`` in (0, 1], or a fixed float.
+        ramp_fraction: ``(low, high)`` in (0, 1], or a fixed float (default
+            0.95, `GammaAnnealing`'s own).
+        start_gamma: deprecated and ignored (the retired geometric ramp's
+            first gamma; the quadratic ramp starts at 0).
 
     Returns:
         An `LPCChoice` whose ``layer()`` and ``callback()`` build this trial's
@@ -97,11 +114,20 @@ def gamma_hyperparameters(
     >>> import keras_tuner
     >>> hp = keras_tuner.HyperParameters()
     >>> choice = gamma_hyperparameters(hp, max_gamma=(10.0, 1000.0), dims=(16,))
-    >>> choice.dim, choice.max_gamma, sorted(hp.values)
-    (16, 10.0, ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
+    >>> choice.dim, choice.max_gamma, choice.ramp_fraction, sorted(hp.values)
+    (16, 10.0, 0.95, ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
+    >>> choice.schedule()(500)  # the quadratic ramp half way (of 1000): a quarter of the maximum
+    2.5
     """
     if not all(callable(getattr(hp, name, None)) for name in ("Float", "Choice", "Fixed")):
         raise TypeError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
+    if start_gamma is not None:
+        warnings.warn(
+            "`start_gamma` is deprecated and ignored: the tuned callback is GammaAnnealing's "
+            "default quadratic ramp, which starts at 0.",
+            FutureWarning,
+            stacklevel=2,
+        )
     if not isinstance(max_gamma, (tuple, list)) or len(max_gamma) != 2:
         raise TypeError(
             f"`max_gamma` must be a pair (low, high). Received: max_gamma={max_gamma!r}"
@@ -111,11 +137,6 @@ def gamma_hyperparameters(
     if high < low:
         raise ValueError(
             f"`max_gamma` must be a pair (low, high) with low <= high. Received: max_gamma={max_gamma!r}"
-        )
-    start = check_float("start_gamma", start_gamma, strictly_positive=True)
-    if start > low:
-        raise ValueError(
-            f"`start_gamma` must be <= max_gamma[0]={low!r}. Received: start_gamma={start_gamma!r}"
         )
     if not dims:
         raise ValueError(f"`dims` must list at least one dimension. Received: dims={dims!r}")
@@ -145,7 +166,7 @@ def gamma_hyperparameters(
                 f"`ramp_fraction` must be in (0, 1]. Received: ramp_fraction={ramp_fraction!r}"
             )
         ramp = hp.Fixed("lpc_ramp_fraction", ramp)
-    return LPCChoice(float(chosen_max), start, str(unit), int(dim), float(ramp))
+    return LPCChoice(float(chosen_max), str(unit), int(dim), float(ramp))
 
 
 class CombinedObjective(keras.callbacks.Callback):

@@ -3,34 +3,131 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import keras
 import pytest
 
+import keras_lpc
 from keras_lpc import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
+# a KERAS_BACKEND that disagrees with the flag: --backend must win
+OTHER = next(b for b in cli.BACKENDS if b != BACKEND)
+
+
+def _command(*args, env=None, timeout=600):
+    """Run ``python -m keras_lpc.cli ...`` on this checkout, TF_CPP_MIN_LOG_LEVEL unset."""
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environ.update(env or {})
+    environ = {k: v for k, v in environ.items() if v is not None}
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """The console command in a fresh process: KERAS_BACKEND says OTHER, --backend BACKEND."""
     out = tmp_path_factory.mktemp("demo")
-    code = cli.main(
-        [
-            "demo",
-            "--epochs",
-            "3",
-            "--seeds",
-            "1",
-            "--attack-samples",
-            "20",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
+    done = _command(
+        "-m",
+        "keras_lpc.cli",
+        "demo",
+        "--backend",
+        BACKEND,
+        "--epochs",
+        "3",
+        "--seeds",
+        "1",
+        "--attack-samples",
+        "20",
+        "--out",
+        str(out),
+        "--quiet",
+        env={"KERAS_BACKEND": OTHER},
     )
-    return code, out
+    return done.returncode, out, done
+
+
+def test_backend_flag_overrides_keras_backend_and_is_recorded(demo_run):
+    code, out, done = demo_run
+    assert code == 0, done.stderr
+    assert json.loads((out / "report.json").read_text())["backend"] == BACKEND
+    # TensorFlow/absl native start-up lines are filtered out of the output
+    assert "absl::InitializeLog" not in done.stderr and "port.cc" not in done.stderr
+    assert "cpu_feature_guard" not in done.stderr
+    assert done.stdout == ""  # --quiet
+
+
+def test_backend_flag_works_with_keras_backend_unset():
+    code = (
+        f"from keras_lpc import cli; assert cli.select_backend({BACKEND!r}) is None; "
+        "import keras; print(keras.backend.backend())"
+    )
+    done = _command("-c", code, env={"KERAS_BACKEND": None})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == BACKEND
+
+
+def test_select_backend_after_keras_is_imported():
+    assert cli.select_backend(None) is None
+    assert cli.select_backend(BACKEND) is None
+    assert cli.select_backend(OTHER) == (
+        f"--backend {OTHER} cannot be used: Keras is already imported in this process with "
+        f"the {BACKEND} backend"
+    )
+
+
+def test_importing_the_command_does_not_import_keras():
+    code = (
+        "import sys, keras_lpc.cli; "
+        "print([m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])"
+    )
+    done = _command("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_shows_defaults_and_version_answers():
+    done = _command("-m", "keras_lpc.cli", "demo", "--help")
+    assert done.returncode == 0
+    assert "(default: 60)" in done.stdout and "(default: digits)" in done.stdout
+    assert "(default: None)" not in done.stdout
+    version = _command("-m", "keras_lpc.cli", "--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"keras-lpc {keras_lpc.__version__}"
+
+
+def test_native_log_filter_drops_absl_lines_only(monkeypatch, capfd):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796159635.293189   12593 port.cc:153] oneDNN custom operations are on.\n"
+        "W0000 00:00:1796159635.627371   12593 cpu_feature_guard.cc:227] This TensorFlow binary\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+        "TensorFlow with the appropriate compiler flags.\n"
+    )
+    kept = "E0000 00:00:1.0 1 x.cc:1] a real error\nTraceback (most recent call last):\n"
+    capfd.readouterr()
+    with cli.quiet_native_logs():
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+        os.write(2, (noise + kept).encode())
+    assert capfd.readouterr().err == kept
 
 
 def test_demo_writes_report_with_the_documented_schema(demo_run):
-    code, out = demo_run
+    code, out, _ = demo_run
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     for model in ("baseline", "lpc"):
@@ -51,7 +148,7 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
 
 
 def test_demo_writes_markdown_and_figures(demo_run):
-    _, out = demo_run
+    _, out, _ = demo_run
     md = (out / "report.md").read_text()
     assert "| test accuracy |" in md and "DeepFool" in md
     assert "only with such augmentation in both arms" in md

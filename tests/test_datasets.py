@@ -261,3 +261,47 @@ def test_importing_does_not_import_tfds_or_matplotlib():
     ).stdout
     assert out.strip() == "[]"
     assert "load_tfds" in datasets.__all__
+
+
+class _FakeBuilder:
+    """A tfds builder whose lazy imports fail at ``where`` ("builder" or "prepare")."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def _fail(self):
+        raise ModuleNotFoundError(
+            "No module named 'importlib_resources'", name="importlib_resources"
+        )
+
+    def is_prepared(self):
+        if self.where == "builder":
+            self._fail()
+        return False
+
+    def download_and_prepare(self):
+        self._fail()
+
+
+@pytest.mark.parametrize(("where", "stage"), [("builder", "opening"), ("prepare", "preparing")])
+def test_tfds_missing_module_is_reported_as_such_not_as_missing_data(monkeypatch, where, stage):
+    """tfds imports importlib_resources lazily: its absence is named, not blamed on the data."""
+    from keras_lpc.backend import tf_data
+
+    class FakeTfds:
+        @staticmethod
+        def builder(name, data_dir=None):
+            return _FakeBuilder(where)
+
+    monkeypatch.setattr(tf_data, "require_tfds", lambda: (None, FakeTfds))
+    with pytest.raises(ImportError) as info:
+        load_tfds("cifar10", data_dir="/nowhere")
+    assert not isinstance(info.value, FileNotFoundError)
+    assert str(info.value) == (
+        f"tensorflow-datasets could not import the module 'importlib_resources' while {stage} "
+        "'cifar10' (ModuleNotFoundError: No module named 'importlib_resources'). This is a "
+        "missing package, not missing data: install it (`pip install importlib-resources`) "
+        "and retry."
+    )
+    assert info.value.name == "importlib_resources"
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)

@@ -43,7 +43,7 @@ SETUP: dict[str, str] = {
         "import numpy as np\n"
         "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
         "    LatentPointCollapse, RobustnessMetrics, datasets, demo, latents, metrics,\n"
-        "    optimizers, plotting, robustness, schedules, tuning)"
+        "    optimizers, plotting, robustness, schedules, tuning, with_lpc)"
     ),
     "data": (
         "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
@@ -77,6 +77,7 @@ DATASETS = "Datasets: `keras_lpc.datasets`"
 TUNING = "Tuning: `keras_lpc.tuning`"
 DEMO = "Demo and command line"
 PLOTTING = "Plotting: `keras_lpc.plotting`"
+SURGERY = "Adding LPC to a model: `keras_lpc.with_lpc`"
 
 ROWS: tuple[Row, ...] = (
     # -- layer
@@ -705,6 +706,46 @@ ROWS: tuple[Row, ...] = (
         ValueError,
         "`factor` must be a positive number. Received: factor=-1.0",
     ),
+    Row(
+        OPTIMIZERS,
+        "optimizers.lpc_multipliers(lpc_model, head='nope')",
+        ValueError,
+        "`head` must name layers of the model (available: ['lpc', 'projection', 'head']). "
+        "Received: head='nope'",
+    ),
+    Row(
+        OPTIMIZERS,
+        "optimizers.lpc_multipliers(lpc_model, head=3)",
+        TypeError,
+        "`head` must be a layer, a layer name or a list of them. Received: head=3",
+    ),
+    Row(
+        SURGERY,
+        "with_lpc('model')",
+        TypeError,
+        "`model` must be a keras.Model classifier. Received: model='model'",
+    ),
+    Row(
+        SURGERY,
+        "with_lpc(lpc_model)",
+        ValueError,
+        "`model` must not already contain a LatentPointCollapse layer. "
+        "Received: model='lpc_model' (Sequential) with ['lpc']",
+    ),
+    Row(
+        SURGERY,
+        "with_lpc(keras.Sequential([keras.layers.Dense(2)], name='unbuilt'))",
+        ValueError,
+        "`model` must be built with a known input shape (start a Sequential with keras.Input, "
+        "or call model.build(input_shape)). Received: model='unbuilt' (Sequential), not built",
+    ),
+    Row(
+        SURGERY,
+        "with_lpc(keras.Sequential([keras.Input((3,)), keras.layers.Activation('relu')], name='act'))",
+        ValueError,
+        "`model` must end in a Dense classification head. Received: model='act' (Sequential), "
+        "which has no layer with weights on the path to its output",
+    ),
     # -- datasets
     Row(
         DATASETS,
@@ -918,6 +959,7 @@ NO_ROW = {
     "HypercubeClusters": "a result type",
     "Split": "a result type",
     "RunResult": "a result type",
+    "MinimalPerturbationResult": "a result type",
     "GammaSchedule": "an abstract base class",
     # the demo's steps take a DemoConfig, whose rows are above
     "load_data": "takes a checked DemoConfig",
@@ -959,6 +1001,21 @@ def test_rows_cover_every_part_of_the_public_api():
         ):
             missing.append(sorted(names)[0])
     assert not missing, f"public callables without a row in ROWS: {sorted(missing)}"
+    areas = {row.area for row in ROWS}
+    assert areas == {
+        LAYER,
+        SCHEDULES,
+        ANNEALING,
+        CALLBACKS,
+        METRICS,
+        ROBUSTNESS,
+        OPTIMIZERS,
+        DATASETS,
+        TUNING,
+        DEMO,
+        SURGERY,
+    }
+    assert len(ROWS) >= 30
     assert len({row.call for row in ROWS}) == len(ROWS)
 
 

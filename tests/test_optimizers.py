@@ -267,3 +267,75 @@ def test_lpc_multipliers_errors():
     tail = keras.Sequential([keras.Input((3,)), keras_lpc.LatentPointCollapse(dim=2)])
     with pytest.raises(ValueError, match=r"must have a layer with weights after"):
         lpc_multipliers(tail)
+
+
+class _Subclassed(keras.Model):
+    """LPC inside a subclassed call(): no graph records which layer reads the latents."""
+
+    def __init__(self):
+        super().__init__(name="sub")
+        self.body = keras.layers.Dense(4, name="body")
+        self.lpc = keras_lpc.LatentPointCollapse(dim=2, name="lpc")
+        self.out = keras.layers.Dense(3, name="out")
+
+    def call(self, x):
+        return self.out(self.lpc(self.body(x)))
+
+
+def test_lpc_multipliers_subclassed_model_asks_for_the_head_then_uses_it():
+    model = _Subclassed()
+    model(np.zeros((1, 5), "float32"))
+    with pytest.raises(ValueError) as info:
+        lpc_multipliers(model)
+    assert str(info.value) == (
+        "`head` must be given for a subclassed model: its call() records no graph, so the "
+        "layer that reads 'lpc' cannot be found; pass it, e.g. lpc_multipliers(model, factor, "
+        "head='<layer name>'). Received: head=None for model='sub' with layers "
+        "['body', 'lpc', 'out']"
+    )
+    assert lpc_multipliers(model, 5.0, head="out") == {"out": 5.0}
+    assert lpc_multipliers(model, 5.0, head=model.out) == {"out": 5.0}
+    # the named head's variables are the ones multiplied
+    opt = with_lr_multipliers(keras.optimizers.SGD(), lpc_multipliers(model, 5.0, head="out"))
+    opt.build(model.trainable_variables)
+    multiplied = {
+        v.path for v in model.trainable_variables if opt._factor_by_key.get(opt._var_key(v))
+    }
+    assert multiplied == {v.path for v in model.out.trainable_variables}
+
+
+def _backbone(name="backbone"):
+    inputs = keras.Input((6,))
+    z = keras_lpc.LatentPointCollapse(dim=3, name="lpc")(keras.layers.Dense(4, name="body")(inputs))
+    return keras.Model(inputs, z, name=name)
+
+
+def test_lpc_multipliers_nested_backbone_then_head_sequential():
+    model = keras.Sequential([keras.Input((6,)), _backbone(), keras.layers.Dense(2, name="head")])
+    assert lpc_multipliers(model, 20.0) == {"head": 20.0}
+
+
+def test_lpc_multipliers_nested_backbone_then_weightless_then_head_functional():
+    inputs = keras.Input((6,))
+    z = _backbone()(inputs)
+    logits = keras.layers.Dense(2, name="head")(keras.layers.Dropout(0.1, name="drop")(z))
+    model = keras.Model(inputs, logits)
+    assert lpc_multipliers(model, 20.0) == {"head": 20.0}
+    # two levels deep: the backbone inside a wrapper model, the head outside both
+    wrapper = keras.Sequential([keras.Input((6,)), _backbone("inner")], name="wrapper")
+    outer = keras.Sequential([keras.Input((6,)), wrapper, keras.layers.Dense(2, name="top")])
+    assert lpc_multipliers(outer) == {"top": 10.0}
+
+
+def test_lpc_multipliers_head_errors():
+    model = _lpc_model()
+    with pytest.raises(
+        ValueError, match=r"`head` must name layers of the model .*Received: head='nope'"
+    ):
+        lpc_multipliers(model, head="nope")
+    with pytest.raises(TypeError, match=r"`head` must be a layer, a layer name .*Received: head=3"):
+        lpc_multipliers(model, head=3)
+    with pytest.raises(
+        ValueError, match=r"`head` must name at least one layer. Received: head=\[\]"
+    ):
+        lpc_multipliers(model, head=[])

@@ -19,16 +19,69 @@ def test_declares_the_hyperparameters_and_builds_layer_and_callback():
     )
     assert set(hp.values) == {"lpc_max_gamma", "lpc_dim", "lpc_unit", "lpc_ramp_fraction"}
     assert 1.0 <= choice.max_gamma <= 100.0 and choice.dim in (4, 8)
+    assert 0.3 <= choice.ramp_fraction <= 0.6
     layer = choice.layer(name="z")
     assert isinstance(layer, keras_lpc.LatentPointCollapse) and layer.dim == choice.dim
     cb = choice.callback(hold_monitor=None)
-    assert cb.ramp_fraction == choice.ramp_fraction
-    assert cb.schedule(cb.schedule.span) == pytest.approx(choice.max_gamma)
-    assert cb.schedule(0) == pytest.approx(1e-2)
+    # GammaAnnealing's default with the tuned maximum, not the retired Geometric(0.01, max)
+    assert isinstance(cb, keras_lpc.GammaAnnealing)
+    assert cb.max_gamma == choice.max_gamma
+    assert cb.ramp_fraction == choice.ramp_fraction and cb.unit == "step"
+    ramp = choice.schedule()
+    assert isinstance(ramp, keras_lpc.schedules.Polynomial)
+    span = ramp.span
+    # quadratic from 0: gamma(n) = max * (n / span) ** 2
+    assert ramp(0) == 0.0
+    assert ramp(span / 2) == pytest.approx(choice.max_gamma / 4)
+    assert ramp(span) == pytest.approx(choice.max_gamma)
+    assert ramp(2 * span) == pytest.approx(choice.max_gamma)
+
+
+def test_default_ramp_fraction_is_the_callback_s_and_start_gamma_is_deprecated():
+    hp = keras_tuner.HyperParameters()
+    choice = tuning.gamma_hyperparameters(hp, max_gamma=(50.0, 50.0), dims=(4,))
+    assert choice.ramp_fraction == 0.95 == keras_lpc.GammaAnnealing().ramp_fraction
+    assert hp.values["lpc_max_gamma"] == 50.0
+    with pytest.warns(FutureWarning, match="`start_gamma` is deprecated and ignored"):
+        old = tuning.gamma_hyperparameters(
+            keras_tuner.HyperParameters(), max_gamma=(50.0, 50.0), dims=(4,), start_gamma=1e-2
+        )
+    assert old == choice
+
+
+def test_tuned_callback_follows_the_quadratic_paced_ramp_in_fit():
+    """10 steps, ramp over 95 %: gamma at step n is max * (n / 9.5) ** 2, then max."""
+    hp = keras_tuner.HyperParameters()
+    choice = tuning.gamma_hyperparameters(hp, max_gamma=(40.0, 40.0), dims=(2,))
+    model = keras.Sequential([keras.Input((3,)), choice.layer(), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            layer = next(la for la in self.model.layers if hasattr(la, "gamma"))
+            seen.append(float(keras.ops.convert_to_numpy(layer.gamma)))
+
+    x = np.zeros((20, 3), "float32")
+    y = np.zeros(20, "int32")
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        callbacks=[choice.callback(hold_monitor=None), Record()],
+    )
+    expected = [min(40.0, 40.0 * (n / 9.5) ** 2) for n in range(10)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-5)
+
+
+# A ramp over half of each trial: a 1-epoch Hyperband trial (4 steps) ends it at step 2 of 4.
+SPACE = {"max_gamma": (1.0, 50.0), "dims": (4,), "ramp_fraction": 0.5}
 
 
 def _build(hp):
-    choice = tuning.gamma_hyperparameters(hp, max_gamma=(1.0, 50.0), dims=(4,))
+    choice = tuning.gamma_hyperparameters(hp, **SPACE)
     model = keras.Sequential([keras.Input((6,)), choice.layer(), keras.layers.Dense(3)])
     model.compile(
         "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
@@ -41,7 +94,7 @@ class _Hypermodel(keras_tuner.HyperModel):
         return _build(hp)
 
     def fit(self, hp, model, *args, **kwargs):
-        choice = tuning.gamma_hyperparameters(hp, max_gamma=(1.0, 50.0), dims=(4,))
+        choice = tuning.gamma_hyperparameters(hp, **SPACE)
         callbacks = list(kwargs.pop("callbacks", [])) + [choice.callback(hold_monitor=None)]
         return model.fit(*args, callbacks=callbacks, **kwargs)
 
@@ -69,7 +122,7 @@ def test_every_trial_reaches_its_maximum_gamma(tuner_name, tmp_path):
     trials = tuner.oracle.get_best_trials(num_trials=10)
     assert trials
     for trial in trials:
-        # the paced ramp ends at half the run, so gamma ends at the trial's maximum
+        # the paced ramp ends at half of each trial, so gamma ends at the trial's maximum
         assert trial.score == pytest.approx(trial.hyperparameters.get("lpc_max_gamma"), rel=1e-5)
 
 
@@ -94,11 +147,6 @@ def test_combined_objective_logs_the_weighted_sum():
         ),
         ({"max_gamma": (10.0, 1.0)}, ValueError, r"low <= high. Received: max_gamma=\(10.0, 1.0\)"),
         ({"max_gamma": (-1.0, 1.0)}, ValueError, r"`max_gamma` must be a positive number"),
-        (
-            {"start_gamma": 5.0, "max_gamma": (1.0, 2.0)},
-            ValueError,
-            r"`start_gamma` must be <= max_gamma\[0\]",
-        ),
         ({"dims": ()}, ValueError, r"`dims` must list at least one dimension"),
         ({"dims": (0,)}, ValueError, r"`dims` must be an integer >= 1. Received: dims=0"),
         ({"units": ("batch",)}, ValueError, r"`units` must contain 'step' or 'epoch'"),
