@@ -1013,6 +1013,7 @@ def test_rows_cover_every_part_of_the_public_api():
         DATASETS,
         TUNING,
         DEMO,
+        PLOTTING,
         SURGERY,
     }
     assert len(ROWS) >= 30
