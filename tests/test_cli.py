@@ -134,6 +134,10 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
         entry = report["summary"][model]
         assert 0.0 <= entry["test_accuracy"] <= 1.0
         assert entry["deepfool"] > 0.0
+        # the headline is the verified ensemble, which includes DeepFool: per input it is
+        # never longer than DeepFool's, so DeepFool / best >= 1
+        assert 0.0 < entry["min_perturbation"] < float("inf")
+        assert entry["deepfool_overestimate"] >= 1.0 - 1e-6
         assert entry["nc1"] >= 0.0
     assert {r["model"] for r in report["runs"]} == {"baseline", "lpc"}
     lpc_run = next(r for r in report["runs"] if r["model"] == "lpc")
@@ -141,7 +145,8 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
     assert lpc_run["final_gamma"] > 0.0 and base_run["final_gamma"] == 0.0
     # the summary is the mean over seeds of the per-seed runs (one seed here)
     assert report["summary"]["lpc"]["test_accuracy"] == lpc_run["test_accuracy"]
-    assert len(report["verdict"]) == 4
+    assert len(report["verdict"]) == 5
+    assert report["verdict"][1].startswith("robustness (smallest verified perturbation")
     # the audit's finding is the demo's default: input noise in both arms, said in the report
     assert report["config"]["augment_noise"] == 0.1
     assert "Gaussian input noise sigma=0.1" in report["setup"]
