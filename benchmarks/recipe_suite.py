@@ -28,11 +28,13 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's keras_lpc
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -103,6 +105,7 @@ class Task:
 
 TASKS = [
     Task("digits-mlp-50", "tuning", "digits", "mlp", 50, 32, 1e-3),
+    Task("digits-mlp-100", "tuning", "digits", "mlp", 100, 32, 1e-3),  # the design card
     Task("digits-cnn-30", "tuning", "digits-images", "cnn2d", 30, 128, 1e-3),
     Task("motif-cnn-30", "tuning", "motif10", "cnn1d", 30, 32, 1e-3),
     Task("clusters-lowsnr-50", "tuning", "clusters-lowsnr", "mlp", 50, 128, 3e-4),
@@ -110,6 +113,7 @@ TASKS = [
     Task("motif-cnn-b128-40", "heldout", "motif20", "cnn1d", 40, 128, 1e-3),
     Task("clusters-labelnoise-50", "heldout", "clusters-labelnoise", "mlp", 50, 32, 1e-3),
     Task("digits-cnn-15", "heldout", "digits-images", "cnn2d", 15, 32, 3e-4),
+    Task("clusters-lowsnr-150", "heldout", "clusters-lowsnr", "mlp", 150, 32, 1e-3),
 ]
 
 
