@@ -26,12 +26,12 @@ class TrainingPace:
     tol  = max(lost_min, lost_rel * (1 - best))
     rate = 0                                       if a < best - tol   (lost ground)
     rate = 0                                       on the first epoch
-    rho  = (e_prev - e) / max(e_prev, floor)                            (relative progress)
+    rho  = (e_prev - e) / max(e_prev, floor)                            (progress)
     rate = clip(1 - rho / fast, 0, 1)              otherwise
     ```
 
     ``rho`` is the fraction of the remaining training error removed in the
-    last epoch. While the model removes ``fast`` (20 %) or more of it per
+    last epoch. While the model removes ``fast`` (5 %) or more of it per
     epoch it is still learning at the current gamma and the ramp holds; on
     a plateau (``rho <= 0``) the ramp moves at full pace; in between it moves
     proportionally slower. A model whose accuracy fell more than ``tol``
@@ -42,7 +42,7 @@ class TrainingPace:
     Args:
         fast: relative progress per epoch at which the ramp holds fully, > 0.
         floor: smallest error used as the denominator of ``rho``, in (0, 1],
-            so that a step from 99.8 % to 100 % counts as progress 0.2, not 1.
+            so that a step from 99.8 % to 100 % counts as progress 0.04, not 1.
         lost_min: smallest accuracy drop below the best that counts as lost
             ground, in [0, 1].
         lost_rel: the drop that counts as lost ground, as a fraction of the
@@ -51,16 +51,16 @@ class TrainingPace:
     Example:
 
     >>> pace = TrainingPace()
-    >>> [round(pace.rate(a), 3) for a in (0.50, 0.90, 0.95, 0.96, 0.96, 0.965, 0.90)]
-    [0.0, 0.0, 0.0, 0.0, 1.0, 0.375, 0.0]
+    >>> [round(pace.rate(a), 3) for a in (0.50, 0.90, 0.95, 0.95, 0.951, 0.99, 0.90)]
+    [0.0, 0.0, 0.0, 1.0, 0.6, 0.0, 0.0]
     >>> [round(v, 3) for v in pace.get_state()]
-    [0.965, 0.1, 0.0]
+    [0.99, 0.1, 0.0]
     """
 
     def __init__(
         self,
-        fast: float = 0.2,
-        floor: float = 0.01,
+        fast: float = 0.05,
+        floor: float = 0.05,
         lost_min: float = 0.01,
         lost_rel: float = 0.2,
     ) -> None:
