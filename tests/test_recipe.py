@@ -82,8 +82,9 @@ def _memorise(annealing) -> tuple[float, float]:
     """Final training accuracy and gamma of a small MLP memorising random labels.
 
     200 Gaussian inputs (16-d) with random labels among 5: a task the network
-    fits slowly (the baseline needs ~30 of the 60 epochs to reach 100 %), so a
-    ramp that follows the clock raises gamma while the network is still fitting.
+    fits slowly (the baseline needs ~30 of the 60 epochs of 4 steps to reach
+    100 %), so a ramp that follows the clock raises gamma while the network is
+    still fitting.
     """
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 16)).astype("float32")
@@ -99,11 +100,11 @@ def _memorise(annealing) -> tuple[float, float]:
         ]
     )
     model.compile(
-        keras.optimizers.AdamW(3e-3),
+        keras.optimizers.AdamW(5e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    history = model.fit(x, y, epochs=60, batch_size=20, verbose=0, callbacks=[annealing])
+    history = model.fit(x, y, epochs=60, batch_size=50, verbose=0, callbacks=[annealing])
     return float(history.history["accuracy"][-1]), float(history.history["gamma"][-1])
 
 
@@ -112,6 +113,6 @@ def test_paced_default_fits_a_slow_task_that_the_clock_ramp_does_not():
     clock_acc, clock_gamma = _memorise(keras_lpc.GammaAnnealing(max_gamma=100.0, pacing=None))
     paced_acc, paced_gamma = _memorise(keras_lpc.GammaAnnealing(max_gamma=100.0))
     assert clock_gamma == pytest.approx(100.0)
-    assert clock_acc < 0.9, clock_acc  # measured 0.76 (JAX)
-    assert paced_acc >= 0.97, paced_acc  # measured 0.995; the baseline reaches 1.0
+    assert clock_acc < 0.9, clock_acc  # prototype: 0.71 (JAX), 0.61 (PyTorch)
+    assert paced_acc >= 0.97, paced_acc  # prototype: 1.0, 0.995; the baseline reaches 1.0
     assert paced_gamma > 10.0, paced_gamma  # it ramps once the labels are memorised
