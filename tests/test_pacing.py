@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 
+import keras
 import pytest
 
+import keras_lpc
+from keras_lpc import schedules as S
 from keras_lpc.callbacks.pacing import TrainingPace
 
 
@@ -94,3 +97,92 @@ def test_bad_arguments_name_themselves(kwargs, match):
 def test_bad_argument_type():
     with pytest.raises(TypeError, match="fast"):
         TrainingPace(fast="quick")
+
+
+# ------------------------------------------------------------ inside GammaAnnealing
+def _lpc_model():
+    return keras.Sequential(
+        [keras.Input((4,)), keras_lpc.LatentPointCollapse(2, name="lpc"), keras.layers.Dense(2)]
+    )
+
+
+def _drive(cb, accuracies, steps=4, model=None, start=0):
+    """Scripted epochs through the callback's hooks: the count at every step, and the logs."""
+    cb.set_model(model if model is not None else _lpc_model())
+    cb.set_params({"epochs": start + len(accuracies), "steps": steps, "verbose": 0})
+    cb.on_train_begin()
+    counts, logged = [], []
+    for epoch, acc in enumerate(accuracies, start=start):
+        cb.on_epoch_begin(epoch)
+        for batch in range(steps):
+            counts.append(cb.count_at(batch))
+            cb.on_train_batch_end(batch, {"accuracy": acc} if batch + 1 == steps else {})
+        logs = {"accuracy": acc}
+        cb.on_epoch_end(epoch, logs)
+        logged.append(logs)
+    return counts, logged
+
+
+def test_the_default_paces_the_count_by_the_training_accuracy():
+    cb = keras_lpc.GammaAnnealing(max_gamma=100.0)
+    assert isinstance(cb.pacer, TrainingPace) and cb.ramp_fraction == 0.7
+    # rates decided at the end of each epoch (TrainingPace() defaults):
+    # 0.5 first epoch -> 0; 0.9 progress 0.8 -> 0; 0.9 plateau -> 1; 0.95 progress 0.5 -> 0;
+    # 0.945 within the tolerance (0.01) of the best, error rose -> 1; plateau -> 1
+    counts, logged = _drive(cb, [0.5, 0.9, 0.9, 0.95, 0.945, 0.945])
+    # epoch 0 runs at the initial rate 1, then 0, 0, 1, 0, 1
+    expected = [0, 1, 2, 3] + [4] * 4 + [4] * 4 + [4, 5, 6, 7] + [8] * 4 + [8, 9, 10, 11]
+    assert counts == expected
+    assert [log["gamma_holding"] for log in logged] == [1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    # gamma follows the paced quadratic ramp: 100 * (count / (0.7 * 24)) ** 2 at the last step
+    assert logged[-1]["gamma"] == pytest.approx(100.0 * (11 / (0.7 * 24)) ** 2)
+
+
+def test_it_reaches_the_maximum_when_training_is_easy():
+    cb = keras_lpc.GammaAnnealing(max_gamma=100.0)
+    _, logged = _drive(cb, [1.0] * 10, steps=4)
+    # one held epoch (the first decision), then full pace: the ramp ends at 0.7 * 40 = 28
+    # counts, reached at epoch 8 (count 28 = 4 + 6 * 4); gamma stays at the maximum
+    assert [log["gamma"] for log in logged][-2:] == [100.0, 100.0]
+
+
+def test_explicit_schedules_and_pacing_none_follow_the_clock():
+    assert keras_lpc.GammaAnnealing(S.Linear(0.0, 1.0, 10)).pacer is None
+    clock = keras_lpc.GammaAnnealing(pacing=None)
+    assert clock.pacer is None and clock.ramp_fraction == 0.95
+    assert keras_lpc.GammaAnnealing(hold_monitor=None).pacer is None
+    counts, _ = _drive(clock, [0.5, 0.9, 0.9], steps=2)
+    assert counts == [0, 1, 2, 3, 4, 5]
+    paced = keras_lpc.GammaAnnealing(S.Linear(0.0, 1.0, 10), pacing=TrainingPace())
+    counts, _ = _drive(paced, [0.5, 0.9, 0.9], steps=2)
+    assert counts == [0, 1, 2, 2, 2, 2]
+
+
+def test_the_pacing_state_is_saved_and_a_resumed_run_decides_the_same():
+    sequence = [0.5, 0.8, 0.85, 0.86, 0.86, 0.84, 0.9, 0.9]
+    whole, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=10.0), sequence)
+    model = _lpc_model()
+    first, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=10.0), sequence[:4], model=model)
+    state = model.get_layer("lpc").annealing_state
+    assert set(state.next.policy) == {"pace_best", "pace_error", "pace_rate"}
+    assert state.next.policy["pace_best"] == pytest.approx(0.86)
+    # a new callback resuming at epoch 4 (initial_epoch=4) from the layer's state
+    cb = keras_lpc.GammaAnnealing(max_gamma=10.0)
+    rest, _ = _drive(cb, sequence[4:], model=model, start=4)
+    assert first + rest == whole
+
+
+def test_pacing_config_round_trip_and_bad_values():
+    cb = keras_lpc.GammaAnnealing(pacing=TrainingPace(fast=0.1))
+    config = cb.get_config()
+    assert config["pacing"] == TrainingPace(fast=0.1).get_config()
+    assert config["ramp_fraction"] == "auto"
+    again = keras_lpc.GammaAnnealing(**config)
+    assert again.pacer.fast == 0.1 and again.ramp_fraction == 0.7
+    assert keras_lpc.GammaAnnealing(**keras_lpc.GammaAnnealing().get_config()).pacer is not None
+    with pytest.raises(ValueError, match="`pacing` must be 'auto', None"):
+        keras_lpc.GammaAnnealing(pacing="fast")
+    with pytest.raises(ValueError, match="`pacing` reads a training accuracy"):
+        keras_lpc.GammaAnnealing(pacing=TrainingPace(), hold_monitor="loss")
+    with pytest.raises(ValueError, match="`ramp_fraction` must be 'auto' or a number"):
+        keras_lpc.GammaAnnealing(ramp_fraction="late")
