@@ -53,6 +53,11 @@ def result(tmp_path_factory) -> dict:
     proc = subprocess.Popen(
         [*command, "--json", str(path)],
         cwd=ROOT,
+        # this checkout's keras_lpc, not another installed copy
+        env=dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,

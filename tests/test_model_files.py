@@ -1,11 +1,13 @@
 """Model files: the 3x3 cross-backend matrix, and checkpoints keeping gamma.
 
-The matrix is covered by checked-in fixtures: tests/data/lpc_<backend>.keras
-was saved under each backend by tests/data/make_cross_backend_fixtures.py
-(an LPC model annealed to gamma 37.5, compiled with `with_lr_multipliers`,
-after 6 Adam steps, saved before the layer had its in-graph annealing
-variables: the files hold gamma alone and the annealing state as a 9-float
-array), and this file loads all three under the backend it runs on. Run under the three backends, that is every saving backend x every
+The matrix is covered by checked-in fixtures written under each backend by
+tests/data/make_cross_backend_fixtures.py: an LPC model annealed to gamma
+37.5, compiled with `with_lr_multipliers`, after 6 Adam steps, twice over.
+tests/data/lpc_v2_<backend>.keras is the current format (gamma computed in
+the train step, four annealing variables, the state saved by name);
+tests/data/lpc_<backend>.keras was saved before the layer had the annealing
+variables (gamma alone, the state as a 9-float array) and must keep loading.
+This file loads all six under the backend it runs on. Run under the three backends, that is every saving backend x every
 loading backend, without starting a process per pair (each costs a Keras
 import, several seconds); a same-backend save made now is covered by
 tests/test_layers.py. Optimizer state crosses backends too: one more step
@@ -81,10 +83,43 @@ def test_fixture_saved_under_any_backend_loads_with_same_predictions_gamma_and_s
         np.testing.assert_allclose(weight, expected[f"next_{i}"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("saved_under", BACKENDS)
+def test_v2_fixture_saved_under_any_backend_loads_its_annealing_variables_and_state(saved_under):
+    """Files with the in-graph annealing variables and the named state (lpc_v2_*)."""
+    expected = np.load(DATA / f"lpc_v2_{saved_under}.npz")
+    assert str(expected["backend"]) == saved_under
+    model = keras.saving.load_model(DATA / f"lpc_v2_{saved_under}.keras", safe_mode=True)
+    lpc = model.get_layer("lpc")
+    assert float(_np(lpc.gamma)) == 37.5 == float(expected["gamma"])
+    x = expected["x"]
+    np.testing.assert_allclose(
+        _np(model(x, training=False)), expected["y_pred"], rtol=1e-5, atol=1e-6
+    )
+    # 3 epochs of 2 steps annealed in the step: the count is 6, released after fit.
+    assert float(_np(lpc.annealing_count)) == 6.0 == float(expected["annealing_count"])
+    assert [float(_np(getattr(lpc, n))) for n in ANNEALING[1:]] == [0.0, 1.0, 0.0]
+    entries = {k: expected[k] for k in expected.files if k.startswith("annealing_state")}
+    assert lpc.annealing_state == AnnealingState.from_entries(entries)
+    assert lpc.annealing_state == AnnealingState(
+        EpochState(2, 4.0, -np.inf, 1.0), EpochState(3, 6.0, -np.inf, 1.0), 2, 1.0
+    )
+    assert int(_np(model.optimizer.iterations)) == 6
+    model.jit_compile = None
+    model.fit(
+        expected["x_step"], expected["y_step"], batch_size=8, epochs=1, shuffle=False, verbose=0
+    )
+    assert float(_np(lpc.gamma)) == 37.5  # not driven: used as it is
+    weights = model.get_weights()
+    assert len(weights) == 11  # 7 trained weights + the four annealing variables
+    for i, weight in enumerate(weights):
+        np.testing.assert_allclose(weight, expected[f"next_{i}"], rtol=1e-4, atol=1e-6)
+
+
 def test_fixtures_are_small():
     for backend in BACKENDS:
-        for suffix in (".keras", ".npz"):
-            assert (DATA / f"lpc_{backend}{suffix}").stat().st_size < 100_000
+        for name in (f"lpc_{backend}", f"lpc_v2_{backend}"):
+            for suffix in (".keras", ".npz"):
+                assert (DATA / f"{name}{suffix}").stat().st_size < 100_000
 
 
 def _build():

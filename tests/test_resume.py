@@ -35,6 +35,13 @@ EXACT = ("epoch", "gamma", "gamma_count", "gamma_holding", "scripted_accuracy")
 CLOSE = ("loss", "accuracy", "val_nc1", "val_separation_ratio")
 
 
+def _checkout_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python that imports this checkout's keras_lpc."""
+    root = str(DATA.parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def _rows(path: Path) -> list[dict[str, float]]:
     with open(path, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -75,7 +82,7 @@ def runs(tmp_path_factory) -> dict:
     command = [sys.executable, str(DATA / "resume_job.py"), str(backup), str(killed_csv)]
     proc = subprocess.Popen(
         [*command, "--kill", "4", "1"],
-        env=dict(os.environ, KERAS_BACKEND=keras.backend.backend()),
+        env=_checkout_env(KERAS_BACKEND=keras.backend.backend()),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -86,7 +86,10 @@ def main() -> Path:
         metrics=["accuracy"],
     )
     annealing = keras_lpc.GammaAnnealing(
-        keras_lpc.schedules.Exponential(GAMMA / 4, 2.0, 2, GAMMA), unit="step", pace=False
+        keras_lpc.schedules.Exponential(GAMMA / 4, 2.0, 2, GAMMA),
+        unit="step",
+        pace=False,
+        hold_monitor=None,
     )
     model.fit(
         arrays["x_train"],
