@@ -217,11 +217,17 @@ def test_ops_value_equals_the_python_value_at_chosen_counts(schedule):
 
 
 def test_ops_value_is_exact_on_the_powers_of_an_exact_factor():
-    # 2 and 1.25 are exact in float32, so the paper's schedule is computed without drift
+    # 2 and 1.25 are exact in float32, so the paper's schedule is computed without drift:
+    # the first phase (1e-4 * 2 ** k) exactly, the second (g1 * 1.25 ** j, g1 rounded
+    # to float32 first) within one float32 step of the float64 value.
     s = S.TwoPhaseExponential()
-    counts = np.arange(0, 300, 5, dtype="float32")
+    counts = np.arange(0, 400, 5, dtype="float32")
     got = keras.ops.convert_to_numpy(s.ops_value(counts))
-    np.testing.assert_array_equal(got, np.array([s(c) for c in counts], "float32"))
+    want = np.array([s(c) for c in counts], "float32")
+    first = counts < 120
+    np.testing.assert_array_equal(got[first], want[first])
+    np.testing.assert_array_max_ulp(got, want, maxulp=1)
+    assert got[-1] == 1e6
 
 
 def test_ops_value_of_a_keras_learning_rate_schedule_and_plain_callables():
