@@ -302,15 +302,25 @@ class LatentPointCollapse(keras.layers.Layer):
             self.built = True
 
     def _state_variable(self, name: str, value: float) -> keras.Variable:
-        return self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(value),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            aggregation="only_first_replica",
-            name=name,
-        )
+        # Under a tf.distribute strategy every replica updates its own copy
+        # (the same value: the same count and schedule) without a cross-replica
+        # merge inside the step, and reads outside a replica see the first one.
+        # Other backends ignore the two settings. Created as `add_weight` does
+        # (which does not take `synchronization`), tracked as an attribute.
+        with keras.name_scope(self.name, caller=self):
+            variable = keras.Variable(
+                initializer=keras.initializers.Constant(value),
+                shape=(),
+                dtype="float32",
+                trainable=False,
+                autocast=False,
+                aggregation="only_first_replica",
+                synchronization="on_read",
+                name=name,
+            )
+        variable.regularizer = None
+        variable.constraint = None
+        return variable
 
     @property
     def kernel(self) -> keras.Variable | None:
