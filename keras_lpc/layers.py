@@ -352,6 +352,7 @@ class LatentPointCollapse(keras.layers.Layer):
         if previous is schedule:
             return False
         return not (isinstance(previous, schedules.GammaSchedule) and previous == schedule)
+
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if self.projection is not None and not self.projection.built:
             self.projection.build(input_shape)

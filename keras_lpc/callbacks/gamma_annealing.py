@@ -420,7 +420,9 @@ class GammaAnnealing(keras.callbacks.Callback):
         self._closed = False
         self._decided = False
         self._last_batch = -1
-        self._current = EpochState(epoch, self.count, self._best, self.rate, dict(self.policy_state))
+        self._current = EpochState(
+            epoch, self.count, self._best, self.rate, dict(self.policy_state)
+        )
         self._next = None
         layers = self._lpc_layers()  # the epoch's one touch of the model
         self._publish()
