@@ -646,3 +646,23 @@ def test_policy_helpers_are_re_exported_from_the_callback_module():
     assert gamma_annealing.default_schedule is S.default_schedule
     assert gamma_annealing.gamma_budget is S.gamma_budget
     assert keras_lpc.callbacks.default_schedule is S.default_schedule
+
+
+def test_a_custom_training_loop_gets_gamma_assigned_from_python():
+    """No fit, so no train function: the callback assigns gamma before every step."""
+    x, _ = _data(4)
+    model = _model()
+    cb = keras_lpc.GammaAnnealing(S.Linear(0.0, 100.0, steps=100), pace=False, hold_monitor=None)
+    hooks = keras.callbacks.CallbackList([cb], model=model, epochs=1, steps=3, verbose=0)
+    hooks.on_train_begin()
+    hooks.on_epoch_begin(0)
+    gammas = []
+    for step in range(3):
+        hooks.on_train_batch_begin(step)
+        model(x)  # the loop's forward pass, without training=True
+        gammas.append(_gamma(model))
+        hooks.on_train_batch_end(step, {})
+    hooks.on_epoch_end(0, {})
+    hooks.on_train_end()
+    assert gammas == [0.0, 1.0, 2.0]
+    assert float(keras.ops.convert_to_numpy(_lpc(model).annealing_on)) == 0.0

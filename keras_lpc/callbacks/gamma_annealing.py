@@ -65,6 +65,11 @@ class GammaAnnealing(keras.callbacks.Callback):
     schedule's value computed in Python (float64); the layer holds the float32
     one computed in the step (equal to float32 rounding).
 
+    Outside ``fit`` (a custom training loop that drives the callbacks with a
+    `keras.callbacks.CallbackList` and calls the model without
+    ``training=True``) the model has no train function: gamma is then
+    assigned from Python before every step too.
+
     **Manual assignments.** While this callback drives a layer, the step
     computes gamma from the schedule: ``layer.gamma.assign(v)`` from other
     code lasts until the next train step, which overwrites it. After ``fit``
@@ -367,12 +372,17 @@ class GammaAnnealing(keras.callbacks.Callback):
         self._baseline = self._resolve_baseline()
         layers = self._lpc_layers()  # fail early if the model has no LPC layer
         self._warn_unknown_length()
-        self._graph = self.unit == "step" and schedules_module.in_graph(self.schedule)
+        # `fit` builds its train function before this hook; a custom training
+        # loop (no train function, calls without training=True) gets gamma
+        # assigned from Python instead.
+        model = self.model
+        in_fit = getattr(model, "train_function", None) is not None
+        self._graph = self.unit == "step" and in_fit and schedules_module.in_graph(self.schedule)
         if self._graph:
             changed = [layer._drive(self.schedule) for layer in layers]
-            model = self.model
-            if any(changed) and getattr(model, "train_function", None) is not None:
-                # A train step traced with another schedule (an earlier fit).
+            if any(changed):
+                # Trace this schedule into the step (one traced with another
+                # schedule by an earlier fit is replaced).
                 model.make_train_function(force=True)
         else:
             self._warn_python_per_execution()
