@@ -388,7 +388,8 @@ class GammaAnnealing(keras.callbacks.Callback):
             self._warn_python_per_execution()
 
     def _warn_unknown_length(self) -> None:
-        if self._total or (self.pace is False and not self._auto_schedule):
+        paced = self.pace is not False and _span(self.schedule) is not None
+        if self._total or not (paced or self._auto_schedule):
             return
         warnings.warn(
             "GammaAnnealing: fit() does not know the number of steps per epoch (a dataset "
