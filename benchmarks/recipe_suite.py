@@ -169,60 +169,34 @@ def build(task: Task, data: datasets.Split, classes: int) -> keras.Model:
 
 
 # ---------------------------------------------------------------------- arms
-class PacedPrototype(keras_lpc.GammaAnnealing):
-    """Prototype of issue 19's rule on top of the clock-paced GammaAnnealing of the time.
-
-    The effective count advances by ``rate`` per step (``rate`` in [0, 1]); at the end
-    of every epoch `keras_lpc.callbacks.pacing.TrainingPace` decides the next epoch's
-    rate from the training accuracy.
-    """
-
-    def __init__(self, budget=True, pace=None, **kwargs):
-        if not budget:
-            kwargs.setdefault("max_gamma", 1e3)
-        kwargs.setdefault("hold_monitor", None)
-        super().__init__(**kwargs)
-        self.pace_rule = TrainingPace(**(pace or {}))
-
-    def _reset(self):
-        super()._reset()
-        self.rate = 1.0
-        if hasattr(self, "pace_rule"):
-            self.pace_rule.reset()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.count = float(self._epoch_start + self.rate * batch)
-        self._assign(self.count)
-
-    def _close_epoch(self, logs):
-        if self._closed:
-            return
-        self._closed = True
-        self._next_count = self._epoch_start + self.rate * (self._steps or 0)
-        self.rate = self.pace_rule.rate(float(logs.get("accuracy", math.nan)))
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if logs is not None:
-            logs["gamma_rate"] = self.rate
+# The prototypes were first run (the cached rows) as a subclass of the callback before
+# issue 19, assigning gamma from Python per batch; they are the same rules on the
+# library's TrainingPace now. The built-in hold is off in them (hold_fraction=0,
+# hold_baseline=None); the library's default combines both (the smaller rate).
+def _prototype(pace: dict[str, float], **kwargs: Any) -> keras_lpc.GammaAnnealing:
+    kwargs.setdefault("ramp_fraction", 0.7)
+    return keras_lpc.GammaAnnealing(
+        pacing=TrainingPace(**pace), hold_fraction=0.0, hold_baseline=None, **kwargs
+    )
 
 
 PROTOTYPES: dict[str, dict[str, Any]] = {
-    "trend": {"ramp_fraction": 0.7, "pace": {"fast": 0.2, "floor": 0.01}},
-    "trend-1e3": {"ramp_fraction": 0.7, "budget": False, "pace": {"fast": 0.2, "floor": 0.01}},
-    "slow": {"ramp_fraction": 0.7, "pace": {"fast": 0.05, "floor": 0.05}},
-    "slow-r6": {"ramp_fraction": 0.6, "pace": {"fast": 0.05, "floor": 0.05}},
+    "trend": {"pace": {"fast": 0.2, "floor": 0.01}},
+    "trend-1e3": {"pace": {"fast": 0.2, "floor": 0.01}, "max_gamma": 1e3},
+    "slow": {"pace": {"fast": 0.05, "floor": 0.05}},
+    "slow-r6": {"pace": {"fast": 0.05, "floor": 0.05}, "ramp_fraction": 0.6},
 }
 
 
 def arm_callback(arm: str) -> keras.callbacks.Callback | None:
     if arm == "baseline":
         return None
-    if arm in ("default", "clock"):
-        # "clock": the clock-paced default before issue 19 (cached rows were run then)
+    if arm == "default":
         return keras_lpc.GammaAnnealing()
+    if arm == "clock":  # the default before issue 19: the quadratic ramp paced by the clock
+        return keras_lpc.GammaAnnealing(pacing=None)
     if arm in PROTOTYPES:
-        return PacedPrototype(**PROTOTYPES[arm])
+        return _prototype(**PROTOTYPES[arm])
     raise ValueError(f"unknown arm {arm!r}")
 
 
@@ -280,7 +254,7 @@ def run(task: Task, arm: str, seed: int, deepfool: bool) -> dict[str, Any]:
         "gamma": float(history.get("gamma", [0.0])[-1]),
         "gamma_trace": [float(g) for g in history.get("gamma", [])],
         "acc_trace": [round(float(a), 4) for a in history["accuracy"]],
-        "rate_trace": [float(a) for a in history.get("gamma_rate", [])],
+        "rate_trace": [1.0 - float(h) for h in history.get("gamma_holding", [])],
         "seconds": seconds,
         "epoch_seconds": float(np.median(timer.times)),
         "measure_seconds": time.time() - t1,
