@@ -49,7 +49,9 @@ def _rows(path: Path) -> list[dict[str, float]]:
 
 def _expected_gamma(count: float) -> float:
     schedule = keras_lpc.schedules.default_schedule()
-    ramp = keras_lpc.GammaAnnealing().ramp_fraction  # the default the job uses
+    # the job's callback: the clock ramp with the hold (pacing=None; the pacing's own
+    # resume is tested in tests/test_pacing.py)
+    ramp = keras_lpc.GammaAnnealing(pacing=None).ramp_fraction
     return schedule(count * schedule.span / (ramp * job.EPOCHS * STEPS))
 
 
@@ -128,7 +130,7 @@ def test_initial_epoch_resume_from_a_full_checkpoint_keeps_the_hold(runs, tmp_pa
         return [
             job.ScriptedMetric(),
             keras_lpc.GammaAnnealing(
-                hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3
+                hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
             ),
             keras_lpc.CollapseMetrics((x_val, y_val)),
             keras.callbacks.CSVLogger(str(tmp_path / "resumed.csv"), append=True),
@@ -151,7 +153,7 @@ def test_the_state_a_checkpoint_of_epoch_4_holds_by_name():
     callbacks = [
         job.ScriptedMetric(),
         keras_lpc.GammaAnnealing(
-            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3
+            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
         ),
         _StopAfter(4),
     ]
