@@ -8,6 +8,16 @@ trajectory as an uninterrupted one.
 Every schedule also reports its ``span``: the count from which its value no
 longer changes (``None`` when it never settles). `keras_lpc.GammaAnnealing`
 uses the span to pace a schedule to the length of the run it is given.
+
+Every schedule has two evaluations: ``schedule(count)``, a Python float
+(float64 arithmetic, validated count), and ``schedule.ops_value(count)``, a
+float32 tensor computed with `keras.ops` from a tensor count. The second is
+what `keras_lpc.LatentPointCollapse` runs inside the compiled train step;
+the two agree to float32 rounding (tests/test_schedules.py).
+
+The policy of the default run also lives here: `default_schedule` (the
+ramp `GammaAnnealing()` uses) and `gamma_budget` (the largest gamma a run
+can follow).
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ import math
 from typing import Any
 
 import keras
+import numpy as np
+from keras import ops
 
 from keras_lpc._validation import check_float, check_int
 
@@ -30,6 +42,11 @@ __all__ = [
     "Polynomial",
     "Join",
     "get",
+    "ops_value",
+    "in_graph",
+    "default_schedule",
+    "gamma_budget",
+    "DEFAULT_MAXIMUM",
 ]
 
 
@@ -45,17 +62,50 @@ def _count(count: Any) -> float:
     return value
 
 
-class GammaSchedule:
-    """Base class: ``__call__(count) -> float``, ``get_config``, ``span``.
+def _ops_power(base: float, k: Any) -> Any:
+    """``base ** k`` for a float32 tensor ``k`` of whole numbers, as close to float64 as float32 allows.
 
-    Subclasses implement ``value(count)`` for a validated float count >= 0 and
-    ``get_config`` returning exactly their constructor arguments.
+    A base that float32 holds exactly (2, 1.5, 1.25...) is raised directly, so
+    its exact powers stay exact; any other base (1.05) would carry its own
+    rounding ``k`` times, so the power is ``exp(k * log(base))`` with the
+    logarithm taken in float64.
+    """
+    if float(np.float32(base)) == base:
+        return ops.power(base, k)
+    return ops.exp(k * math.log(base))
+
+
+class GammaSchedule:
+    """Base class: ``__call__(count) -> float``, ``ops_value``, ``get_config``, ``span``.
+
+    Subclasses implement ``value(count)`` for a validated float count >= 0,
+    ``_ops(count)`` for a float32 tensor count (the same formula in
+    `keras.ops`) and ``get_config`` returning exactly their constructor
+    arguments.
     """
 
     def __call__(self, count: float) -> float:
         return float(self.value(_count(count)))
 
     def value(self, count: float) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ops_value(self, count: Any) -> Any:
+        """The schedule at a tensor ``count`` (>= 0), as a float32 tensor of its shape.
+
+        Computed with `keras.ops` only, so it runs inside a compiled train
+        step on every backend; it equals ``self(count)`` to float32 rounding.
+
+        Example:
+
+        >>> import keras
+        >>> float(Linear(0.0, 10.0, steps=100).ops_value(keras.ops.convert_to_tensor(25.0)))
+        2.5
+        """
+        count = ops.cast(count, "float32")
+        return ops.cast(self._ops(count), "float32")
+
+    def _ops(self, count: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
@@ -101,6 +151,9 @@ class Constant(GammaSchedule):
     def value(self, count: float) -> float:
         return self.value_
 
+    def _ops(self, count: Any) -> Any:
+        return ops.zeros_like(count) + self.value_
+
     @property
     def span(self) -> float:
         return 0.0
@@ -145,6 +198,11 @@ class Exponential(GammaSchedule):
             if k * math.log(self.factor) >= math.log(self.maximum / self.initial):
                 return self.maximum
         return min(self.maximum, self.initial * self.factor**k)
+
+    def _ops(self, count: Any) -> Any:
+        k = ops.floor(count / self.every)
+        # factor ** k overflows to inf past the ceiling; the minimum takes the ceiling.
+        return ops.minimum(self.maximum, self.initial * _ops_power(self.factor, k))
 
     @property
     def span(self) -> float | None:
@@ -225,6 +283,16 @@ class TwoPhaseExponential(GammaSchedule):
             return self.maximum
         return min(self.maximum, self._g1 * self.second_factor**steps)
 
+    def _ops(self, count: Any) -> Any:
+        k = ops.floor(count / self.every)
+        first = ops.minimum(self.maximum, self.initial * _ops_power(self.factor, k))
+        if self._g1 >= self.maximum:
+            second = ops.full_like(count, self.maximum)
+        else:
+            steps = ops.maximum(k - self._k1, 0.0)
+            second = ops.minimum(self.maximum, self._g1 * _ops_power(self.second_factor, steps))
+        return ops.where(k <= self._k1, first, second)
+
     @property
     def span(self) -> float:
         if self._g1 >= self.maximum:
@@ -257,6 +325,10 @@ class _Ramp(GammaSchedule):
         """Fraction of the ramp done: ``clip((count - delay) / steps, 0, 1)``."""
         return min(1.0, max(0.0, (count - self.delay) / self.steps))
 
+    def ops_progress(self, count: Any) -> Any:
+        """`progress` of a tensor count, in `keras.ops`."""
+        return ops.clip((count - self.delay) / self.steps, 0.0, 1.0)
+
     @property
     def span(self) -> float:
         return float(self.delay + self.steps)
@@ -278,6 +350,9 @@ class Linear(_Ramp):
     def value(self, count: float) -> float:
         return self.start + (self.stop - self.start) * self.progress(count)
 
+    def _ops(self, count: Any) -> Any:
+        return self.start + (self.stop - self.start) * self.ops_progress(count)
+
 
 @_register
 class Cosine(_Ramp):
@@ -294,6 +369,10 @@ class Cosine(_Ramp):
     def value(self, count: float) -> float:
         t = self.progress(count)
         return self.start + (self.stop - self.start) * (1.0 - math.cos(math.pi * t)) / 2.0
+
+    def _ops(self, count: Any) -> Any:
+        t = self.ops_progress(count)
+        return self.start + (self.stop - self.start) * (1.0 - ops.cos(math.pi * t)) / 2.0
 
 
 @_register
@@ -321,6 +400,11 @@ class Geometric(_Ramp):
         if t >= 1.0:
             return self.stop
         return float(self.start * math.exp(t * math.log(self.stop / self.start)))
+
+    def _ops(self, count: Any) -> Any:
+        t = self.ops_progress(count)
+        grown = self.start * ops.exp(t * math.log(self.stop / self.start))
+        return ops.where(t >= 1.0, self.stop, grown)
 
 
 @_register
@@ -350,6 +434,10 @@ class Polynomial(_Ramp):
     def value(self, count: float) -> float:
         return self.start + (self.stop - self.start) * self.progress(count) ** self.power
 
+    def _ops(self, count: Any) -> Any:
+        t = self.ops_progress(count)
+        return self.start + (self.stop - self.start) * ops.power(t, self.power)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "power": self.power}
 
@@ -369,7 +457,7 @@ class Join(GammaSchedule):
     """
 
     def __init__(self, schedules: list[Any], boundaries: list[int]) -> None:
-        schedules = [get(s) for s in schedules]
+        schedules = [_as_gamma_schedule(s) for s in schedules]
         if not isinstance(boundaries, (list, tuple)):
             raise TypeError(
                 f"`boundaries` must be a list of increasing integers. Received: boundaries={boundaries!r}"
@@ -395,6 +483,15 @@ class Join(GammaSchedule):
             start = boundary
         return self.schedules[-1](count - start)
 
+    def _ops(self, count: Any) -> Any:
+        starts = [0, *self.boundaries]
+        value = self.schedules[-1]._ops(ops.maximum(count - starts[-1], 0.0))
+        # From the last piece back: piece i applies below boundaries[i].
+        for i in range(len(self.boundaries) - 1, -1, -1):
+            piece = self.schedules[i]._ops(ops.maximum(count - starts[i], 0.0))
+            value = ops.where(count < self.boundaries[i], piece, value)
+        return value
+
     @property
     def span(self) -> float | None:
         last = self.schedules[-1].span
@@ -412,11 +509,8 @@ class Join(GammaSchedule):
         return cls(schedules, config["boundaries"])
 
 
-def get(identifier: Any) -> GammaSchedule:
-    """Return a `GammaSchedule` from a schedule, a number or a serialized config.
-
-    A plain number gives `Constant(number)`; a dict is deserialized.
-    """
+def _as_gamma_schedule(identifier: Any) -> GammaSchedule:
+    """A `GammaSchedule` from a schedule, a number or a serialized config (else TypeError)."""
     if isinstance(identifier, GammaSchedule):
         return identifier
     if isinstance(identifier, dict):
@@ -429,3 +523,136 @@ def get(identifier: Any) -> GammaSchedule:
         "`schedule` must be a keras_lpc.schedules.GammaSchedule, a number or a "
         f"serialized schedule. Received: schedule={identifier!r}"
     )
+
+
+def get(identifier: Any) -> Any:
+    """Return a schedule from a schedule, a number, a serialized config or a callable.
+
+    * a `GammaSchedule` is returned as is; a plain number gives
+      ``Constant(number)``; a dict is deserialized (a keras_lpc schedule or a
+      `keras.optimizers.schedules.LearningRateSchedule` config);
+    * a `keras.optimizers.schedules.LearningRateSchedule` or any other
+      callable ``count -> float`` is returned as is.
+
+    A `GammaSchedule` and a ``LearningRateSchedule`` can be evaluated inside
+    the compiled train step (`in_graph`); other callables cannot.
+
+    Example:
+
+    >>> get(0.5), get({"class_name": "Constant", "config": {"value": 2.0},
+    ...                "module": None, "registered_name": "keras_lpc>Constant"})
+    (Constant(value=0.5), Constant(value=2.0))
+    """
+    if isinstance(identifier, dict):
+        obj = keras.saving.deserialize_keras_object(identifier)
+        if isinstance(obj, (GammaSchedule, keras.optimizers.schedules.LearningRateSchedule)):
+            return obj
+    elif isinstance(identifier, GammaSchedule) or (
+        callable(identifier) and not isinstance(identifier, type)
+    ):
+        return identifier
+    return _as_gamma_schedule(identifier)
+
+
+def in_graph(schedule: Any) -> bool:
+    """Whether `ops_value` can evaluate ``schedule`` inside a compiled train step.
+
+    True for keras_lpc schedules and `keras.optimizers.schedules.LearningRateSchedule`
+    (both computed with `keras.ops`); False for other callables, which run in
+    Python only.
+
+    Example:
+
+    >>> in_graph(Linear(0.0, 1.0, steps=10)), in_graph(lambda count: 2.0 * count)
+    (True, False)
+    """
+    return isinstance(schedule, (GammaSchedule, keras.optimizers.schedules.LearningRateSchedule))
+
+
+def ops_value(schedule: Any, count: Any) -> Any:
+    """``schedule(count)`` for a tensor count, as a float32 tensor (`keras.ops` only).
+
+    Args:
+        schedule: a `GammaSchedule` or a `keras.optimizers.schedules.LearningRateSchedule`.
+        count: a float tensor (or number) >= 0.
+
+    Returns:
+        A float32 tensor of the shape of ``count``.
+
+    Example:
+
+    >>> float(ops_value(Polynomial(0.0, 1e3, steps=100), 50.0))
+    250.0
+    """
+    if isinstance(schedule, GammaSchedule):
+        return schedule.ops_value(count)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return ops.cast(schedule(ops.cast(count, "float32")), "float32")
+    raise TypeError(
+        "`schedule` must be a keras_lpc schedule or a keras LearningRateSchedule to be "
+        f"evaluated in keras.ops. Received: schedule={schedule!r}"
+    )
+
+
+DEFAULT_MAXIMUM = 1e3
+BUDGET_REFERENCE = 4.5  # learning rate x steps at which the budget is DEFAULT_MAXIMUM
+
+
+def default_schedule(maximum: float = DEFAULT_MAXIMUM) -> GammaSchedule:
+    """The schedule `GammaAnnealing()` uses when given none: ``Polynomial(0, maximum, power=2)``.
+
+    A quadratic ramp from 0 to ``maximum`` (1e3 by default, the regime the
+    papers study), paced by `GammaAnnealing` so that it ends at
+    ``ramp_fraction`` (0.95) of the run. ``sqrt(gamma)`` then grows linearly,
+    which is the pace at which Adam can grow the output layer (it must grow
+    like ``sqrt(gamma)``). The earlier default, ``Geometric(1e-2, maximum)``
+    ending at half the run, asked for 44 % of that growth in the last tenth
+    of the ramp and, over 3 seeds per backend, fell below the baseline's
+    accuracy in 5 of 9 design-card runs (down to 81 %); docs/recipe.md has
+    both.
+    `GammaAnnealing` lowers ``maximum`` to `gamma_budget` for runs too short
+    to reach 1e3.
+
+    Example:
+
+    >>> default_schedule().stop, default_schedule(50.0).stop, default_schedule()(500)
+    (1000.0, 50.0, 250.0)
+    """
+    if maximum <= 1e-2:
+        return Constant(float(maximum))
+    return Polynomial(0.0, float(maximum), steps=1000, power=2.0)
+
+
+def gamma_budget(steps: int, learning_rate: float, multiplier: float = 1.0) -> float:
+    """The largest gamma an Adam-type optimizer can follow in a run of ``steps`` steps.
+
+    ```
+    budget = 1e3 * (multiplier * learning_rate * steps / 4.5) ** 2
+    ```
+
+    Why: as gamma rises, the latents shrink like ``1 / sqrt(gamma)`` and the
+    output layer's weights must grow like ``sqrt(gamma)`` to keep the logits.
+    Adam, AdamW and their kin move a weight by about one learning rate per
+    step, so in ``steps`` steps the output layer can grow by about
+    ``multiplier * learning_rate * steps`` (``multiplier``: its learning-rate
+    factor, see `keras_lpc.optimizers.with_lr_multipliers`), and gamma can
+    follow the square of that. The constant is measured on digits
+    (docs/recipe.md): 4,500 AdamW steps at 1e-3 follow a ramp to 1e3 at
+    98 % accuracy, and a ramp to 3e3 fell to 75 %. Dimensionless.
+
+    Args:
+        steps: optimizer steps in the run (``epochs * steps_per_epoch``).
+        learning_rate: the optimizer's (initial) learning rate.
+        multiplier: learning-rate factor of the layer after the LPC layer.
+
+    Example:
+
+    >>> gamma_budget(4500, 1e-3), round(gamma_budget(675, 1e-3), 2)
+    (1000.0, 22.5)
+    >>> gamma_budget(675, 1e-3, multiplier=10.0)
+    2250.0
+    """
+    steps = check_float("steps", steps, minimum=0.0)
+    learning_rate = check_float("learning_rate", learning_rate, minimum=0.0)
+    multiplier = check_float("multiplier", multiplier, strictly_positive=True)
+    return float(DEFAULT_MAXIMUM * (multiplier * learning_rate * steps / BUDGET_REFERENCE) ** 2)

@@ -202,6 +202,39 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         ANNEALING,
+        "GammaAnnealing(pacing='fast')",
+        ValueError,
+        "`pacing` must be 'auto', None, a keras_lpc.callbacks.TrainingPace or its config "
+        "dict. Received: pacing='fast'",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(pacing={'fast': 0.1}, hold_monitor='loss')",
+        ValueError,
+        "`pacing` reads a training accuracy (a fraction, higher is better) from "
+        "`hold_monitor`. Received: pacing=TrainingPace(fast=0.1, floor=0.05, lost_min=0.01, "
+        "lost_rel=0.2) with hold_monitor='loss', hold_mode='auto'",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(pacing={'fast': 0.0})",
+        ValueError,
+        "`fast` must be a positive number. Received: fast=0.0",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(pacing={'floor': 2.0})",
+        ValueError,
+        "`floor` must be in (0, 1]. Received: floor=2.0",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(ramp_fraction='late')",
+        ValueError,
+        "`ramp_fraction` must be 'auto' or a number in (0, 1]. Received: ramp_fraction='late'",
+    ),
+    Row(
+        ANNEALING,
         "GammaAnnealing(schedule=lambda count: -1.0).value_at(0)",
         ValueError,
         "`schedule` must return a finite number >= 0. Received: schedule(0)=-1.0",

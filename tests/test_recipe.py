@@ -69,10 +69,52 @@ def test_design_card_defaults_train_and_collapse_on_digits(digits):
     base_acc, base_nc1, _ = _train(False, digits)
     lpc_acc, lpc_nc1, history = _train(True, digits)
     # 15 x 45 AdamW steps at lr 1e-3: the default maximum is the run's budget,
-    # 1e3 * (1e-3 * 675 / 4.5) ** 2 = 22.5, reached at half the run and held
-    assert history["gamma"][-1] == pytest.approx(22.5)
+    # 1e3 * (1e-3 * 675 / 4.5) ** 2 = 22.5; the pacing holds gamma while the
+    # training accuracy still rises fast, so it ends at or below it
+    assert 0.0 < history["gamma"][-1] <= 22.5 + 1e-6, history["gamma"]
     assert history["gamma"][EPOCHS // 2 - 2] < 22.5
     assert lpc_acc > 0.90, (lpc_acc, base_acc)
     # the baseline's test NC1 is ~0.7-0.9 here; LPC's several times smaller
     assert base_nc1 > 0.3, base_nc1
     assert lpc_nc1 < 0.4 * base_nc1, (lpc_nc1, base_nc1)
+
+
+def _memorise(annealing) -> tuple[float, float]:
+    """Final training accuracy and gamma of a small MLP memorising random labels.
+
+    200 Gaussian inputs (16-d) with random labels among 5: a task the network
+    fits slowly (the baseline needs ~30 of the 60 epochs of 4 steps to reach
+    100 %), so a ramp that follows the clock raises gamma while the network is
+    still fitting.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 16)).astype("float32")
+    y = rng.integers(0, 5, 200)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(64, activation="silu"),
+            keras.layers.Dense(64, activation="silu"),
+            keras_lpc.LatentPointCollapse(8),
+            keras.layers.Dense(5),
+        ]
+    )
+    model.compile(
+        keras.optimizers.AdamW(5e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(x, y, epochs=60, batch_size=50, verbose=0, callbacks=[annealing])
+    return float(history.history["accuracy"][-1]), float(history.history["gamma"][-1])
+
+
+def test_paced_default_fits_a_slow_task_that_the_clock_ramp_does_not():
+    # issue 19: the clock ramp reaches its maximum while the network is still fitting
+    clock_acc, clock_gamma = _memorise(keras_lpc.GammaAnnealing(max_gamma=100.0, pacing=None))
+    paced_acc, paced_gamma = _memorise(keras_lpc.GammaAnnealing(max_gamma=100.0))
+    # the clock ramp rises to 100 until the built-in hold (80 % of the best) stops it
+    assert clock_gamma > 50.0, clock_gamma
+    assert clock_acc < 0.9, clock_acc  # prototype: 0.71 (JAX), 0.61 (PyTorch)
+    assert paced_acc >= 0.97, paced_acc  # prototype: 1.0, 0.995; the baseline reaches 1.0
+    assert paced_gamma > 10.0, paced_gamma  # it ramps once the labels are memorised

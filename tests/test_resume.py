@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -34,14 +35,23 @@ EXACT = ("epoch", "gamma", "gamma_count", "gamma_holding", "scripted_accuracy")
 CLOSE = ("loss", "accuracy", "val_nc1", "val_separation_ratio")
 
 
+def _checkout_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python that imports this checkout's keras_lpc."""
+    root = str(DATA.parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def _rows(path: Path) -> list[dict[str, float]]:
     with open(path, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _expected_gamma(count: float) -> float:
-    schedule = keras_lpc.callbacks.default_schedule()
-    ramp = keras_lpc.GammaAnnealing().ramp_fraction  # the default the job uses
+    schedule = keras_lpc.schedules.default_schedule()
+    # the job's callback: the clock ramp with the hold (pacing=None; the pacing's own
+    # resume is tested in tests/test_pacing.py)
+    ramp = keras_lpc.GammaAnnealing(pacing=None).ramp_fraction
     return schedule(count * schedule.span / (ramp * job.EPOCHS * STEPS))
 
 
@@ -74,7 +84,7 @@ def runs(tmp_path_factory) -> dict:
     command = [sys.executable, str(DATA / "resume_job.py"), str(backup), str(killed_csv)]
     proc = subprocess.Popen(
         [*command, "--kill", "4", "1"],
-        env=dict(os.environ, KERAS_BACKEND=keras.backend.backend()),
+        env=_checkout_env(KERAS_BACKEND=keras.backend.backend()),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -120,7 +130,7 @@ def test_initial_epoch_resume_from_a_full_checkpoint_keeps_the_hold(runs, tmp_pa
         return [
             job.ScriptedMetric(),
             keras_lpc.GammaAnnealing(
-                hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3
+                hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
             ),
             keras_lpc.CollapseMetrics((x_val, y_val)),
             keras.callbacks.CSVLogger(str(tmp_path / "resumed.csv"), append=True),
@@ -136,15 +146,42 @@ def test_initial_epoch_resume_from_a_full_checkpoint_keeps_the_hold(runs, tmp_pa
     _assert_same_logs(_rows(tmp_path / "resumed.csv"), runs["full"])
 
 
-def test_resume_without_saved_state_falls_back_to_epoch_times_steps_with_a_warning():
+def test_the_state_a_checkpoint_of_epoch_4_holds_by_name():
+    """The job stopped after epoch 4 (index 3): the layer's public state, field by field."""
     x, y, _, _ = job.data()
     model = job.build()
-    lpc = model.get_layer("lpc")
-    lpc._annealing_state = np.array([9.0, 0, 0, 0, 10.0, 0, 0, 0, STEPS])  # another run's
+    callbacks = [
+        job.ScriptedMetric(),
+        keras_lpc.GammaAnnealing(
+            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
+        ),
+        _StopAfter(4),
+    ]
+    fit = dict(batch_size=job.BATCH_SIZE, epochs=job.EPOCHS, shuffle=False, verbose=0)
+    model.fit(x, y, callbacks=callbacks, **fit)
+    state = model.get_layer("lpc").annealing_state
+    # epoch 3 (held, rate 0) started at 12; epoch 4 starts at 12, held too (0.7 < 0.72)
+    assert (state.current.epoch, state.current.count, state.current.rate) == (3, 12.0, 0.0)
+    assert (state.next.epoch, state.next.count, state.next.rate) == (4, 12.0, 0.0)
+    assert state.next.best == 0.9 and state.counts_per_epoch == STEPS
+    assert state.scale == pytest.approx(1e3 / (0.95 * job.EPOCHS * STEPS))
+
+
+def test_resume_without_matching_state_falls_back_to_epoch_times_steps_with_a_warning():
+    x, y, _, _ = job.data()
+    model = job.build()
+    # Another run's state: annealed per epoch (1 count per epoch, not 4 steps).
+    other = keras_lpc.GammaAnnealing(unit="epoch", hold_monitor=None)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[other])
+    assert model.get_layer("lpc").annealing_state.counts_per_epoch == 1
     cb = keras_lpc.GammaAnnealing(hold_monitor=None)
     with pytest.warns(UserWarning, match="does not match epoch 2"):
         h = model.fit(x, y, batch_size=8, epochs=3, initial_epoch=2, verbose=0, callbacks=[cb])
     assert h.history["gamma_count"] == [2.0 * STEPS + STEPS - 1]
-    lpc._annealing_state = None  # no state at all: the same count, silently
-    h = model.fit(x, y, batch_size=8, epochs=3, initial_epoch=2, verbose=0, callbacks=[cb])
+    fresh = job.build()  # no state at all: the same count, silently
+    assert fresh.get_layer("lpc").annealing_state is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        h = fresh.fit(x, y, batch_size=8, epochs=3, initial_epoch=2, verbose=0, callbacks=[cb])
+    assert not [w for w in caught if "GammaAnnealing" in str(w.message)]
     assert h.history["gamma_count"] == [11.0]

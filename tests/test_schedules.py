@@ -197,3 +197,64 @@ def test_huge_counts_do_not_overflow():
 def test_bad_arguments(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+COUNTS = [0, 1, 2.5, 4, 5, 7, 19, 20, 21, 40, 45, 70, 75, 119, 120, 264, 265, 333, 1e4, 1e9]
+
+
+@pytest.mark.parametrize("schedule", ALL, ids=lambda s: type(s).__name__)
+def test_ops_value_equals_the_python_value_at_chosen_counts(schedule):
+    config = schedule.get_config()
+    got = keras.ops.convert_to_numpy(schedule.ops_value(np.array(COUNTS, "float32")))
+    assert got.dtype == np.float32 and got.shape == (len(COUNTS),)
+    want = np.array([schedule(c) for c in COUNTS])
+    # float32 arithmetic: within a few float32 roundings of the float64 value
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-30)
+    assert schedule.get_config() == config  # evaluating changes nothing
+    assert type(schedule).from_config(config) == schedule
+    # a scalar count, as the layer passes it, gives a scalar
+    assert float(S.ops_value(schedule, 7.0)) == pytest.approx(schedule(7), rel=1e-6)
+
+
+def test_ops_value_is_exact_on_the_powers_of_an_exact_factor():
+    # 2 and 1.25 are exact in float32, so the paper's schedule is computed without drift:
+    # the first phase (1e-4 * 2 ** k) exactly, the second (g1 * 1.25 ** j, g1 rounded
+    # to float32 first) within one float32 step of the float64 value.
+    s = S.TwoPhaseExponential()
+    counts = np.arange(0, 400, 5, dtype="float32")
+    got = keras.ops.convert_to_numpy(s.ops_value(counts))
+    want = np.array([s(c) for c in counts], "float32")
+    first = counts < 120
+    np.testing.assert_array_equal(got[first], want[first])
+    np.testing.assert_array_max_ulp(got, want, maxulp=1)
+    assert got[-1] == 1e6
+
+
+def test_ops_value_of_a_keras_learning_rate_schedule_and_plain_callables():
+    lr_like = keras.optimizers.schedules.ExponentialDecay(1.0, decay_steps=1, decay_rate=2.0)
+    assert S.in_graph(lr_like) and S.in_graph(S.Constant(1.0))
+    assert float(S.ops_value(lr_like, 3.0)) == 8.0
+    assert not S.in_graph(lambda n: n)
+    with pytest.raises(TypeError, match=r"evaluated in keras.ops. Received: schedule=<function"):
+        S.ops_value(lambda n: n, 1.0)
+
+
+def test_get_accepts_callables_and_learning_rate_schedules():
+    def fn(n):
+        return 2.0 * n
+
+    assert S.get(fn) is fn
+    lr_like = keras.optimizers.schedules.PolynomialDecay(1.0, 10, 3.0)
+    assert S.get(lr_like) is lr_like
+    rebuilt = S.get(keras.saving.serialize_keras_object(lr_like))
+    assert isinstance(rebuilt, keras.optimizers.schedules.PolynomialDecay)
+    assert float(rebuilt(5)) == pytest.approx(2.0)
+    for bad in (True, [1, 2], "fast", S.Constant):
+        with pytest.raises(TypeError, match=r"`schedule` must be a keras_lpc.schedules"):
+            S.get(bad)
+
+
+def test_default_schedule_and_budget_live_in_schedules():
+    assert S.default_schedule() == S.Polynomial(0.0, 1e3, steps=1000, power=2.0)
+    assert S.default_schedule(1e-3) == S.Constant(1e-3)
+    assert S.gamma_budget(4500, 1e-3) == pytest.approx(S.DEFAULT_MAXIMUM)

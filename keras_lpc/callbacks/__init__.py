@@ -3,6 +3,7 @@
 from keras_lpc.callbacks.collapse_metrics import CollapseMetrics
 from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule, gamma_budget
 from keras_lpc.callbacks.information_metrics import InformationMetrics, plot_information
+from keras_lpc.callbacks.pacing import TrainingPace
 from keras_lpc.callbacks.robustness_metrics import RobustnessMetrics
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "InformationMetrics",
     "plot_information",
     "GammaAnnealing",
+    "TrainingPace",
     "default_schedule",
     "gamma_budget",
 ]

@@ -99,7 +99,7 @@ def run(backup_dir: str, csv_path: str, kill: tuple[int, int] | None = None) -> 
         keras.callbacks.BackupAndRestore(backup_dir),
         ScriptedMetric(),
         keras_lpc.GammaAnnealing(
-            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3
+            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
         ),
         keras_lpc.CollapseMetrics((x_val, y_val)),
         keras.callbacks.CSVLogger(csv_path, append=True),
