@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+import weakref
 from typing import Any
 
 import keras
@@ -14,9 +15,10 @@ from keras import ops
 from keras_lpc import schedules
 from keras_lpc._validation import check_float, check_int
 
-# Layers being read by `keras_lpc._latents.collect`: id(layer) -> list of z.
-# A module-level dict, because a list attribute would be tracked by Keras.
-_RECORDERS: dict[int, list] = {}
+# Layers being read by `keras_lpc._latents.recording`: layer -> list of z. Weak
+# keys: an entry cannot outlive its layer nor be found by another one.
+# Module-level, because a list attribute would be tracked by Keras.
+_RECORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # Key under which `save_own_variables` stores `GammaAnnealing`'s resume state:
 # one float entry per field, ``annealing_state.<slot>.<field>``; files written
@@ -363,7 +365,7 @@ class LatentPointCollapse(keras.layers.Layer):
         if training and self._annealing_schedule is not None:
             gamma = self._annealed_gamma()
         self.add_loss(latent_penalty(z, gamma))
-        recorder = _RECORDERS.get(id(self))
+        recorder = _RECORDERS.get(self)
         if recorder is not None:  # eager reads by keras_lpc's metric callbacks
             recorder.append(z)
         return z

@@ -18,6 +18,7 @@ import numpy as np
 from keras_lpc import schedules as schedules_module
 from keras_lpc._models import find_lpc_layers
 from keras_lpc._validation import check_choice, check_float
+from keras_lpc.callbacks._base import lead_callbacks
 from keras_lpc.callbacks.pacing import TrainingPace
 from keras_lpc.layers import AnnealingState, EpochState
 
@@ -29,7 +30,7 @@ from keras_lpc.schedules import (  # noqa: F401
     gamma_budget,
 )
 
-PACED_RAMP_FRACTION = 0.7  # the default ramp's end when the training paces it (issue 19)
+PACED_RAMP_FRACTION = 0.7  # the default ramp's end when the training paces it
 CLOCK_RAMP_FRACTION = 0.95  # ... and when it follows the clock
 
 
@@ -451,6 +452,9 @@ class GammaAnnealing(keras.callbacks.Callback):
         return self._targets
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        # CSVLogger, TensorBoard, EarlyStopping... listed before this callback
+        # move after it, so that they see `gamma` (see `lead_callbacks`).
+        lead_callbacks(self)
         self._reset()
         params = self.params or {}
         self._steps = params.get("steps")

@@ -1,6 +1,6 @@
 """`TrainingPace`: how fast the gamma ramp may advance, decided from the training itself.
 
-A pure, per-epoch rule with a state of three floats (issue 19,
+A pure, per-epoch rule with a state of three floats (its evidence:
 docs/recipe.md). `GammaAnnealing` asks it once per epoch for the next
 epoch's *rate*, the fraction of a ramp step the effective count advances per
 optimizer step (1: the ramp moves at its clock pace, 0: gamma holds).
