@@ -57,6 +57,21 @@ class _Writer(keras.callbacks.Callback):
         logs["user_key"] = float(epoch)
 
 
+def test_gamma_reaches_a_csv_logger_listed_before_gamma_annealing_alone(tmp_path):
+    x, y = _data(32)
+    model = _model()
+    csv_path = tmp_path / "log.csv"
+    schedule = keras_lpc.schedules.Linear(0.0, 3.0, 3)  # per epoch: 0, 1, 2
+    annealing = keras_lpc.GammaAnnealing(schedule, unit="epoch", pace=False)
+    model.fit(
+        x, y, epochs=3, batch_size=16, verbose=0,
+        callbacks=[keras.callbacks.CSVLogger(str(csv_path)), annealing],
+    )  # fmt: skip
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["gamma"]) for r in rows] == pytest.approx([0.0, 1.0, 2.0])
+
+
 def test_keys_reach_callbacks_listed_before_them(tmp_path):
     x, y = _data()
     model = _model()
