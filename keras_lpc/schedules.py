@@ -618,9 +618,10 @@ def default_schedule(maximum: float = DEFAULT_MAXIMUM) -> GammaSchedule:
     >>> default_schedule().stop, default_schedule(50.0).stop, default_schedule()(500)
     (1000.0, 50.0, 250.0)
     """
+    maximum = check_float("maximum", maximum, minimum=0.0)
     if maximum <= 1e-2:
-        return Constant(float(maximum))
-    return Polynomial(0.0, float(maximum), steps=1000, power=2.0)
+        return Constant(maximum)
+    return Polynomial(0.0, maximum, steps=1000, power=2.0)
 
 
 def gamma_budget(steps: int, learning_rate: float, multiplier: float = 1.0) -> float:

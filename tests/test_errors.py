@@ -175,6 +175,25 @@ ROWS: tuple[Row, ...] = (
         "`schedule` must be a keras_lpc.schedules.GammaSchedule, a number or a serialized "
         "schedule. Received: schedule=[1, 2]",
     ),
+    Row(
+        SCHEDULES,
+        "schedules.ops_value(abs, 1.0)",
+        TypeError,
+        "`schedule` must be a keras_lpc schedule or a keras LearningRateSchedule to be "
+        "evaluated in keras.ops. Received: schedule=<built-in function abs>",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.gamma_budget(-1, 1e-3)",
+        ValueError,
+        "`steps` must be a number >= 0. Received: steps=-1.0",
+    ),
+    Row(
+        SCHEDULES,
+        "schedules.default_schedule(-1.0)",
+        ValueError,
+        "`maximum` must be a number >= 0. Received: maximum=-1.0",
+    ),
     # -- GammaAnnealing
     Row(
         ANNEALING,
@@ -193,6 +212,24 @@ ROWS: tuple[Row, ...] = (
         "GammaAnnealing(hold_monitor=3)",
         TypeError,
         "`hold_monitor` must be a metric name or None. Received: hold_monitor=3",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(hold_mode='up')",
+        ValueError,
+        "`hold_mode` must be one of 'auto', 'max', 'min'. Received: hold_mode='up'",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(hold_min_delta=-1.0)",
+        ValueError,
+        "`hold_min_delta` must be a number >= 0. Received: hold_min_delta=-1.0",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(hold_baseline='chance')",
+        ValueError,
+        "`hold_baseline` must be 'auto', None or a number. Received: hold_baseline='chance'",
     ),
     Row(
         ANNEALING,
@@ -999,7 +1036,7 @@ NO_ROW = {
     "train_and_measure": "takes a checked DemoConfig",
 }
 # Public callables that check no argument yet (a row is due when they do).
-KNOWN_GAPS = {"latent_penalty", "gamma_budget", "default_schedule"}
+KNOWN_GAPS = {"latent_penalty"}
 
 
 def _public_callables() -> dict[int, tuple[object, set[str]]]:
