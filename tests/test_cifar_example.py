@@ -68,16 +68,17 @@ def test_smoke_writes_json_with_final_metrics(smoke):
 
 def test_smoke_gamma_follows_the_paced_default(smoke):
     result, model = smoke
-    # GammaAnnealing() default: Polynomial(0, m, power 2), per step, paced to end at 0.95
-    # of the 2 x 2 = 4 steps (3.8). Its ceiling m is the run's budget 1e3 * (k * lr *
-    # steps / 4.5) ** 2 = 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2 = 0.0198, floored at 0.1 (a
-    # full CIFAR run, 78,200 steps, gets 1e3). The last step of epoch 1 is step 1, of
-    # epoch 2 step 3: gamma = m * (1 / 3.8) ** 2 and m * (3 / 3.8) ** 2.
+    # GammaAnnealing() default: Polynomial(0, m, power 2), per step, paced by the
+    # training; at full pace it ends at 0.7 of the 2 x 2 = 4 steps (2.8). Its ceiling m is
+    # the run's budget 1e3 * (k * lr * steps / 4.5) ** 2 = 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2
+    # = 0.0198, floored at 0.1 (a full CIFAR run, 78,200 steps, gets 1e3). Epoch 1 ramps
+    # (last step: count 1); its end is the pacing's first decision, a hold, so epoch 2 stays
+    # at count 2: gamma = m * (1 / 2.8) ** 2, then m * (2 / 2.8) ** 2.
     assert 1e3 * (10 * 5e-4 * 4 / 4.5) ** 2 < 0.1
     assert result["gamma_max"] == pytest.approx(0.1)
-    assert result["history"]["gamma"] == pytest.approx([0.1 / 3.8**2, 0.1 * (3 / 3.8) ** 2])
-    assert result["gamma"] == pytest.approx(0.1 * (3 / 3.8) ** 2)
-    assert float(np.asarray(model.get_layer("lpc").gamma)) == pytest.approx(0.1 * (3 / 3.8) ** 2)
+    assert result["history"]["gamma"] == pytest.approx([0.1 / 2.8**2, 0.1 * (2 / 2.8) ** 2])
+    assert result["gamma"] == pytest.approx(0.1 * (2 / 2.8) ** 2)
+    assert float(np.asarray(model.get_layer("lpc").gamma)) == pytest.approx(0.1 * (2 / 2.8) ** 2)
 
 
 def test_smoke_model_shapes_lpc_layer_and_head_multiplier(smoke):

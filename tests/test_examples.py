@@ -27,13 +27,14 @@ def _is_png(path: str | Path) -> bool:
 
 
 def test_quickstart_trains_and_logs_gamma_and_nc1():
-    result = _load("quickstart").main(epochs=3)
-    # 3 epochs x ceil(1437 / 32) = 135 AdamW steps at lr 1e-3 are too few for 1e3:
-    # the default ramp stops at gamma_budget = 1e3 * (1e-3 * 135 / 4.5) ** 2 = 0.9
-    assert result["gamma"] == pytest.approx(1e3 * (1e-3 * 135 / 4.5) ** 2, rel=1e-6)
-    # digits after 135 steps: well above chance (0.1); 0.93 on JAX
+    result = _load("quickstart").main(epochs=4)
+    # 4 epochs x ceil(1437 / 32) = 180 AdamW steps at lr 1e-3 are too few for 1e3:
+    # the default maximum is gamma_budget = 1e3 * (1e-3 * 180 / 4.5) ** 2 = 1.6, and the
+    # ramp, paced by the training accuracy (held while it rises fast), ends below it
+    assert 0.0 < result["gamma"] <= 1e3 * (1e-3 * 180 / 4.5) ** 2 + 1e-6
+    # digits after 180 steps: well above chance (0.1)
     assert result["test_accuracy"] >= 0.85
-    # NC1 was computed at the last epoch: finite, not yet collapsed after 3 epochs
+    # NC1 was computed at the last epoch: finite, not yet collapsed after 4 epochs
     assert 0.0 < result["val_nc1"] < 10.0
 
 
@@ -42,15 +43,16 @@ def test_synthetic_hypercube_shrinks_latents_and_draws_both_models(tmp_path):
         dim=2, n=320, noise=0.3, epochs=6, width=16, gamma_max=10.0, out=tmp_path
     )
     base, lpc = report["baseline"], report["lpc"]
-    assert report["gamma"] == pytest.approx(10.0)  # the ramp ends before the run does
+    assert 0.0 < report["gamma"] <= 10.0  # paced by the training: held while it learns
     # noise 0.3 around vertices >= 2 apart: every cluster is > 3 std from a boundary
     assert base["test_accuracy"] >= 0.95 and lpc["test_accuracy"] >= 0.95
     assert 1 <= base["distinct_vertices"] <= 4 and 1 <= lpc["distinct_vertices"] <= 4
     # alignment of a 2-d point with its nearest vertex lies in [1/sqrt(2), 1]
     for entry in (base, lpc):
         assert 1 / math.sqrt(2) - 1e-9 <= entry["hypercube_alignment"] <= 1.0
-    # the penalty pulls the latents towards the origin
-    assert lpc["mean_norm"] < 0.5 * base["mean_norm"]
+    # the penalty pulls the latents towards the origin (gamma ~2 in this 6-epoch run, paced
+    # by the training accuracy: 0.54 of the baseline's norm on JAX, 0.78 on PyTorch)
+    assert lpc["mean_norm"] < 0.9 * base["mean_norm"]
     assert _is_png(report["figure"])
     saved = json.loads((tmp_path / "synthetic_hypercube.json").read_text())
     assert saved["lpc"] == pytest.approx(lpc) and saved["baseline"] == pytest.approx(base)
@@ -74,7 +76,7 @@ def test_sign_codes_by_hand():
 def test_binary_encoding_reports_both_models_and_writes_histograms(tmp_path):
     report = _load("binary_encoding").main(dim=4, epochs=2, width=32, gamma_max=3.0, out=tmp_path)
     base, lpc = report["baseline"], report["lpc"]
-    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)  # the ramp's end
+    assert base["gamma"] == 0.0 and 0.0 < lpc["gamma"] <= 3.0  # paced: at most the maximum
     for entry in (base, lpc):
         assert entry["test_accuracy"] >= 0.7  # digits after 90 steps (0.81 on JAX)
         assert 0.5 <= entry["sign_agreement"] <= 1.0
@@ -94,7 +96,7 @@ def test_robustness_report_table_and_json(tmp_path):
     )
     base, lpc = report["baseline"], report["lpc"]
     assert report["attacked"] == 20
-    assert base["gamma"] == 0.0 and lpc["gamma"] == pytest.approx(3.0)  # the ramp's end
+    assert base["gamma"] == 0.0 and 0.0 < lpc["gamma"] <= 3.0  # paced: at most the maximum
     for entry in (base, lpc):
         assert entry["test_accuracy"] >= 0.7  # digits after 90 steps (0.79 / 0.83 on JAX)
         assert entry["nc1"] > 0.0 and np.isfinite(entry["nc1"])

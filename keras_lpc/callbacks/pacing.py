@@ -51,10 +51,10 @@ class TrainingPace:
     Example:
 
     >>> pace = TrainingPace()
-    >>> [round(pace.rate(a), 3) for a in (0.50, 0.90, 0.95, 0.95, 0.951, 0.99, 0.90)]
-    [0.0, 0.0, 0.0, 1.0, 0.6, 0.0, 0.0]
-    >>> [round(v, 3) for v in pace.get_state()]
-    [0.99, 0.1, 0.0]
+    >>> tuple(round(pace.rate(a), 3) for a in (0.50, 0.90, 0.95, 0.95, 0.951, 0.99, 0.90))
+    (0.0, 0.0, 0.0, 1.0, 0.6, 0.0, 0.0)
+    >>> tuple(round(v, 3) for v in pace.get_state())
+    (0.99, 0.1, 0.0)
     """
 
     def __init__(
