@@ -42,13 +42,15 @@ class LPCChoice:
         max_gamma: the gamma the ramp reaches at ``ramp_fraction`` of the run.
         unit: ``"step"`` or ``"epoch"``.
         dim: latent dimension of the LPC layer.
-        ramp_fraction: fraction of the run spent ramping.
+        ramp_fraction: fraction of the run spent ramping, or ``"auto"``
+            (`GammaAnnealing`'s own: 0.7 of the run at full pace while the
+            training paces the ramp, 0.95 on the clock).
     """
 
     max_gamma: float
     unit: str
     dim: int
-    ramp_fraction: float
+    ramp_fraction: float | str
 
     def layer(self, **kwargs: Any) -> LatentPointCollapse:
         """A `LatentPointCollapse(dim)` layer for this trial."""
@@ -80,18 +82,20 @@ def gamma_hyperparameters(
     max_gamma: tuple[float, float] = (1.0, 1e4),
     dims: tuple[int, ...] = (8, 16, 32),
     units: tuple[str, ...] = ("step",),
-    ramp_fraction: tuple[float, float] | float = 0.95,
+    ramp_fraction: tuple[float, float] | float | str = "auto",
     start_gamma: float | None = None,
 ) -> LPCChoice:
     """Declare LPC's hyperparameters on ``hp`` and return this trial's choice.
 
     Declared names: ``lpc_max_gamma`` (log-uniform in ``max_gamma``),
     ``lpc_dim`` (one of ``dims``), ``lpc_unit`` (one of ``units``, fixed when
-    only one) and ``lpc_ramp_fraction`` (uniform, or fixed when a float).
-    The choice's ``callback()`` is `GammaAnnealing`'s default, with the
-    tuned maximum: gamma follows ``max_gamma * (n / (ramp_fraction * N)) ** 2``
-    (``n`` the step, ``N`` the run's steps) and stays at ``max_gamma`` after
-    the ramp. The tuned maximum is used as drawn, also above `gamma_budget`
+    only one) and ``lpc_ramp_fraction`` (uniform, or fixed when a float or
+    ``"auto"``). The choice's ``callback()`` is `GammaAnnealing`'s default,
+    with the tuned maximum: the quadratic ramp ``max_gamma * (c / (ramp_fraction
+    * N)) ** 2`` (``N`` the run's steps), whose count ``c`` advances with the
+    training's pace (`keras_lpc.callbacks.TrainingPace`: held while the
+    accuracy still rises fast; one count per step on the clock with
+    ``callback(pacing=None)``), then ``max_gamma``. The tuned maximum is used as drawn, also above `gamma_budget`
     of the run (the tuner explores it); choose the range's upper end with
     ``gamma_budget(steps, learning_rate, multiplier)`` in mind.
 
@@ -100,8 +104,8 @@ def gamma_hyperparameters(
         max_gamma: ``(low, high)``, both > 0, low <= high (dimensionless).
         dims: candidate latent dimensions (positive integers).
         units: candidate annealing units (``"step"``/``"epoch"``).
-        ramp_fraction: ``(low, high)`` in (0, 1], or a fixed float (default
-            0.95, `GammaAnnealing`'s own).
+        ramp_fraction: ``(low, high)`` in (0, 1], a fixed float, or
+            ``"auto"`` (default: `GammaAnnealing`'s own).
         start_gamma: deprecated and ignored (the retired geometric ramp's
             first gamma; the quadratic ramp starts at 0).
 
@@ -115,7 +119,7 @@ def gamma_hyperparameters(
     >>> hp = keras_tuner.HyperParameters()
     >>> choice = gamma_hyperparameters(hp, max_gamma=(10.0, 1000.0), dims=(16,))
     >>> choice.dim, choice.max_gamma, choice.ramp_fraction, sorted(hp.values)
-    (16, 10.0, 0.95, ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
+    (16, 10.0, 'auto', ['lpc_dim', 'lpc_max_gamma', 'lpc_ramp_fraction', 'lpc_unit'])
     >>> choice.schedule()(500)  # the quadratic ramp half way (of 1000): a quarter of the maximum
     2.5
     """
@@ -158,15 +162,17 @@ def gamma_hyperparameters(
             raise ValueError(
                 f"`ramp_fraction` must be a pair in (0, 1] with low <= high. Received: ramp_fraction={ramp_fraction!r}"
             )
-        ramp = hp.Float("lpc_ramp_fraction", r_low, r_high)
+        ramp = float(hp.Float("lpc_ramp_fraction", r_low, r_high))
+    elif ramp_fraction == "auto":
+        ramp = str(hp.Fixed("lpc_ramp_fraction", "auto"))
     else:
         ramp = check_float("ramp_fraction", ramp_fraction, strictly_positive=True)
         if ramp > 1:
             raise ValueError(
                 f"`ramp_fraction` must be in (0, 1]. Received: ramp_fraction={ramp_fraction!r}"
             )
-        ramp = hp.Fixed("lpc_ramp_fraction", ramp)
-    return LPCChoice(float(chosen_max), str(unit), int(dim), float(ramp))
+        ramp = float(hp.Fixed("lpc_ramp_fraction", ramp))
+    return LPCChoice(float(chosen_max), str(unit), int(dim), ramp)
 
 
 class CombinedObjective(keras.callbacks.Callback):

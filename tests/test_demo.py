@@ -99,7 +99,7 @@ def test_demo_on_tensorflow_datasets_mock(tmp_path):
 def test_paired_points_match_the_epochs_both_callbacks_logged():
     # separation every 2 epochs (2, 4, 6, 8), DeepFool every 4 (4, 8): pairs at 4 and 8
     history = {"val_separation_ratio": [1.0, 2.0, 3.0, 4.0], "val_deepfool": [0.1, 0.2]}
-    run = demo.RunResult(*([None] * 21), history, None, None, None, None)
+    run = demo.RunResult(*([None] * 25), history, None, None, None, None)
     sep, rob = demo.paired_points([run, run], every_collapse=2, every_robust=4)
     np.testing.assert_array_equal(sep, [2.0, 4.0, 2.0, 4.0])
     np.testing.assert_array_equal(rob, [0.1, 0.2, 0.1, 0.2])
@@ -110,7 +110,7 @@ def test_paired_points_match_the_epochs_both_callbacks_logged():
         "val_separation_ratio": [1.0, 2.0, nan, 4.0],
         "val_deepfool": [0.1, nan, nan, 0.4],
     }
-    run = demo.RunResult(*([None] * 21), full, None, None, None, None)
+    run = demo.RunResult(*([None] * 25), full, None, None, None, None)
     sep, rob = demo.paired_points([run], every_collapse=2, every_robust=4)
     np.testing.assert_array_equal(sep, [1.0, 4.0])
     np.testing.assert_array_equal(rob, [0.1, 0.4])

@@ -1033,6 +1033,10 @@ NO_ROW = {
     "GammaSchedule": "an abstract base class",
     # the demo's steps take a DemoConfig, whose rows are above
     "load_data": "takes a checked DemoConfig",
+    # checked through GammaAnnealing(pacing={...}), whose rows are above
+    "TrainingPace": "rows as GammaAnnealing(pacing=...)",
+    # a predicate: any value is a valid question
+    "in_graph": "answers True/False for any value",
     "train_and_measure": "takes a checked DemoConfig",
 }
 # Public callables that check no argument yet (a row is due when they do).

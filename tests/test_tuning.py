@@ -40,7 +40,8 @@ def test_declares_the_hyperparameters_and_builds_layer_and_callback():
 def test_default_ramp_fraction_is_the_callback_s_and_start_gamma_is_deprecated():
     hp = keras_tuner.HyperParameters()
     choice = tuning.gamma_hyperparameters(hp, max_gamma=(50.0, 50.0), dims=(4,))
-    assert choice.ramp_fraction == 0.95 == keras_lpc.GammaAnnealing().ramp_fraction
+    assert choice.ramp_fraction == "auto"
+    assert choice.callback().ramp_fraction == keras_lpc.GammaAnnealing().ramp_fraction == 0.7
     assert hp.values["lpc_max_gamma"] == 50.0
     with pytest.warns(FutureWarning, match="`start_gamma` is deprecated and ignored"):
         old = tuning.gamma_hyperparameters(
@@ -50,15 +51,17 @@ def test_default_ramp_fraction_is_the_callback_s_and_start_gamma_is_deprecated()
 
 
 def test_tuned_callback_follows_the_quadratic_paced_ramp_in_fit():
-    """10 steps, ramp over 95 %: gamma at step n is max * (n / 9.5) ** 2, then max."""
+    """10 steps on the clock, ramp over 95 %: gamma at step n is max * (n / 9.5) ** 2."""
     hp = keras_tuner.HyperParameters()
-    choice = tuning.gamma_hyperparameters(hp, max_gamma=(40.0, 40.0), dims=(2,))
+    choice = tuning.gamma_hyperparameters(hp, max_gamma=(40.0, 40.0), dims=(2,), ramp_fraction=0.95)
     model = keras.Sequential([keras.Input((3,)), choice.layer(), keras.layers.Dense(2)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     seen = []
 
     class Record(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
+        # the train step computes gamma in the graph: after step n the variable
+        # holds the gamma step n used
+        def on_train_batch_end(self, batch, logs=None):
             layer = next(la for la in self.model.layers if hasattr(la, "gamma"))
             seen.append(float(keras.ops.convert_to_numpy(layer.gamma)))
 
