@@ -416,8 +416,13 @@ def test_cast_model_float64_keeps_weights_and_runs_deepfool_in_float64(rng):
     )
     x = rng.normal(size=(12, 5)).astype("float32")
     copy = cast_model(model)
-    # gamma stays a float32 variable by design (the penalty is accumulated in float32)
-    assert all(str(w.dtype) == "float64" for w in copy.weights if "gamma" not in w.path)
+    # gamma and the in-graph annealing state stay float32 variables by design (the
+    # penalty is accumulated in float32)
+    state = ("gamma", "annealing_")
+    assert all(
+        str(w.dtype) == "float64" for w in copy.weights if not any(k in w.path for k in state)
+    )
+    assert all(str(w.dtype) == "float32" for w in copy.weights if any(k in w.path for k in state))
     assert all(str(w.dtype) == "float32" for w in model.weights)  # original untouched
     assert float(keras.ops.convert_to_numpy(copy.layers[1].gamma)) == 2.5
     np.testing.assert_allclose(
