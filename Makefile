@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.keras-lpc-installed
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
+# pytest-xdist workers per backend (CI has 2 cores; 1 runs the suite serially)
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test test-one lint format docs bench clean
 
@@ -38,7 +40,7 @@ test: install
 	$(MAKE) --no-print-directory docs || status=1; \
 	for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc $(PYTEST_ARGS) || status=1; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
 # Both checks run, so one CI log shows every problem.
