@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.keras-lpc-installed
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
-# pytest-xdist workers per backend (CI has 2 cores; 1 runs the suite serially)
+# pytest-xdist workers per backend (CI has 2 cores; 0 runs the suite in one process)
 PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test test-one lint format docs bench clean
