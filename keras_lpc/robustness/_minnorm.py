@@ -14,8 +14,13 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc._validation import check_float
-from keras_lpc.robustness._scores import batches, forward, input_dtype, score_function
+from keras_lpc.robustness._scores import (  # noqa: F401  (check_clip: re-exported)
+    batches,
+    check_clip,
+    forward,
+    input_dtype,
+    score_function,
+)
 
 NORMS = ("l2", "linf")
 
@@ -195,16 +200,3 @@ def loss_grad(
     """
     scores, grads = scorer.vjp(x, COTANGENTS[kind], labels.astype("int32"))
     return scores, grads[0]
-
-
-def check_clip(clip: Any) -> tuple[float, float] | None:
-    """``clip`` as ``(lo, hi)`` floats with ``lo < hi``, or ``None``."""
-    if clip is None:
-        return None
-    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
-        raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
-    lo = check_float("clip[0]", clip[0])
-    hi = check_float("clip[1]", clip[1])
-    if not lo < hi:
-        raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
-    return (lo, hi)

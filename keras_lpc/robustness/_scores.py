@@ -25,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc._validation import check_choice
+from keras_lpc._validation import check_choice, check_float
 
 OUTPUTS = ("auto", "logits", "probabilities")
 
@@ -257,3 +257,15 @@ def forward(model: Any, x: np.ndarray, batch_size: int = 256, outputs: str = "au
             stacklevel=3,
         )
     return scores
+
+
+def check_clip(clip: Any) -> tuple[float, float] | None:
+    """``clip`` as ``(lo, hi)`` floats with ``lo < hi``, or ``None``: every attack's check."""
+    if clip is None:
+        return None
+    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
+        raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
+    lo, hi = check_float("clip[0]", clip[0]), check_float("clip[1]", clip[1])
+    if not lo < hi:
+        raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
+    return lo, hi

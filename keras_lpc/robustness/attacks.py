@@ -18,6 +18,7 @@ from keras_lpc._validation import check_choice, check_float, check_int
 from keras_lpc.robustness._scores import (
     OUTPUTS,
     batches,
+    check_clip,
     check_inputs,
     check_labels,
     forward,
@@ -39,17 +40,6 @@ def _eps_list(eps: Any) -> tuple[list[float], bool]:
     return [
         check_float("eps", v.item() if hasattr(v, "item") else v, minimum=0.0) for v in values
     ], scalar
-
-
-def _check_clip(clip: Any) -> tuple[float, float] | None:
-    if clip is None:
-        return None
-    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
-        raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
-    lo, hi = check_float("clip[0]", clip[0]), check_float("clip[1]", clip[1])
-    if not lo < hi:
-        raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
-    return lo, hi
 
 
 def _setup(
@@ -139,7 +129,7 @@ def fgsm_accuracy(
     [1.  0.5 0. ]
     """
     values, scalar = _eps_list(eps)
-    clip = _check_clip(clip)
+    clip = check_clip(clip)
     x, y, _ = _setup(model, x, y, batch_size, outputs)
     fn = score_function(model, outputs)
 
@@ -236,7 +226,7 @@ def pgd_accuracy(
     if step_size is not None:
         step_size = check_float("step_size", step_size, strictly_positive=True)
     norm = check_choice("norm", norm, ("linf", "l2"))
-    clip = _check_clip(clip)
+    clip = check_clip(clip)
     x, y, scores = _setup(model, x, y, batch_size, outputs)
     fn = score_function(model, outputs)
 

@@ -16,6 +16,7 @@ from keras_lpc._validation import check_choice, check_float, check_int
 from keras_lpc.robustness._scores import (
     OUTPUTS,
     batches,
+    check_clip,
     check_inputs,
     check_labels,
     forward,
@@ -230,14 +231,7 @@ def deepfool(
     candidates = check_int("candidates", candidates, minimum=2)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     outputs = check_choice("outputs", outputs, OUTPUTS)
-    if clip is not None:
-        if not isinstance(clip, (tuple, list)) or len(clip) != 2:
-            raise ValueError(f"`clip` must be a pair (lo, hi). Received: clip={clip!r}")
-        lo = check_float("clip[0]", clip[0])
-        hi = check_float("clip[1]", clip[1])
-        if not lo < hi:
-            raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
-        clip = (lo, hi)
+    clip = check_clip(clip)
     x = check_inputs(model, x)
     scores = forward(model, x, batch_size, outputs)
     k = min(candidates, scores.shape[1])
