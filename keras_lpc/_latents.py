@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from keras_lpc import layers as layers_module
-from keras_lpc._models import find_lpc_layers
+from keras_lpc._models import find_lpc_layers, first_output
 from keras_lpc._validation import check_int
 
 _HALF = ("float16", "bfloat16")
@@ -46,13 +46,6 @@ def recording(layer: Any) -> Iterator[list]:
             registry.pop(key, None)
         else:
             registry[key] = previous
-
-
-def _first_output(out: Any) -> Any:
-    """The first output of a model returning a list, tuple or dict of outputs."""
-    while isinstance(out, (list, tuple, dict)):
-        out = next(iter(out.values())) if isinstance(out, dict) else out[0]
-    return out
 
 
 def to_numpy(t: Any) -> np.ndarray:
@@ -108,7 +101,7 @@ def collect(
                 f"Received: layer={layer!r}"
             )
         zs.append(to_numpy(calls[-1]))
-        outs.append(to_numpy(_first_output(out)))
+        outs.append(to_numpy(first_output(out)))
     return np.concatenate(zs), np.concatenate(outs)
 
 
@@ -117,7 +110,7 @@ def model_outputs(model: Any, x: Any, batch_size: int = 1024) -> np.ndarray:
     batch_size = check_int("batch_size", batch_size, minimum=1)
     _, batches = _batches(x, batch_size)
     return np.concatenate(
-        [to_numpy(_first_output(model(batch, training=False))) for batch in batches]
+        [to_numpy(first_output(model(batch, training=False))) for batch in batches]
     )
 
 

@@ -9,6 +9,14 @@ import keras
 from keras_lpc.layers import LatentPointCollapse
 
 
+def first_output(out: Any) -> Any:
+    """The first output of a model: ``out[0]`` of a list/tuple, of a dict the value of the
+    first key in sorted order (Keras' flattening order, so ``model.outputs[0]``)."""
+    while isinstance(out, (list, tuple, dict)):
+        out = out[sorted(out)[0]] if isinstance(out, dict) else out[0]
+    return out
+
+
 def iter_layers(model: Any):
     """Yield every layer below ``model`` (nested models and sublayers), depth first."""
     seen: set[int] = set()

@@ -33,7 +33,7 @@ from keras_lpc._latents import (
     to_numpy,
     validate_data,
 )
-from keras_lpc._models import find_lpc_layers
+from keras_lpc._models import find_lpc_layers, first_output
 from keras_lpc._validation import check_int
 
 
@@ -212,9 +212,7 @@ class MetricCallback(keras.callbacks.Callback):
                     f"Received: x with shape {x.shape} and y with shape {y.shape}; "
                     f"the model failed on x with {type(err).__name__}: {err}"
                 ) from err
-            while isinstance(out, (list, tuple, dict)):
-                out = next(iter(out.values())) if isinstance(out, dict) else out[0]
-            shape = to_numpy(out).shape
+            shape = to_numpy(first_output(out)).shape
         return int(shape[-1]) if len(shape) >= 2 else None
 
     def evaluate(self) -> dict[str, float]:

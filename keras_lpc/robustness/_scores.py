@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
+from keras_lpc._models import first_output
 from keras_lpc._validation import check_choice, check_float
 
 OUTPUTS = ("auto", "logits", "probabilities")
@@ -33,17 +34,6 @@ _HOW = (
     "Pass outputs='probabilities' (scores = log p) or outputs='logits' (outputs used as they "
     "are) to say what the model returns, or build it with a linear last layer (logits)"
 )
-
-
-def first_output(out: Any) -> Any:
-    """The first output of a model: ``out[0]`` of a list/tuple, of a dict the value of the
-    first key in sorted order (Keras' flattening order, so ``model.outputs[0]``)."""
-    while isinstance(out, (list, tuple, dict)):
-        if isinstance(out, dict):
-            out = out[sorted(out)[0]]
-        else:
-            out = out[0]
-    return out
 
 
 def _is_softmax(activation: Any) -> bool:
