@@ -201,6 +201,30 @@ def test_labels_given_and_clip(linear3):
     assert xa.min() >= lo - 1e-6 and xa.max() <= hi + 1e-6
 
 
+def test_a_deepfool_result_is_reused_not_rerun(linear3, monkeypatch):
+    from keras_lpc.robustness import deepfool, ensemble
+
+    w, b, model, x = linear3
+    y = (x @ w + b).argmax(1)
+    y[:3] = (y[:3] + 1) % 3  # three misclassified inputs: not attacked, distance 0
+    df = deepfool(model, x, max_iter=10)
+    ran = minimal_perturbation(model, x, y, attacks=["deepfool"], budget=10, verbose=0)
+    calls = []
+    monkeypatch.setattr(ensemble, "deepfool", lambda *a, **k: calls.append(1))
+    given = minimal_perturbation(model, x, y, attacks=["deepfool"], verbose=0, deepfool_result=df)
+    assert calls == []  # DeepFool did not run a second time
+    np.testing.assert_array_equal(given.by_attack["deepfool"], ran.by_attack["deepfool"])
+    assert (given.per_sample[:3] == 0).all()
+    # its perturbations are verified like any attack's: shrunk 10x, none flips
+    df.perturbation = df.perturbation / 10.0
+    shrunk = minimal_perturbation(model, x, attacks=["deepfool"], verbose=0, deepfool_result=df)
+    assert np.isinf(shrunk.by_attack["deepfool"]).all()
+    with pytest.raises(ValueError, match=re.escape("`deepfool_result` must come from the same")):
+        minimal_perturbation(model, x[:5], attacks=["deepfool"], deepfool_result=df)
+    with pytest.raises(TypeError, match=re.escape("`deepfool_result` must be a DeepFoolResult")):
+        minimal_perturbation(model, x, deepfool_result=df.perturbation)
+
+
 def test_loss_gradients_match_finite_differences(rng):
     model = keras.Sequential(
         [keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(4)]

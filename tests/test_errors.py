@@ -752,6 +752,13 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, deepfool_result=x)",
+        TypeError,
+        "`deepfool_result` must be a DeepFoolResult (from `deepfool`) or None. "
+        "Received: deepfool_result of type ndarray",
+    ),
+    Row(
+        ROBUSTNESS,
         "robustness.apgd_accuracy(model, x, y, 0.1, loss='mse')",
         ValueError,
         "`loss` must be one of 'ce', 'dlr'. Received: loss='mse'",

@@ -134,6 +134,7 @@ class RobustnessMetrics(ModelMetricCallback):
         )
         bar = keras.utils.Progbar(steps, verbose=1) if self.verbose else None
         values: dict[str, float] = {}
+        res = None
         if self.deepfool:
             res = deepfool_fn(model, x, y=y)
             values.update(deepfool=res.score, deepfool_correct=res.score_correct)
@@ -156,6 +157,7 @@ class RobustnessMetrics(ModelMetricCallback):
                 attacks=None if self.attacks == "default" else self.attacks,
                 seed=self.seed,
                 verbose=0,
+                deepfool_result=res,  # DeepFool ran above: not twice
             )
             values.update(
                 min_perturbation=found.score,

@@ -25,7 +25,7 @@ from keras_lpc.robustness._minnorm import NORMS, Scorer, check_clip, lp_norm, pr
 from keras_lpc.robustness._scores import OUTPUTS, check_inputs, check_labels
 from keras_lpc.robustness.apgd import apgd_run, bisect_min_norm, first_order_radius, pgd_run
 from keras_lpc.robustness.decision import boundary_attack
-from keras_lpc.robustness.deepfool import deepfool
+from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
 from keras_lpc.robustness.fmn import fmn_attack
 
 #: Names of the built-in attacks, in the order they run.
@@ -242,6 +242,7 @@ def minimal_perturbation(
     batch_size: int = 256,
     verbose: int | str = "auto",
     outputs: str = "auto",
+    deepfool_result: DeepFoolResult | None = None,
 ) -> MinimalPerturbationResult:
     """The smallest verified perturbation that changes each prediction, over several attacks.
 
@@ -293,6 +294,11 @@ def minimal_perturbation(
             (a bar when there are at least 256 inputs).
         outputs: ``"auto"``, ``"logits"`` or ``"probabilities"``: what the model
             returns (see `keras_lpc.robustness.deepfool`).
+        deepfool_result: a `DeepFoolResult` already computed on the same ``x``
+            (e.g. for the papers' score reported beside the ensemble): its
+            perturbations stand in for the ``"deepfool"`` attack, which then
+            does not run again. They are verified like any attack's; its own
+            settings (``max_iter``, ``clip``) are the ones that count.
 
     Returns:
         A `MinimalPerturbationResult`.
@@ -325,6 +331,17 @@ def minimal_perturbation(
         raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}")
     outputs = check_choice("outputs", outputs, OUTPUTS)
     x = check_inputs(model, x)
+    if deepfool_result is not None:
+        if not isinstance(deepfool_result, DeepFoolResult):
+            raise TypeError(
+                "`deepfool_result` must be a DeepFoolResult (from `deepfool`) or None. "
+                f"Received: deepfool_result of type {type(deepfool_result).__name__}"
+            )
+        if np.shape(deepfool_result.perturbation) != x.shape:
+            raise ValueError(
+                f"`deepfool_result` must come from the same inputs, shape {x.shape}. "
+                f"Received: a perturbation with shape {np.shape(deepfool_result.perturbation)}"
+            )
     scorer = Scorer(model, batch_size, outputs)
     preds = np.argmax(scorer.forward(x), axis=1)
     labels = preds if y is None else check_labels(y, len(x), scorer.classes)
@@ -342,7 +359,9 @@ def minimal_perturbation(
         delta = np.zeros(x.shape, dtype="float64")
         if active.size:
             order = ATTACKS.index(name) if name in ATTACKS else len(ATTACKS) + i
-            if isinstance(attack, str):
+            if name == "deepfool" and deepfool_result is not None:
+                r = np.asarray(deepfool_result.perturbation)[active]
+            elif isinstance(attack, str):
                 rng = np.random.default_rng([seed, order])
                 r = _run_builtin(attack, model, scorer, xa, la, norm, budgets[name], clip, rng)
             else:
