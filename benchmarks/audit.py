@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -56,8 +57,14 @@ SETTINGS: dict[str, tuple[str, dict]] = {
 
 KEYS = [
     ("test_accuracy", "acc", "{:.1%}"),
+    ("min_perturbation", "best verified", "{:.4f}"),
     ("deepfool", "DeepFool", "{:.4f}"),
+    ("deepfool_overestimate", "DeepFool / best", "{:.2f}"),
+    ("deepfool_overestimate_fraction", "DF > 1.5 x best", "{:.0%}"),
+    ("pgd@0.02", "PGD acc eps 0.02", "{:.1%}"),
     ("pgd@0.05", "PGD acc eps 0.05", "{:.1%}"),
+    ("apgd@0.02", "APGD-CE acc eps 0.02", "{:.1%}"),
+    ("apgd@0.05", "APGD-CE acc eps 0.05", "{:.1%}"),
     ("nc1", "NC1", "{:.3f}"),
     ("separation_ratio", "separation ratio", "{:.2f}"),
     ("auroc_mahalanobis", "AUROC Maha", "{:.3f}"),
@@ -73,6 +80,14 @@ VARIANTS = [
     ("df_fooled_only", "never-flipped left out"),
     ("df_float64", "float64 (TensorFlow only)"),
 ]
+#: Why DeepFool over-reads, measured along the best verified perturbation r*.
+MECHANISM = [
+    ("df_iterations", "DeepFool steps", "{:.1f}"),
+    ("df_first_step", "first step / ||r*||", "{:.2f}"),
+    ("df_cosine", "cos(DeepFool r, r*)", "{:.2f}"),
+    ("margin_half", "margin at r*/2 / margin at x", "{:.2f}"),
+    ("grad_at_boundary", "grad norm at r* / at x", "{:.2f}"),
+]
 
 
 class _Capture(keras.callbacks.Callback):
@@ -84,11 +99,49 @@ class _Capture(keras.callbacks.Callback):
         _Capture.model_ref = self.model
 
 
-def run(name: str, seed: int, epochs: int, data) -> dict:
+def _margin(model, x, labels):
+    """``f_y - max_{j != y} f_j`` per input, on the scores the attacks use."""
+    from keras_lpc.robustness._scores import forward
+
+    f = forward(model, x, 256, "auto").astype("float64")
+    rows = np.arange(len(x))
+    own = f[rows, labels]
+    f[rows, labels] = -np.inf
+    return own - f.max(axis=1)
+
+
+def mechanism(model, xa, best, df) -> dict:
+    """Along the best verified perturbation r*: DeepFool's steps, its first step and
+    direction against r*, how the margin and the margin's gradient norm change."""
+    ok = np.isfinite(best.per_sample) & (best.per_sample > 0) & df.fooled
+    if not ok.any():
+        return dict.fromkeys([k for k, *_ in MECHANISM], float("nan"))
+    x, r, labels = xa[ok], best.perturbation[ok], best.labels[ok]
+    flat = len(x), -1
+    r_norm = np.linalg.norm(r.reshape(flat), axis=1)
+    with warnings.catch_warnings():  # one step flips few inputs: expected here
+        warnings.simplefilter("ignore")
+        first = robustness.deepfool(model, x, max_iter=1, overshoot=0.0).perturbation
+    r_df = df.perturbation[ok].reshape(flat).astype("float64")
+    cos = np.sum(r_df * r.reshape(flat), axis=1) / (np.linalg.norm(r_df, axis=1) * r_norm + 1e-30)
+    m0 = _margin(model, x, labels)
+    half = _margin(model, (x + 0.5 * r).astype(x.dtype), labels)
+    g0 = robustness.lipschitz(model, x, labels).per_sample
+    g1 = robustness.lipschitz(model, (x + r).astype(x.dtype), labels).per_sample
+    return {
+        "df_iterations": float(df.iterations[ok].mean()),
+        "df_first_step": float(np.median(np.linalg.norm(first.reshape(flat), axis=1) / r_norm)),
+        "df_cosine": float(np.median(cos)),
+        "margin_half": float(np.median(half / m0)),
+        "grad_at_boundary": float(np.median(g1 / np.maximum(g0, 1e-30))),
+    }
+
+
+def run(name: str, seed: int, epochs: int, data, attack_samples: int = 300) -> dict:
     kind, overrides = SETTINGS[name]
     # the audit's reference arms train without augmentation (the demo's default has it)
     config = dataclasses.replace(
-        demo.DemoConfig(epochs=epochs, verbose=0, attack_samples=300, augment_noise=0.0),
+        demo.DemoConfig(epochs=epochs, verbose=0, attack_samples=attack_samples, augment_noise=0.0),
         **overrides,
     )
     # train_and_measure builds its own callbacks; fetch the model through a hook
@@ -104,6 +157,8 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
     idx, full = row.attack_idx, row.deepfool_result
     xa, ya = data.x_test[idx], data.y_test[idx]
     top3 = robustness.deepfool(model, xa, y=ya, candidates=3)
+    apgd = np.atleast_1d(robustness.apgd_accuracy(model, xa, ya, [0.02, 0.05], steps=20))
+    why = mechanism(model, xa, row.ensemble_result, full)
     # DeepFool is invariant to scaling all scores by one constant; 2 * softmax keeps the
     # library from skipping (or refusing) a plain softmax output.
     probs = keras.Sequential(
@@ -118,8 +173,12 @@ def run(name: str, seed: int, epochs: int, data) -> dict:
         "setting": name,
         "seed": seed,
         "backend": keras.backend.backend(),
-        **{k: row[k] for k, *_ in KEYS if k in row},
+        **{k: v for k, v in row.to_dict().items() if k in {key for key, *_ in KEYS}},
+        "pgd@0.02": row["pgd_accuracy"]["0.02"],
         "pgd@0.05": row["pgd_accuracy"]["0.05"],
+        "apgd@0.02": float(apgd[0]),
+        "apgd@0.05": float(apgd[1]),
+        **why,
         "deepfool_correct": row["deepfool_correct"],
         "deepfool_median": row["deepfool_median"],
         "deepfool_never_flipped": row["deepfool_never_flipped"],
@@ -139,7 +198,11 @@ def table(paths: list[str]) -> str:
     for backend in sorted({r["backend"] for r in rows}):
         sub = [r for r in rows if r["backend"] == backend]
         names = [n for n in SETTINGS if any(r["setting"] == n for r in sub)]
-        for keys, title in ((KEYS, "setting"), (VARIANTS, "DeepFool variant ->")):
+        for keys, title in (
+            (KEYS, "setting"),
+            (VARIANTS, "DeepFool variant ->"),
+            (MECHANISM, "along r* ->"),
+        ):
             head = [label for _, label, *_ in keys]
             out += [f"\n**{backend}**\n", f"| {title} | seeds | " + " | ".join(head) + " |"]
             out.append("|---" * (len(head) + 2) + "|")
@@ -182,6 +245,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--attack-samples", type=int, default=300)
     parser.add_argument("--json", default=None)
     parser.add_argument("--table", nargs="*", default=None)
     args = parser.parse_args()
@@ -196,7 +260,7 @@ def main() -> None:
             if args.only and name not in args.only:
                 continue
             arch = SETTINGS[name][1].get("architecture", "mlp")
-            rows.append(run(name, seed, args.epochs, data[arch]))
+            rows.append(run(name, seed, args.epochs, data[arch], args.attack_samples))
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))

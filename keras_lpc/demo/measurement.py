@@ -17,7 +17,8 @@ class RunResult:
     """What one arm (model kind, seed) measured; the report's ``runs`` rows.
 
     The fields up to ``history`` are the report (`to_dict`, in this order,
-    is what ``report.json`` holds for the run); the last four are kept for
+    is what ``report.json`` holds for the run); the last five (latents, labels, attacked
+    indices, the DeepFool and ensemble results) are kept for
     the figures and for further analysis and are not written.
     """
 
@@ -51,6 +52,7 @@ class RunResult:
     y_test: np.ndarray = dataclasses.field(repr=False, metadata={"report": False})
     attack_idx: np.ndarray = dataclasses.field(repr=False, metadata={"report": False})
     deepfool_result: Any = dataclasses.field(repr=False, metadata={"report": False})
+    ensemble_result: Any = dataclasses.field(default=None, repr=False, metadata={"report": False})
 
     def to_dict(self) -> dict[str, Any]:
         """The reported fields as a dict (JSON-ready), in declaration order."""
@@ -128,6 +130,7 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
         y_test=y_te,
         attack_idx=attack_idx,
         deepfool_result=df,
+        ensemble_result=best,
     )
 
 
