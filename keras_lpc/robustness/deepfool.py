@@ -133,9 +133,9 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             r_a = r_a + ops.reshape(keep * r_i, ops.shape(r_a))
             index = ops.expand_dims(rows, 1)
             r = ops.scatter_update(r, index, r_a)
-            flags = ops.scatter(index, ops.cast(same, "int32") + 1, (n,))  # 2 still, 1 flipped
-            fooled = ops.logical_or(fooled, flags == 1)
-            still = flags == 2
+            # scatter_update, not ops.scatter (a Python loop over rows on torch)
+            still = ops.scatter_update(ops.zeros_like(active), index, same)
+            fooled = ops.scatter_update(fooled, index, ops.logical_not(same))
             return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
 
         state = (
@@ -148,8 +148,15 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
         body = gathered if compact else masked
         r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
         # inputs still active after max_iter steps: did the last step flip them?
-        last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
-        fooled = ops.logical_or(fooled, ops.logical_and(active, last))
+        if compact:  # eager: only the active rows, if any
+            rows = ops.nonzero(active)[0]
+            if int(ops.shape(rows)[0]):
+                xa = perturbed(ops.take(x, rows, axis=0), ops.take(r, rows, axis=0))
+                last = ops.argmax(fn(xa), axis=1) != ops.cast(ops.take(label, rows), "int32")
+                fooled = ops.scatter_update(fooled, ops.expand_dims(rows, 1), last)
+        else:
+            last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
+            fooled = ops.logical_or(fooled, ops.logical_and(active, last))
         r = (1.0 + overshoot) * r
         if clipped:
             r = ops.clip(x + r, lo, hi) - x
