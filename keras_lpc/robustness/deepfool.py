@@ -60,40 +60,41 @@ class DeepFoolResult:
 def _pair_cotangents(scores: Any, classes: Any) -> Any:
     # Rows e_{I_k} - e_{I_0}, k = 1..K-1: gradients of f_{I_k} - f_{I_0}. One comparison
     # with arange(C) rather than ops.one_hot (several times slower on torch).
-    hot = ops.cast(
-        ops.expand_dims(ops.transpose(classes), 2) == ops.arange(ops.shape(scores)[1]),
-        scores.dtype,
-    )  # (K, n, C)
-    return hot[1:] - hot[:1]
+    hot = ops.cast(ops.transpose(classes)[:, :, None] == ops.arange(scores.shape[1]), scores.dtype)
+    return hot[1:] - hot[:1]  # (K - 1, n, C)
 
 
 def _step(fn: Callable[[Any], Any], xa: Any, classes: Any, tiny: Any) -> tuple[Any, Any]:
     """One DeepFool step at ``xa``: (still at the clean class, the step ``r_i`` (n, flat)).
 
-    Written with few ``keras.ops`` calls (each costs tens of microseconds on torch,
-    where the loop runs eagerly); candidates are selected with ``where`` and a sum
-    over exact zeros, not gathered.
+    On torch the loop runs eagerly and each ``keras.ops`` call costs tens of
+    microseconds, so arithmetic, comparisons and indexing use Python operators
+    (native on every backend) and the chosen candidate is picked with ``where``
+    and a sum over exact zeros.
     """
     pairs = int(classes.shape[1]) - 1
-    flat = int(np.prod(xa.shape[1:]))
     dtype = keras.backend.standardize_dtype(xa.dtype)
     scores, grads = backend.vjp(fn, xa, _pair_cotangents, classes)
-    same = ops.argmax(scores, axis=1) == ops.cast(classes[:, 0], "int32")
+    label = classes[:, 0]
+    if keras.backend.standardize_dtype(label.dtype) != "int32":
+        label = ops.cast(label, "int32")
+    same = ops.argmax(scores, axis=1) == label
     picked = ops.take_along_axis(scores, classes, axis=1)  # (n, K)
     f_diff = ops.abs(ops.transpose(picked[:, 1:] - picked[:, :1]))  # (K - 1, n)
-    g = grads if len(grads.shape) == 3 else ops.reshape(grads, (pairs, -1, flat))
+    g = grads
+    if len(g.shape) != 3:
+        g = ops.reshape(g, (pairs, -1, int(np.prod(xa.shape[1:]))))
     if keras.backend.standardize_dtype(g.dtype) != dtype:
         g, f_diff = ops.cast(g, dtype), ops.cast(f_diff, dtype)
     w_norm = ops.sqrt(ops.sum(g * g, axis=2))  # (K - 1, n)
     dist = ops.where(w_norm > 0, f_diff / w_norm, np.inf)
     best = ops.argmin(dist, axis=0)
     d = ops.min(dist, axis=0)
-    pick = ops.expand_dims(ops.arange(pairs, dtype=best.dtype), 1) == best  # (K - 1, n)
+    pick = ops.arange(pairs, dtype=best.dtype)[:, None] == best  # (K - 1, n)
     norm = ops.sum(ops.where(pick, w_norm, 0.0), axis=0)
-    w = ops.sum(ops.where(ops.expand_dims(pick, 2), g, 0.0), axis=0)  # (n, flat)
-    move = ops.logical_and(same, ops.isfinite(d))
-    coef = ops.where(move, (d + tiny) / norm, 0.0)
-    return same, ops.expand_dims(coef, 1) * w
+    w = ops.sum(ops.where(pick[:, :, None], g, 0.0), axis=0)  # (n, flat)
+    coef = ops.where(same & ops.isfinite(d), (d + tiny) / norm, 0.0)
+    return same, coef[:, None] * w
 
 
 def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
@@ -121,7 +122,7 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
         n = ops.shape(x)[0]
 
         def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
-            return ops.logical_and(ops.any(active), step < max_iter)
+            return ops.any(active) & (step < max_iter)
 
         def masked(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
             same, r_i = _step(fn, perturbed(x, r), classes, tiny)
@@ -138,12 +139,12 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             )
             # r_i is zero on the rows that flipped (``same`` False)
             r_a = r_a + (ops.reshape(r_i, ops.shape(r_a)) if len(x.shape) > 2 else r_i)
-            index = ops.expand_dims(rows, 1)
+            index = rows[:, None]
             r = ops.scatter_update(r, index, r_a)
             # scatter_update, not ops.scatter (a Python loop over rows on torch)
-            still = ops.scatter_update(ops.zeros_like(active), index, same)
-            fooled = ops.scatter_update(fooled, index, ops.logical_not(same))
-            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
+            flags = ops.scatter_update(zeros, index, ops.cast(same, "int32") + 1)
+            still = flags == 2  # 2: still at the clean class, 1: flipped, 0: inactive
+            return r, still, fooled | (flags == 1), iterations + ops.cast(still, "int32"), step + 1
 
         state = (
             ops.zeros_like(x),
@@ -152,6 +153,7 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             ops.zeros((n,), dtype="int32"),
             ops.convert_to_tensor(0, dtype="int32"),
         )
+        zeros = state[3]
         body = gathered if compact else masked
         r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
         # inputs still active after max_iter steps: did the last step flip them?
