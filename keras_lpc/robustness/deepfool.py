@@ -104,8 +104,10 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
     all inputs iterate together and padded rows (``valid`` False) never
     start. Compiled (JAX, TensorFlow), an input is frozen by a mask once its
     prediction flips; eager (torch), the step runs on the still-active rows
-    only, gathered and scattered on the device. The settings are tensors, so
-    one compiled loop serves them all.
+    only, gathered and scattered on the device (``scatter_update``:
+    ``ops.scatter`` loops over rows in Python on torch), and the final flip
+    check runs on the rows still active after ``max_iter`` steps, if any.
+    The settings are tensors, so one compiled loop serves them all.
     """
     compact = not backend.compiles()
 
