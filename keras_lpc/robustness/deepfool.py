@@ -60,7 +60,9 @@ class DeepFoolResult:
 def _pair_cotangents(scores: Any, classes: Any) -> Any:
     # Rows e_{I_k} - e_{I_0}, k = 1..K-1: gradients of f_{I_k} - f_{I_0}. One comparison
     # with arange(C) rather than ops.one_hot (several times slower on torch).
-    hot = ops.cast(ops.transpose(classes)[:, :, None] == ops.arange(scores.shape[1]), scores.dtype)
+    hot = ops.cast(
+        ops.transpose(classes)[:, :, None] == ops.arange(ops.shape(scores)[1]), scores.dtype
+    )
     return hot[1:] - hot[:1]  # (K - 1, n, C)
 
 
