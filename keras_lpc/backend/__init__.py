@@ -17,7 +17,13 @@ this package supplies the two things ``keras.ops`` lacks:
     (JAX ``jax.vjp`` + ``vmap``; TensorFlow a persistent ``GradientTape``, ``tf.map_fn``
     over the cotangents; torch ``autograd.grad(is_grads_batched=True)``, one
     vmapped backward pass, K passes where an op has no batching rule). The scores of
-    different samples must not depend on each other (inference mode).
+    different samples must not depend on each other (inference mode). On torch
+    (CPU, one thread, K = 9, 256 rows of the MLP 64-256-256-10 of
+    ``benchmarks/deepfool.py``) the vmapped pass took 7.5 ms against 8.9-15.7 ms
+    for K backward passes, ``torch.func.vjp`` + ``vmap``, the full C-row
+    Jacobian and one pass over the batch tiled K times; on that file's small CNN
+    K passes were about 10% faster (within noise). Most of the time is the
+    backward matrix products themselves.
 
 ``jit(fn, variables=()) -> compiled``
     ``compiled(*arrays)`` converts NumPy arguments to backend tensors and
@@ -30,9 +36,13 @@ this package supplies the two things ``keras.ops`` lacks:
     shapes (variables are read by reference; every batch size reuses it,
     other axes such as the candidate count ``K`` stay static);
     torch runs eagerly under ``torch.no_grad`` (``vjp`` re-enables
-    gradients where it needs them). Outputs are backend tensors (convert
-    with ``keras.ops.convert_to_numpy`` once, at the end). Pass array
-    arguments, not Python numbers, so values never cause a retrace.
+    gradients where it needs them; not ``inference_mode``, under which
+    ``enable_grad`` records no graph), so there every ``keras.ops`` call
+    costs its Python overhead (tens of microseconds) and eager loop bodies
+    prefer Python operators and indexing, native on every backend. Outputs
+    are backend tensors (convert with ``keras.ops.convert_to_numpy`` once,
+    at the end). Pass array arguments, not Python numbers, so values never
+    cause a retrace.
 
 ``compiles()``
     False on torch, where `jit` runs eagerly: there a loop may gather its

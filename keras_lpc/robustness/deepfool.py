@@ -58,35 +58,45 @@ class DeepFoolResult:
 
 
 def _pair_cotangents(scores: Any, classes: Any) -> Any:
-    # Rows e_{I_k} - e_{I_0}, k = 1..K-1: gradients of f_{I_k} - f_{I_0}.
-    onehot = ops.one_hot(classes, ops.shape(scores)[1], dtype=scores.dtype)
-    return ops.transpose(onehot[:, 1:] - onehot[:, :1], (1, 0, 2))
+    # Rows e_{I_k} - e_{I_0}, k = 1..K-1: gradients of f_{I_k} - f_{I_0}. One comparison
+    # with arange(C) rather than ops.one_hot (several times slower on torch).
+    hot = ops.cast(
+        ops.transpose(classes)[:, :, None] == ops.arange(ops.shape(scores)[1]), scores.dtype
+    )
+    return hot[1:] - hot[:1]  # (K - 1, n, C)
 
 
 def _step(fn: Callable[[Any], Any], xa: Any, classes: Any, tiny: Any) -> tuple[Any, Any]:
-    """One DeepFool step at ``xa``: (still at the clean class, the step ``r_i`` (n, flat))."""
+    """One DeepFool step at ``xa``: (still at the clean class, the step ``r_i`` (n, flat)).
+
+    On torch the loop runs eagerly and each ``keras.ops`` call costs tens of
+    microseconds, so arithmetic, comparisons and indexing use Python operators
+    (native on every backend) and the chosen candidate is picked with ``where``
+    and a sum over exact zeros.
+    """
     pairs = int(classes.shape[1]) - 1
-    flat = int(np.prod(xa.shape[1:]))
+    dtype = keras.backend.standardize_dtype(xa.dtype)
     scores, grads = backend.vjp(fn, xa, _pair_cotangents, classes)
-    same = ops.argmax(scores, axis=1) == ops.cast(classes[:, 0], "int32")
-    f_diff = ops.take_along_axis(scores, classes[:, 1:], axis=1) - ops.take_along_axis(
-        scores, classes[:, :1], axis=1
-    )
-    g = ops.cast(ops.reshape(grads, (pairs, -1, flat)), xa.dtype)
-    w_norm = ops.transpose(ops.sqrt(ops.sum(g * g, axis=2)))  # (n, K - 1)
-    positive = w_norm > 0
-    safe = ops.where(positive, w_norm, ops.ones_like(w_norm))
-    dist = ops.where(
-        positive, ops.abs(ops.cast(f_diff, xa.dtype)) / safe, ops.full_like(w_norm, np.inf)
-    )
-    best = ops.argmin(dist, axis=1)
-    d = ops.take_along_axis(dist, ops.expand_dims(best, 1), axis=1)[:, 0]
-    norm = ops.take_along_axis(safe, ops.expand_dims(best, 1), axis=1)[:, 0]
-    pick = ops.one_hot(best, pairs, dtype=xa.dtype)  # (n, K - 1)
-    w = ops.sum(ops.expand_dims(ops.transpose(pick), 2) * g, axis=0)  # (n, flat)
-    move = ops.logical_and(same, ops.isfinite(d))
-    coef = ops.where(move, (d + tiny) / norm, ops.zeros_like(d))
-    return same, ops.expand_dims(coef, 1) * w
+    label = classes[:, 0]
+    if keras.backend.standardize_dtype(label.dtype) != "int32":
+        label = ops.cast(label, "int32")
+    same = ops.argmax(scores, axis=1) == label
+    picked = ops.take_along_axis(scores, classes, axis=1)  # (n, K)
+    f_diff = ops.abs(ops.transpose(picked[:, 1:] - picked[:, :1]))  # (K - 1, n)
+    g = grads
+    if len(g.shape) != 3:
+        g = ops.reshape(g, (pairs, -1, int(np.prod(xa.shape[1:]))))
+    if keras.backend.standardize_dtype(g.dtype) != dtype:
+        g, f_diff = ops.cast(g, dtype), ops.cast(f_diff, dtype)
+    w_norm = ops.sqrt(ops.sum(g * g, axis=2))  # (K - 1, n)
+    dist = ops.where(w_norm > 0, f_diff / w_norm, np.inf)
+    best = ops.argmin(dist, axis=0)
+    d = ops.min(dist, axis=0)
+    pick = ops.arange(pairs, dtype=best.dtype)[:, None] == best  # (K - 1, n)
+    norm = ops.sum(ops.where(pick, w_norm, 0.0), axis=0)
+    w = ops.sum(ops.where(pick[:, :, None], g, 0.0), axis=0)  # (n, flat)
+    coef = ops.where(same & ops.isfinite(d), (d + tiny) / norm, 0.0)
+    return same, coef[:, None] * w
 
 
 def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
@@ -96,8 +106,10 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
     all inputs iterate together and padded rows (``valid`` False) never
     start. Compiled (JAX, TensorFlow), an input is frozen by a mask once its
     prediction flips; eager (torch), the step runs on the still-active rows
-    only, gathered and scattered on the device. The settings are tensors, so
-    one compiled loop serves them all.
+    only, gathered and scattered on the device (``scatter_update``:
+    ``ops.scatter`` loops over rows in Python on torch), and the final flip
+    check runs on the rows still active after ``max_iter`` steps, if any.
+    The settings are tensors, so one compiled loop serves them all.
     """
     compact = not backend.compiles()
 
@@ -114,7 +126,7 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
         n = ops.shape(x)[0]
 
         def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
-            return ops.logical_and(ops.any(active), step < max_iter)
+            return ops.any(active) & (step < max_iter)
 
         def masked(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
             same, r_i = _step(fn, perturbed(x, r), classes, tiny)
@@ -129,14 +141,14 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             same, r_i = _step(
                 fn, perturbed(ops.take(x, rows, axis=0), r_a), ops.take(classes, rows, axis=0), tiny
             )
-            keep = ops.expand_dims(ops.cast(same, x.dtype), 1)
-            r_a = r_a + ops.reshape(keep * r_i, ops.shape(r_a))
-            index = ops.expand_dims(rows, 1)
+            # r_i is zero on the rows that flipped (``same`` False)
+            r_a = r_a + (ops.reshape(r_i, ops.shape(r_a)) if len(x.shape) > 2 else r_i)
+            index = rows[:, None]
             r = ops.scatter_update(r, index, r_a)
-            flags = ops.scatter(index, ops.cast(same, "int32") + 1, (n,))  # 2 still, 1 flipped
-            fooled = ops.logical_or(fooled, flags == 1)
-            still = flags == 2
-            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
+            # scatter_update, not ops.scatter (a Python loop over rows on torch)
+            flags = ops.scatter_update(zeros, index, ops.cast(same, "int32") + 1)
+            still = flags == 2  # 2: still at the clean class, 1: flipped, 0: inactive
+            return r, still, fooled | (flags == 1), iterations + ops.cast(still, "int32"), step + 1
 
         state = (
             ops.zeros_like(x),
@@ -145,11 +157,19 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
             ops.zeros((n,), dtype="int32"),
             ops.convert_to_tensor(0, dtype="int32"),
         )
+        zeros = state[3]
         body = gathered if compact else masked
         r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
         # inputs still active after max_iter steps: did the last step flip them?
-        last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
-        fooled = ops.logical_or(fooled, ops.logical_and(active, last))
+        if compact:  # eager: only the active rows, if any
+            rows = ops.nonzero(active)[0]
+            if int(ops.shape(rows)[0]):
+                xa = perturbed(ops.take(x, rows, axis=0), ops.take(r, rows, axis=0))
+                last = ops.argmax(fn(xa), axis=1) != ops.cast(ops.take(label, rows), "int32")
+                fooled = ops.scatter_update(fooled, ops.expand_dims(rows, 1), last)
+        else:
+            last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
+            fooled = ops.logical_or(fooled, ops.logical_and(active, last))
         r = (1.0 + overshoot) * r
         if clipped:
             r = ops.clip(x + r, lo, hi) - x
