@@ -14,7 +14,7 @@ docs/benchmarks.md. Per backend and model, on the same random inputs:
   DeepFool, vmapped and jitted, the yardstick of issue 16;
 * ``fused torch (hand-written loop)`` (torch only): the same algorithm in plain torch
   ops, active rows gathered, one ``is_grads_batched`` VJP per step (no ``keras.ops``);
-* ``foolbox 3``: when importable (``PYTHONPATH=/tmp/foolbox``; never a dependency).
+* ``foolbox 3``: when it can be loaded (see benchmarks/_foolbox.py; never a dependency).
 
 ``--backend NAME`` runs one backend only and prints its rows as JSON.
 """
@@ -247,27 +247,17 @@ def fused_torch(model, batch_size=256):
 
 
 def foolbox_run(model, x):
-    import foolbox as fb
     import keras
     import numpy as np
 
+    from benchmarks import _foolbox
     from keras_lpc.robustness._scores import score_function
 
+    fb = _foolbox.load()
     name = keras.backend.backend()
     bounds = (float(x.min()) - 100.0, float(x.max()) + 100.0)
     fn = score_function(model)
-    if name == "torch":
-        import torch
-
-        class Wrapped(torch.nn.Module):
-            def forward(self, t):
-                return fn(t)
-
-        fmodel = fb.PyTorchModel(Wrapped().eval(), bounds=bounds, device="cpu")
-    elif name == "tensorflow":
-        fmodel = fb.TensorFlowModel(fn, bounds=bounds)
-    else:
-        fmodel = fb.JAXModel(fn, bounds=bounds)
+    fmodel = _foolbox.wrap(fn, bounds)
     xt = keras.ops.convert_to_tensor(x)
     labels = np.argmax(keras.ops.convert_to_numpy(fn(x)), axis=1)
     yt = keras.ops.convert_to_tensor(labels.astype("int64" if name == "torch" else "int32"))
