@@ -21,8 +21,8 @@ import numpy as np
 # A ball holds points within r (1 + RTOL) + ATOL of its centre (ties at rounding count).
 RTOL = 1e-9
 ATOL = 1e-12
-# Rows per float32 tile of distances (rows x N).
-TILE_ELEMENTS = 1 << 21
+# Shape of the float32 tiles of squared distances (8 MiB).
+TILE_ROWS, TILE_COLUMNS = 512, 4096
 # A tile with more candidate pairs than this per row (collapsed latents, massive
 # ties) is left to the caller's exact, chunked fallback.
 MAX_CANDIDATES_PER_ROW = 256
@@ -128,39 +128,47 @@ def _candidates(
     Returns ``(rows, cols, d2, unsolved)``: the pairs, their exact float64
     squared distances in each space, shape (P, S), and a mask of rows whose
     tile held too many candidates to list (left to the caller).
+
+    Each unordered pair is looked at once: with the points sorted by their
+    bound, a tile of rows meets the columns from its own rows on, and the
+    larger bound of a pair ``r < c`` is the column's.
     """
     n = len(x)
     f = x[:, filter_columns]
     sq = np.einsum("ij,ij->i", f, f)
-    # A_ij = |f_j|^2 - 2 f_i.f_j in one float32 GEMM; the pair is kept when
-    # A_ij <= bound2_i - |f_i|^2, with room for float32 rounding (~1e-7 |f|^2).
-    left = np.hstack([f, np.ones((n, 1))]).astype(np.float32)
-    right = np.ascontiguousarray(np.hstack([-2.0 * f, sq[:, None]]).T.astype(np.float32))
-    margin = 1e-4 * (sq + sq.max())
-    limit = (bound2 * (1 + 1e-6) - sq + margin).astype(np.float32)
-    step = max(1, TILE_ELEMENTS // n)
-    rows, cols, dists = [], [], []
+    # float32 rounds |f_i - f_j|^2 = |f_i|^2 + |f_j|^2 - 2 f_i.f_j by ~1e-7 (|f_i|^2 + |f_j|^2).
+    limit = bound2 * (1 + 1e-6) + 1e-4 * (sq + sq.max())
+    perm = np.argsort(limit)
+    fp, sqp, limit = f[perm], sq[perm, None], limit[perm].astype(np.float32)
+    ones = np.ones((n, 1))
+    left = np.hstack([fp, ones, sqp]).astype(np.float32)
+    right = np.ascontiguousarray(np.hstack([-2.0 * fp, sqp, ones]).T.astype(np.float32))
+    pairs_i, pairs_j = [], []
     unsolved = np.zeros(n, dtype=bool)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        tile = left[start:stop] @ right
-        flat = np.flatnonzero(tile <= limit[start:stop, None])
-        if len(flat) > MAX_CANDIDATES_PER_ROW * (stop - start):
-            unsolved[start:stop] = True
-            continue
-        r, c = np.divmod(flat, n)
-        r += start
-        r, c = r[r != c], c[r != c]
-        diff = x[r] - x[c]
-        d2 = (diff * diff) @ indicator  # sums of squares: no cancellation
-        near = np.any(d2 <= bound2[r, None], axis=1)
-        rows.append(r[near])
-        cols.append(c[near])
-        dists.append(d2[near])
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros((0, indicator.shape[1])), unsolved
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(dists), unsolved
+    for a in range(0, n, TILE_ROWS):
+        b = min(n, a + TILE_ROWS)
+        for c0 in range(a, n, TILE_COLUMNS):
+            c1 = min(n, c0 + TILE_COLUMNS)
+            tile = left[a:b] @ right[:, c0:c1]  # float32 |f_i - f_j|^2
+            flat = np.flatnonzero(tile <= limit[None, c0:c1])  # c > r: limit_c is the larger
+            if len(flat) > MAX_CANDIDATES_PER_ROW * (b - a):
+                unsolved[perm[a:b]] = unsolved[perm[c0:c1]] = True
+                continue
+            r, c = np.divmod(flat, c1 - c0)
+            r += a
+            c += c0
+            upper = c > r
+            pairs_i.append(perm[r[upper]])
+            pairs_j.append(perm[c[upper]])
+    i = np.concatenate(pairs_i) if pairs_i else np.zeros(0, dtype=np.int64)
+    j = np.concatenate(pairs_j) if pairs_j else np.zeros(0, dtype=np.int64)
+    diff = x[i] - x[j]
+    d2 = (diff * diff) @ indicator  # sums of squares: no cancellation
+    to_j = np.any(d2 <= bound2[i, None], axis=1)  # j may lie in a ball around i
+    to_i = np.any(d2 <= bound2[j, None], axis=1)
+    rows = np.concatenate([i[to_j], j[to_i]])
+    cols = np.concatenate([j[to_j], i[to_i]])
+    return rows, cols, np.concatenate([d2[to_j], d2[to_i]]), unsolved
 
 
 def ross_counts(
