@@ -1,10 +1,13 @@
 """Information-theoretic metrics of latents: entropy, mutual information, synergy.
 
 All quantities are in **nats** and computed with k-nearest-neighbour
-estimators on NumPy float64 arrays (k-d trees in up to 3 dimensions, tiled
-brute force above: `sklearn.neighbors`, `scipy.spatial.cKDTree`), vectorised
-over samples; loops run only over classes or features. Every function can
-subsample (``max_samples``, with a fixed ``seed``) and is deterministic.
+estimators on NumPy float64 arrays (sorting for one feature, k-d trees from
+`scipy.spatial.cKDTree` in 2-3 dimensions, tiled brute force above: for
+the MI terms, a float32 GEMM filter and exact float64 distances of the pairs
+it keeps, `keras_lpc.metrics._neighbours`), vectorised over samples; loops
+run only over classes, features or tiles. The ``2 d + 1`` MI terms of
+`interaction_information` share one search. Every function can subsample
+(``max_samples``, with a fixed ``seed``) and is deterministic.
 
 References:
     Kozachenko & Leonenko (1987), "Sample estimate of the entropy of a random
