@@ -17,6 +17,7 @@ exact float64 distances, from which ``r_is`` and ``m_is`` follow.
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # A ball holds points within r (1 + RTOL) + ATOL of its centre (ties at rounding count).
 RTOL = 1e-9
@@ -196,9 +197,21 @@ def ross_counts(
     >>> print(m[0].tolist(), unsolved.any())  # row 0: only its class-mate, at 1
     [1, 2, 3, 3] False
     """
-    n = len(z)
     parent = np.unique(np.concatenate(spaces))
     x = np.ascontiguousarray(z[:, parent])
+    # Every GEMM here is small (tiles of 512 x 4096 x ~17, classes of n_c x n_c x d): BLAS
+    # threads gain little on them and, with other jobs on the cores, their spin-waits
+    # made the whole search 4x slower. One thread, then, restored on return.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _ross_counts(x, y, k_i, [np.searchsorted(parent, s) for s in spaces], group)
+
+
+def _ross_counts(
+    x: np.ndarray, y: np.ndarray, k_i: np.ndarray, spaces: list[np.ndarray], group: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`ross_counts` on the parent columns ``x`` (``spaces`` index into them)."""
+    n = len(x)
+    parent = np.arange(x.shape[1])
     bound = class_kth_distance(x, y, k_i)
     # The GEMM form rounds |z_i - z_j|^2 by ~eps (|z_i|^2 + |z_j|^2): widen by far more.
     sq = np.einsum("ij,ij->i", x, x)
@@ -209,7 +222,7 @@ def ross_counts(
     for members in _groups(spaces, group):
         indicator = np.stack([np.isin(parent, spaces[s]) for s in members], axis=1)
         common = np.flatnonzero(indicator.all(axis=1))
-        rows, cols, d2_all, skipped = _candidates(x, common, indicator.astype(np.float64), bound2)
+        rows, cols, d2_all, skipped = _candidates(x, common, indicator.astype(float), bound2)
         same_all = y[rows] == y[cols]
         for g, s in enumerate(members):
             d2 = d2_all[:, g]

@@ -143,10 +143,13 @@ class CollapseAccumulator:
 
         if not self._pending:
             return
-        lab = np.concatenate([b for _, b in self._pending])
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        lab = np.concatenate([b for _, b in pending])
         order = np.argsort(lab, kind="stable")
-        grouped = np.concatenate([a for a, _ in self._pending])[order]  # our copy: shifted in place
-        self._pending, self._pending_rows = [], 0
+        arr = np.concatenate([a for a, _ in pending])
+        del pending  # the batches now live in `arr` only
+        grouped = arr[order]  # our copy: shifted in place below
+        del arr
         present, starts, sizes = np.unique(lab[order], return_index=True, return_counts=True)
         for c, start, size in zip(present, starts, sizes):  # a loop over classes
             block = grouped[start : start + size]
