@@ -161,7 +161,8 @@ def main() -> None:
         f"Machine: {machine()}. Load average (`uptime`) at the start: {load()}. "
         "Streaming rows: float32 latents made batch by batch from a seeded RNG outside "
         "the clock; both passes (pass 2 with predictions), then `result()`. BLAS threads "
-        "set with threadpoolctl.\n\n"
+        "set with threadpoolctl. With other jobs on the cores, OpenBLAS' second thread "
+        "spin-waits and makes pass 1 slower, not faster; compare again on a quiet machine.\n\n"
         + table(head, rows)
         + f"\n\nBefore and now agree to {worst:.1e} (largest relative difference over the "
         f"metrics at {n_side:,} rows). Streaming NC1 = {now['nc1']:.4g}. The data of the "
