@@ -1,12 +1,13 @@
 """Time `collapse_metrics` against a plain per-class NumPy version; stream 1M x 512.
 
-Run: KERAS_BACKEND=jax .venv/bin/python benchmarks/collapse_metrics.py [--small]
+Run: KERAS_BACKEND=jax .venv/bin/python -m benchmarks.collapse_metrics [--small] [--threads 1,2]
 Writes the ``collapse_metrics`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import tracemalloc
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from benchmarks._report import machine, table, update_section
 from keras_lpc.metrics import CollapseAccumulator, collapse_metrics
+from keras_lpc.metrics._stats import index_of, squared_distances
 
 
 def plain(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -32,31 +34,69 @@ def plain(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"nc1": float(nc1), "separation_ratio": float(np.mean(dist.min(axis=1) / own))}
 
 
-class ChanPass1:
-    """Pass 1 as it was: Chan et al.'s merge, one small product per class and batch."""
+class BeforeAccumulator(CollapseAccumulator):
+    """The accumulator as it was: dgemm for Q_c, two distance GEMMs per pass-2 batch."""
 
-    def __init__(self, classes: int, dim: int) -> None:
-        self.counts = np.zeros(classes, dtype=np.int64)
-        self.means = np.zeros((classes, dim))
-        self.m2 = np.zeros((classes, dim, dim))
+    def _flush(self) -> None:
+        from scipy.linalg.blas import dgemm
 
-    def update(self, z: np.ndarray, y: np.ndarray) -> None:
-        z = z.astype(np.float64)
-        order = np.argsort(y, kind="stable")
-        present, starts = np.unique(y[order], return_index=True)
-        for c, rows in zip(present, np.split(order, starts[1:])):
-            block = z[rows]
-            n_b, mean_b = len(rows), block.mean(axis=0)
-            resid = block - mean_b
-            n_a = self.counts[c]
-            n = n_a + n_b
-            delta = mean_b - self.means[c]
-            self.m2[c] += resid.T @ resid + np.outer(delta, delta) * (n_a * n_b / n)
-            self.means[c] += delta * (n_b / n)
-            self.counts[c] = n
+        if not self._pending:
+            return
+        arr = np.concatenate([a for a, _ in self._pending])
+        lab = np.concatenate([b for _, b in self._pending])
+        self._pending, self._pending_rows = [], 0
+        order = np.argsort(lab, kind="stable")
+        grouped = arr[order]
+        present, starts, sizes = np.unique(lab[order], return_index=True, return_counts=True)
+        for c, start, size in zip(present, starts, sizes):
+            block = grouped[start : start + size]
+            if self._counts[c] == 0:
+                self._shift[c] = block.mean(axis=0)
+            block = block - self._shift[c]
+            self._sum[c] += block.sum(axis=0)
+            dgemm(1.0, block.T, block, beta=1.0, c=self._m2[c].T, overwrite_c=1)
+            self._counts[c] += size
 
-    def sigma_w(self) -> np.ndarray:
-        return (self.m2 / self.counts[:, None, None]).mean(axis=0)
+    def update_samples(self, z, labels, predictions=None) -> None:
+        if self._frozen is None:
+            self._frozen = self.stats()
+        stats = self._frozen
+        arr, lab = self._check(z, labels)
+        codes = index_of(stats.classes, lab)
+        resid = arr - stats.means[codes]
+        own = np.sqrt(np.einsum("ij,ij->i", resid, resid))
+        d2 = squared_distances(arr, stats.means, stats.global_mean)
+        d2[np.arange(len(arr)), codes] = np.inf
+        ratio = np.sqrt(d2.min(axis=1)) / own
+        self._ratio += [ratio.sum(), len(ratio), 0]
+        if predictions is not None:
+            near = np.argmin(squared_distances(arr, stats.means, stats.global_mean), axis=1)
+            self._agree += [int(np.sum(stats.classes[near] == predictions)), len(arr)]
+
+
+def stream(acc, n_total, batch, centres, predictions=True):
+    """Seconds of pass 1 (with `stats`), pass 2 and `result`; data made outside the clock."""
+    c, d = centres.shape
+    times = [0.0, 0.0, 0.0]
+    for which in (0, 1):
+        gen = np.random.default_rng(1)
+        for _ in range(n_total // batch):
+            yb = gen.integers(0, c, batch)
+            zb = (centres[yb] + 0.5 * gen.normal(size=(batch, d))).astype(np.float32)
+            start = time.perf_counter()
+            if which == 0:
+                acc.update(zb, yb)
+            else:
+                acc.update_samples(zb, yb, predictions=yb if predictions else None)
+            times[which] += time.perf_counter() - start
+        if which == 0:
+            start = time.perf_counter()
+            acc.stats()
+            times[0] += time.perf_counter() - start
+    start = time.perf_counter()
+    out = acc.result()
+    times[2] = time.perf_counter() - start
+    return times, out
 
 
 def data(rng, n, d, c):
@@ -77,69 +117,66 @@ def best_of(fn, repeat=3):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", action="store_true", help="100k x 512 instead of 1M x 512")
+    parser.add_argument("--threads", default="1,2", help="OpenBLAS thread counts to time")
     args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    threads = [int(t) for t in args.threads.split(",")]
     rng = np.random.default_rng(0)
     z, y = data(rng, 50_000, 64, 10)
     t_fast, fast = best_of(lambda: collapse_metrics(z, y))
     t_plain, ref = best_of(lambda: plain(z, y))
     assert abs(fast["nc1"] - ref["nc1"]) < 1e-6 * ref["nc1"]
+    head = ["case", "BLAS threads", "pass 1 (s)", "pass 2 (s)", "result (s)", "total (s)"]
     rows = [
-        ["collapse_metrics, 50k x 64, C=10", t_fast, "-"],
-        ["plain per-class NumPy (NC1 + R only)", t_plain, "-"],
+        ["collapse_metrics, 50k x 64, C=10 (best of 3)", "default", "-", "-", "-", t_fast],
+        ["plain per-class NumPy (NC1 + R only)", "default", "-", "-", "-", t_plain],
     ]
-
-    n_total, d, c, batch = (100_000 if args.small else 1_000_000), 512, 100, 10_000
+    d, c, batch = 512, 100, 10_000
     centres = rng.normal(size=(c, d))
-
-    def batches():
-        gen = np.random.default_rng(1)
-        for _ in range(n_total // batch):
-            yb = gen.integers(0, c, batch)
-            yield (centres[yb] + 0.5 * gen.normal(size=(batch, d))).astype(np.float32), yb
-
-    start = time.perf_counter()
-    chan = ChanPass1(c, d)
-    for zb, yb in batches():
-        chan.update(zb, yb)
-    t_chan = time.perf_counter() - start
-    start = time.perf_counter()
-    acc = CollapseAccumulator()
-    for zb, yb in batches():
-        acc.update(zb, yb)
-    sigma_w = acc.stats().sigma_w
-    t_pass1 = time.perf_counter() - start
-    assert np.allclose(sigma_w, chan.sigma_w(), rtol=1e-9, atol=1e-12)
-    acc = CollapseAccumulator()
-    tracemalloc.start()
-    start = time.perf_counter()
-    for zb, yb in batches():
-        acc.update(zb, yb)
-    for zb, yb in batches():
-        acc.update_samples(zb, yb)
-    out = acc.result()
-    t_stream = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    label = f"{n_total:,} x 512, C=100, batch {batch}"
-    rows += [
-        [f"pass 1 as before (Chan merge per class and batch), {label}", t_chan, "-"],
-        [f"pass 1 now (shifted sums, one GEMM per class per buffer), {label}", t_pass1, "-"],
-        [f"CollapseAccumulator now, {label}, 2 passes", t_stream, f"{peak:.0f} MiB"],
-    ]
+    n_side, n_total = 100_000, (100_000 if args.small else 1_000_000)
+    results = {}
+    for n_threads in threads:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            for name, cls, n in (
+                ("before (dgemm; 2 distance GEMMs)", BeforeAccumulator, n_side),
+                ("now (dsyrk; 1 distance GEMM)", CollapseAccumulator, n_side),
+                ("now (dsyrk; 1 distance GEMM)", CollapseAccumulator, n_total),
+            ):
+                key = (name, n, n_threads)
+                if key in results:
+                    continue
+                tracemalloc.start()
+                times, out = stream(cls(), n, batch, centres)
+                peak = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+                results[key] = out
+                label = f"{name}, {n:,} x 512, C=100, batch {batch}, peak {peak:.0f} MiB"
+                rows.append([label, n_threads, *times, sum(times)])
+    before = results[("before (dgemm; 2 distance GEMMs)", n_side, threads[0])]
+    now = results[("now (dsyrk; 1 distance GEMM)", n_side, threads[0])]
+    worst = max(abs(now[k] / before[k] - 1) for k in now if before[k])
     body = (
         "## collapse_metrics (`benchmarks/collapse_metrics.py`)\n\n"
-        f"Machine: {machine()}. **Shared** with other jobs at the time, so times are noisy; "
-        "best of 3 for the 50k rows. Run with `OPENBLAS_NUM_THREADS=1`: on a shared "
-        "2-core machine OpenBLAS' own threads fight the other jobs and run 3-5x slower.\n\n"
-        + table(["case", "seconds", "peak traced memory"], rows)
-        + f"\n\nPass 1 now / before: {t_chan / t_pass1:.1f}x faster (same Sigma_W to 1e-9). "
-        f"Speed-up over the plain version at 50k x 64: {t_plain / t_fast:.1f}x "
-        f"(and it computes 10 metrics, not 2). Streaming NC1 = {out['nc1']:.4g}. The data of the "
-        f"streamed run would take {n_total * d * 4 / 2**20:.0f} MiB as float32; the accumulator "
-        f"holds C d^2 float64 second moments ({c * d * d * 8 / 2**20:.0f} MiB) plus one batch."
+        f"Machine: {machine()}. Load average (`uptime`) at the start: {load()}. "
+        "Streaming rows: float32 latents made batch by batch from a seeded RNG outside "
+        "the clock; both passes (pass 2 with predictions), then `result()`. BLAS threads "
+        "set with threadpoolctl. With other jobs on the cores, OpenBLAS' second thread "
+        "spin-waits and makes pass 1 slower, not faster; compare again on a quiet machine.\n\n"
+        + table(head, rows)
+        + f"\n\nBefore and now agree to {worst:.1e} (largest relative difference over the "
+        f"metrics at {n_side:,} rows). Streaming NC1 = {now['nc1']:.4g}. The data of the "
+        f"largest streamed run would take {n_total * d * 4 / 2**20:.0f} MiB as float32; the "
+        f"accumulator holds C d^2 float64 second moments ({c * d * d * 8 / 2**20:.0f} MiB) "
+        "plus one buffer of 2^24 entries."
     )
     update_section("collapse_metrics", body)
     print(body)
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ metrics are NumPy, so the backend does not matter). Times are the best of
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,36 +37,83 @@ def best_time(fn, *args, **kwargs) -> float:
     return min(times)
 
 
-def brute_force_search(z, y, k_i):
-    """The search before the shared k-NN one: every row left to per-class brute force."""
+def former_mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Ross's estimator as it was: one space per call, sklearn's brute k-NN above 3 dims."""
+    from scipy.special import digamma
+    from sklearn.neighbors import NearestNeighbors
+
+    from keras_lpc.metrics import information as info
+
+    n_y = np.bincount(y)[y]
+    keep = n_y > 1
+    z, y, n_y = z[keep], y[keep], n_y[keep]
     n = len(z)
-    return np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    k_i = np.minimum(k, n_y - 1).astype(np.float64)
+    if z.shape[1] <= info._TREE_MAX_DIM:
+        radius = np.empty(n)
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            radius[idx] = info._kth_distance(z[idx], int(k_i[idx[0]]))
+        m = info._count_within(z, radius) - 1
+    else:
+        width = min(n - 1, max(64, 4 * k))
+        dist, ind = NearestNeighbors(n_neighbors=width, algorithm="brute").fit(z).kneighbors()
+        same = np.cumsum(y[ind] == y[:, None], axis=1)
+        found = same[:, -1] >= k_i
+        radius = dist[np.arange(n), np.argmax(same >= k_i[:, None], axis=1)]
+        limit = radius * (1 + info._RTOL) + info._ATOL
+        m = np.count_nonzero(dist <= limit[:, None], axis=1)
+        rest = np.flatnonzero(~(found & (dist[:, -1] > limit)))
+        if rest.size:
+            radius[rest] = info._class_radius(z, y, k_i, rest)
+            m[rest] = info._count_within(z, radius[rest], rest) - 1
+    m = np.maximum(m, k_i)
+    return float(digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i)) - np.mean(digamma(m)))
+
+
+def former_interaction_information(z: np.ndarray, y: np.ndarray, k: int = 3) -> float:
+    """The former `interaction_information`: 2 d + 1 separate estimates."""
+    from keras_lpc._validation import standardize
+
+    arr = standardize(z)
+    labels = np.unique(y, return_inverse=True)[1].reshape(-1)
+    d = arr.shape[1]
+    joint = former_mi_knn(arr, labels, k)
+    values = [
+        joint
+        - former_mi_knn(arr[:, [j]], labels, k)
+        - former_mi_knn(arr[:, np.delete(np.arange(d), j)], labels, k)
+        for j in range(d)
+    ]
+    return float(np.mean(values))
+
+
+def clocked(fn, *args, **kwargs) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def side_by_side(n: int = 10000, d: int = 16) -> list[list[object]]:
-    """`interaction_information` with the shared k-NN search and with the former brute force."""
-    from keras_lpc.metrics import information
+    """`interaction_information` now (BLAS threads 1 and 2) and as it was, on one data set."""
+    from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, n)
     z = rng.normal(size=(n, d)) + np.eye(10, d)[y] * 2.0
-    start = time.perf_counter()
-    new = interaction_information(z, y)
-    t_new = time.perf_counter() - start
-    shared = information._shared_search
-    information._shared_search = brute_force_search
-    try:
-        start = time.perf_counter()
-        old = interaction_information(z, y)
-        t_old = time.perf_counter() - start
-    finally:
-        information._shared_search = shared
-    assert abs(new - old) < 1e-9, (new, old)
-    return [
-        [f"interaction_information, N = {n}, d = {d}: per-class brute force (before)", n, t_old],
-        [f"interaction_information, N = {n}, d = {d}: shared k-NN search (now)", n, t_new],
-        [f"speed-up (same value, {new:.6f} nats)", n, f"{t_old / t_new:.1f}x"],
-    ]
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        wall, cpu, old = clocked(former_interaction_information, z, y)
+    rows.append(["former: 33 separate estimates, sklearn brute k-NN", 1, wall, cpu, old])
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            wall, cpu, new = min(clocked(interaction_information, z, y) for _ in range(REPEATS))
+        rows.append(
+            ["now: one filtered search per 2 spaces, sorting in 1-d", threads, wall, cpu, new]
+        )
+        assert abs(new - old) < 1e-12, (new, old)
+    return rows
 
 
 def timing_rows() -> list[list[object]]:
@@ -145,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10000, help="samples of the side-by-side run")
     args = parser.parse_args()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     pair = side_by_side(args.n)
     timing = timing_rows()
     bias, names, exact = bias_rows()
@@ -152,12 +201,14 @@ def main() -> None:
     body = "\n\n".join(
         [
             "## Information metrics (`benchmarks/information.py`)",
-            f"Machine: {machine()}. **Shared** with other jobs while measuring: "
-            "absolute times are noisy (best of 3); compare rows with each other.",
-            "Before / after in one run (16 features, 10 classes; the former per-class "
-            "brute force is the same code with the shared search switched off):",
-            table(["call", "N", "seconds"], pair),
-            "Time in seconds, N samples of d = 16 features, 10 classes:",
+            f"Machine: {machine()}. Load average (`uptime`) at the start: {load} (other jobs "
+            "running: wall times are noisy, CPU seconds of this process less so).",
+            f"`interaction_information` on N = {args.n}, d = 16, 10 classes, k = 3: the former "
+            "code (rebuilt in this script) and now (best of 3), BLAS threads set with "
+            "threadpoolctl:",
+            table(["code", "BLAS threads", "wall (s)", "CPU (s)", "value (nats)"], pair),
+            "Time in seconds (best of 3, default BLAS threads), N samples of d = 16 "
+            "features, 10 classes:",
             table(["call", "N", "seconds"], timing),
             "Bias (estimate − exact, nats; mean ± std over "
             f"{SEEDS} seeds, k = 3) as N grows. Exact values: {truth}.",

@@ -124,6 +124,35 @@ def test_streaming_equals_one_shot(rng):
     np.testing.assert_allclose(acc.stats().means, by_hand, rtol=1e-12)
 
 
+def test_streaming_equals_one_shot_with_a_collapsed_class(rng):
+    # Class 0 sits within 1e-6 of a point 1e3 from the origin: without the shift its
+    # second moment (~1e6) would swamp its covariance (~1e-12) in float64.
+    c, n, d = 3, 400, 5
+    y = np.repeat(np.arange(c), n)
+    z = 3.0 * np.eye(c, d)[y] + 0.2 * rng.normal(size=(c * n, d))
+    z[y == 0] = 1e3 + 1e-6 * rng.normal(size=(n, d))
+    order = rng.permutation(len(y))
+    z, y = z[order], y[order]
+    acc = M.CollapseAccumulator()
+    parts = np.array_split(np.arange(len(y)), 6)
+    for p in parts:
+        acc.update(z[p], y[p])
+    for p in parts:
+        acc.update_samples(z[p], y[p], predictions=y[p])
+    streamed, direct = acc.result(), M.collapse_metrics(z, y, predictions=y)
+    for key in direct:
+        # R ~ 4e8 divides by distances ~1e-6 to a mean ~1e3, whose last bit (1e-13) moves
+        # with the summation order: about 1e-7 of R.
+        rel = 1e-6 if key == "separation_ratio" else 1e-9
+        assert streamed[key] == pytest.approx(direct[key], rel=rel, abs=1e-12)
+    # tr Cov_0 = d * 1e-12 (up to sampling), recovered to a few digits despite |mu_0|^2 = 5e6.
+    stats = acc.stats()
+    by_hand = np.trace(np.cov(z[y == 0].T, bias=True))
+    assert stats.variances[0] == pytest.approx(by_hand, rel=1e-6)
+    assert stats.variances[0] == pytest.approx(d * 1e-12, rel=0.2)
+    np.testing.assert_allclose(stats.sigma_w, stats.sigma_w.T, rtol=0, atol=0)  # symmetric
+
+
 def test_auroc_and_scores(rng):
     correct = rng.random(1000) < 0.7
     assert M.misclassification_auroc(correct.astype(float), correct) == 1.0

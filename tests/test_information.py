@@ -60,6 +60,60 @@ def test_brute_force_and_tree_paths_agree(rng, monkeypatch):
     np.testing.assert_allclose(brute, tree, rtol=1e-9)
 
 
+def _ross_by_hand(x, y, k):
+    """Ross's counts m_i by dense brute force with exact differences (small inputs only)."""
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    radius = np.array([np.sort(d[i, y == y[i]])[k - 1] for i in range(len(x))])
+    return (d <= (radius * (1 + 1e-9) + 1e-12)[:, None]).sum(axis=1)
+
+
+@pytest.mark.parametrize("columns", [[0], [1], [0, 1, 2, 3], [0, 1, 2, 3, 4]])
+def test_neighbour_counts_match_brute_force_with_ties(rng, columns):
+    from keras_lpc.metrics import _neighbours
+
+    x = np.round(rng.normal(size=(300, 5)), 1)  # many ties, and duplicate rows
+    y = rng.integers(0, 3, 300)
+    k_i = np.full(300, 3.0)
+    expected = _ross_by_hand(x[:, columns], y, 3)
+    if len(columns) == 1:
+        got = _neighbours.ross_counts_1d(x[:, columns[0]], y, k_i)
+    else:
+        counts, unsolved = _neighbours.ross_counts(x, y, k_i, [np.array(columns)])
+        got = np.where(unsolved[0], expected, counts[0])
+        assert unsolved.mean() < 0.5
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_mi_duplicated_points_count_every_copy(rng):
+    # 40 distinct points in 5-d, 25 copies each: every radius is 0 and every ball holds the
+    # 24 other copies, in every subset of the features, so with N_y the class sizes
+    # I = psi(N) - <psi(N_y)> + psi(3) - psi(24) in each space and II = -I per feature.
+    from scipy.special import digamma
+
+    z = np.repeat(rng.normal(size=(40, 5)), 25, axis=0)
+    y = np.repeat(np.arange(40) % 3, 25)
+    n_y = np.bincount(y)[y]
+    exact = digamma(len(y)) - digamma(n_y).mean() + digamma(3) - digamma(24)
+    assert mutual_information(z, y) == pytest.approx(exact, rel=1e-12)
+    np.testing.assert_allclose(interaction_information_per_feature(z, y), -exact, rtol=1e-12)
+
+
+def test_filtered_search_fallback_and_trees_agree(rng, monkeypatch):
+    from keras_lpc.metrics import _neighbours, information
+
+    y = rng.integers(0, 4, 600)
+    y[:2] = 9  # a class of 2 (k capped at 1)
+    z = rng.normal(size=(600, 6)) + np.eye(10, 6)[y]
+    filtered = interaction_information_per_feature(z, y)
+    monkeypatch.setattr(_neighbours, "MAX_CANDIDATES_PER_ROW", 0)  # every row exact
+    np.testing.assert_allclose(interaction_information_per_feature(z, y), filtered, rtol=1e-12)
+    monkeypatch.setattr(information, "_TREE_MAX_DIM", 10)  # k-d trees in every space
+    np.testing.assert_allclose(
+        interaction_information_per_feature(z, y), filtered, rtol=1e-9, atol=1e-12
+    )
+
+
 def test_entropy_scaling_and_standardized_variant(rng):
     z = rng.normal(size=(1000, 4))
     # H(s z) = H(z) + d log s exactly for the estimator (distances scale by s).

@@ -23,7 +23,6 @@ from keras_lpc.metrics._stats import (
     ClassStats,
     chunks,
     prepare,
-    squared_distances,
 )
 
 REDUCTIONS = ("mean", "median", "none")
@@ -31,19 +30,60 @@ REDUCTIONS = ("mean", "median", "none")
 
 def sample_separation(z: np.ndarray, codes: np.ndarray, stats: ClassStats) -> np.ndarray:
     """Per-sample ratio ``r_i`` (see `separation_ratio`); NaN for one-sample classes."""
-    resid = z - stats.means[codes]
-    own = np.sqrt(np.einsum("ij,ij->i", resid, resid))
-    other = np.empty(len(z))
-    for part in chunks(len(z), len(stats.classes)):
-        d2 = squared_distances(z[part], stats.means, stats.global_mean)
-        d2[np.arange(d2.shape[0]), codes[part]] = np.inf
+    return separation_and_nearest(z, codes, stats)[0]
+
+
+def separation_and_nearest(
+    z: np.ndarray, codes: np.ndarray, stats: ClassStats
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(r_i, nearest_i)``: separation ratios and nearest-mean class indices from one pass.
+
+    Both come from one ``(n, C)`` matrix of squared distances per chunk,
+    ``|z_i - mu_c|^2 = |z_i|^2 - 2 z_i . mu_c + |mu_c|^2`` (one GEMM, both
+    shifted by ``mu_G``). The own-class distance is taken from that matrix
+    where it is well conditioned and recomputed as ``|z_i - mu_{y_i}|`` where
+    the expansion would lose digits (a sample near its centroid, collapse).
+    ``nearest_i`` indexes ``stats.classes``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lpc.metrics._stats import prepare
+    >>> z, codes, stats = prepare(np.array([[0.0], [2.0], [10.0], [12.0]]), [0, 0, 1, 1])
+    >>> ratio, nearest = separation_and_nearest(z, codes, stats)  # means 1 and 11
+    >>> print(ratio, nearest)
+    [11.  9.  9. 11.] [0 0 1 1]
+    """
+    n = len(z)
+    own2 = np.empty(n)
+    other = np.empty(n)
+    nearest = np.empty(n, dtype=np.int64)
+    mc = stats.means - stats.global_mean
+    sq_m = np.einsum("ij,ij->i", mc, mc)
+    for part in chunks(n, len(stats.classes)):
+        zc = z[part] - stats.global_mean
+        sq_z = np.einsum("ij,ij->i", zc, zc)
+        d2 = zc @ (-2.0 * mc).T
+        d2 += sq_z[:, None]
+        d2 += sq_m[None, :]
+        np.maximum(d2, 0.0, out=d2)
+        nearest[part] = np.argmin(d2, axis=1)
+        rows, own = np.arange(d2.shape[0]), codes[part]
+        mine = d2[rows, own]
+        # Rounding of the expansion is ~eps (|z|^2 + |mu|^2): exact where that is not small.
+        coarse = np.flatnonzero(mine < 1e-3 * (sq_z + sq_m[own]))
+        resid = zc[coarse] - mc[own[coarse]]
+        mine[coarse] = np.einsum("ij,ij->i", resid, resid)
+        own2[part] = mine
+        d2[rows, own] = np.inf
         other[part] = np.sqrt(d2.min(axis=1))
+    own = np.sqrt(own2)
     own[own <= 1e-12 * other] = 0.0  # on the centroid up to rounding of the mean
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = other / own
     ratio[(own == 0) & (other == 0)] = 1.0  # two classes share a mean and z sits on it
     ratio[stats.counts[codes] < 2] = np.nan
-    return ratio
+    return ratio, nearest
 
 
 def reduce_ratio(ratio: np.ndarray, reduction: str) -> float:

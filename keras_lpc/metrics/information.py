@@ -1,10 +1,13 @@
 """Information-theoretic metrics of latents: entropy, mutual information, synergy.
 
 All quantities are in **nats** and computed with k-nearest-neighbour
-estimators on NumPy float64 arrays (k-d trees in up to 3 dimensions, tiled
-brute force above: `sklearn.neighbors`, `scipy.spatial.cKDTree`), vectorised
-over samples; loops run only over classes or features. Every function can
-subsample (``max_samples``, with a fixed ``seed``) and is deterministic.
+estimators on NumPy float64 arrays (sorting for one feature, k-d trees from
+`scipy.spatial.cKDTree` in 2-3 dimensions, tiled brute force above: for
+the MI terms, a float32 GEMM filter and exact float64 distances of the pairs
+it keeps, `keras_lpc.metrics._neighbours`), vectorised over samples; loops
+run only over classes, features or tiles. The ``2 d + 1`` MI terms of
+`interaction_information` share one search. Every function can subsample
+(``max_samples``, with a fixed ``seed``) and is deterministic.
 
 References:
     Kozachenko & Leonenko (1987), "Sample estimate of the entropy of a random
@@ -33,13 +36,12 @@ from keras_lpc._validation import (
 from keras_lpc._validation import (
     standardize as standardize_features,
 )
+from keras_lpc.metrics._neighbours import ross_counts, ross_counts_1d
 
 METHODS = ("knn", "plugin")
 _TREE_MAX_DIM = 3
 _RTOL = 1e-9
 _ATOL = 1e-12
-# Neighbours listed per point by the shared search of `_mi_knn` (above 3 dimensions).
-_NEIGHBOURS = 64
 
 
 def _latents(z: Any) -> np.ndarray:
@@ -187,60 +189,49 @@ def _class_radius(z: np.ndarray, y: np.ndarray, k_i: np.ndarray, rows: np.ndarra
     return radius
 
 
-def _shared_search(
-    z: np.ndarray, y: np.ndarray, k_i: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(radius, m, solved)`` of Ross's estimator from one k-NN search over all classes.
-
-    The ``K`` nearest neighbours of every point (any class, itself left out)
-    give both the distance to its ``k_i``-th neighbour of its own class and
-    the number of points of any class within it, where the list is long
-    enough to hold them (``solved``); other rows are left to brute force.
-    """
-    from sklearn.neighbors import NearestNeighbors
-
-    n = len(z)
-    width = min(n - 1, max(_NEIGHBOURS, 4 * int(k_i.max())))
-    dist, ind = NearestNeighbors(n_neighbors=width, algorithm="brute").fit(z).kneighbors()
-    same = np.cumsum(y[ind] == y[:, None], axis=1)
-    found = same[:, -1] >= k_i
-    position = np.argmax(same >= k_i[:, None], axis=1)  # first column with k_i same-class
-    radius = dist[np.arange(n), position]
-    limit = radius * (1 + _RTOL) + _ATOL
-    m = np.count_nonzero(dist <= limit[:, None], axis=1)
-    solved = found & (dist[:, -1] > limit)
-    return radius, m, solved
-
-
 def _mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
     """Ross (2014) estimator of I(z; y), continuous z, integer-coded y."""
+    return float(_mi_knn_spaces(z, y, k, [np.arange(z.shape[1])])[0])
+
+
+def _mi_knn_spaces(z: np.ndarray, y: np.ndarray, k: int, spaces: list[np.ndarray]) -> np.ndarray:
+    """Ross's I(z_s; y) for several column subsets ``s`` of ``z`` (one value each, nats)."""
     counts = np.bincount(y)
     n_y = counts[y]
     keep = n_y > 1  # a class seen once carries no neighbour information
     z, y, n_y = z[keep], y[keep], n_y[keep]
     n = len(z)
     if n < 2:
-        return 0.0
+        return np.zeros(len(spaces))
     k_i = np.minimum(k, n_y - 1).astype(np.float64)
-    if z.shape[1] <= _TREE_MAX_DIM:
-        radius = np.empty(n)
-        for c in np.unique(y):  # a loop over classes
-            idx = np.flatnonzero(y == c)
-            radius[idx] = _kth_distance(z[idx], int(k_i[idx[0]]))
-        m = _count_within(z, radius) - 1
-    else:
-        # One search of the neighbours of every point serves both the radius and
-        # the count; rows whose list is too short (ties, collapsed latents) are exact below.
-        radius, m, solved = _shared_search(z, y, k_i.astype(np.int64))
-        rest = np.flatnonzero(~solved)
-        if rest.size:
-            radius[rest] = _class_radius(z, y, k_i, rest)
-            m[rest] = _count_within(z, radius[rest], rest) - 1
+    m = np.empty((len(spaces), n))
+    wide = [s for s, columns in enumerate(spaces) if len(columns) > _TREE_MAX_DIM]
+    for s, columns in enumerate(spaces):
+        if len(columns) == 1:  # sorting
+            m[s] = ross_counts_1d(z[:, columns[0]], y, k_i)
+        elif len(columns) <= _TREE_MAX_DIM:  # k-d trees
+            x = np.ascontiguousarray(z[:, columns])
+            radius = np.empty(n)
+            for c in np.unique(y):  # a loop over classes
+                idx = np.flatnonzero(y == c)
+                radius[idx] = _kth_distance(x[idx], int(k_i[idx[0]]))
+            m[s] = _count_within(x, radius) - 1
+    if wide:
+        # One filtered brute-force search per space, bounded by the radii of the union of
+        # their columns; counts it cannot settle (ties, collapsed latents) are exact below.
+        counts_wide, unsolved = ross_counts(z, y, k_i, [spaces[s] for s in wide])
+        for row, s in enumerate(wide):
+            m[s] = counts_wide[row]
+            rest = np.flatnonzero(unsolved[row])
+            if rest.size:
+                x = np.ascontiguousarray(z[:, spaces[s]])
+                radius = _class_radius(x, y, k_i, rest)
+                m[s, rest] = _count_within(x, radius, rest) - 1
     # m_i: points of any class within the same radius, the point itself excluded;
     # at least the k_i neighbours of its own class (guards against rounding).
     m = np.maximum(m, k_i)
-    value = digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i)) - np.mean(digamma(m))
-    return float(value)
+    base = digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i))
+    return base - np.mean(digamma(m), axis=1)
 
 
 def _mi_plugin(z: np.ndarray, y: np.ndarray, n_clusters: int | None, seed: int) -> float:
@@ -491,12 +482,14 @@ def interaction_information_per_feature(
             )
         index = index % d
 
-    def mi(columns: np.ndarray) -> float:
-        return _mutual_information(arr[:, columns], labels, k, method, n_clusters, seed)
-
-    joint = mi(np.arange(d))
-    values = np.array([joint - mi(np.array([j])) - mi(np.delete(np.arange(d), j)) for j in index])
-    return values
+    spaces = [np.arange(d)]
+    spaces += [np.array([j]) for j in index] + [np.delete(np.arange(d), j) for j in index]
+    if method == "knn":  # every space in one call: one shared bound on the radii
+        mi = _mi_knn_spaces(arr, labels, k, spaces)
+    else:
+        mi = np.array([_mi_plugin(arr[:, s], labels, n_clusters, seed) for s in spaces])
+    joint, alone, rest = mi[0], mi[1 : 1 + len(index)], mi[1 + len(index) :]
+    return joint - alone - rest
 
 
 def information_metrics(

@@ -27,7 +27,7 @@ class CollapseAccumulator:
     shift ``k_c`` (the class's mean in the first batch that holds it) and
     the shifted sums ``s_c = sum_{i in c} (z_i - k_c)`` and
     ``Q_c = sum_{i in c} (z_i - k_c)(z_i - k_c)^T`` (one symmetric rank-n_b
-    matrix product per class over buffered batches), so that
+    update, BLAS ``dsyrk``, per class over buffered batches), so that
 
     ```
     mu_c = k_c + s_c / n_c;   S_c = Q_c - s_c s_c^T / n_c = sum_{i in c} (z_i - mu_c)(z_i - mu_c)^T
@@ -123,7 +123,7 @@ class CollapseAccumulator:
         self._pending_rows += len(arr)
         if self._pending_rows * arr.shape[1] >= FLUSH_ELEMENTS:
             self._flush()
-        norms = np.linalg.norm(arr, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
         n_a, mean_a, m2_a = self._norm
         n_b, mean_b = len(norms), norms.mean()
         n = n_a + n_b
@@ -133,26 +133,34 @@ class CollapseAccumulator:
         self.count += len(arr)
 
     def _flush(self) -> None:
-        """Fold the buffered batches into the per-class sums: one GEMM per class."""
-        from scipy.linalg.blas import dgemm
+        """Fold the buffered batches into the per-class sums: one SYRK per class.
+
+        ``Q_c += B_c^T B_c`` (``B_c``: the class's shifted rows) is a symmetric
+        rank-``n_b`` update, so BLAS ``dsyrk`` forms one triangle only (half the
+        multiply-adds of a general product); `stats` mirrors it.
+        """
+        from scipy.linalg.blas import dsyrk
 
         if not self._pending:
             return
-        arr = np.concatenate([a for a, _ in self._pending])
-        lab = np.concatenate([b for _, b in self._pending])
-        self._pending, self._pending_rows = [], 0
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        lab = np.concatenate([b for _, b in pending])
         order = np.argsort(lab, kind="stable")
-        grouped = arr[order]
+        arr = np.concatenate([a for a, _ in pending])
+        del pending  # the batches now live in `arr` only
+        grouped = arr[order]  # our copy: shifted in place below
+        del arr
         present, starts, sizes = np.unique(lab[order], return_index=True, return_counts=True)
         for c, start, size in zip(present, starts, sizes):  # a loop over classes
             block = grouped[start : start + size]
             if self._counts[c] == 0:
                 self._shift[c] = block.mean(axis=0)
-            block = block - self._shift[c]
+            block -= self._shift[c]
             self._sum[c] += block.sum(axis=0)
-            # Q_c += block^T block in place (Q_c is symmetric, so its transposed,
-            # Fortran-ordered view is the matrix BLAS accumulates into).
-            dgemm(1.0, block.T, block, beta=1.0, c=self._m2[c].T, overwrite_c=1)
+            # The transposed views are Fortran-ordered, so BLAS reads ``block`` and
+            # accumulates into Q_c in place: the upper triangle of Q_c^T, i.e. the
+            # lower triangle of Q_c (C order), is updated and the other left alone.
+            dsyrk(1.0, block.T, beta=1.0, c=self._m2[c].T, overwrite_c=1)
             self._counts[c] += size
 
     def stats(self) -> ClassStats:
@@ -170,7 +178,8 @@ class CollapseAccumulator:
         # S_c = Q_c - n_c m_c m_c^T with m_c = s_c / n_c, so without forming every S_c:
         # Sigma_W = (sum_c Q_c / n_c - sum_c m_c m_c^T) / C and tr S_c = tr Q_c - n_c |m_c|^2.
         q = self._m2 if len(seen) == len(self._counts) else self._m2[seen]
-        weighted = np.tensordot(1.0 / counts, q, axes=1)
+        weighted = np.tril(np.tensordot(1.0 / counts, q, axes=1))  # SYRK filled the lower half
+        weighted += np.tril(weighted, -1).T
         sigma_w = (weighted - mean_shift.T @ mean_shift) / len(seen)
         traces = np.einsum("cii->c", q) - counts * np.einsum("cd,cd->c", mean_shift, mean_shift)
         variances = traces / counts
@@ -191,13 +200,13 @@ class CollapseAccumulator:
                 "`labels` of pass 2 must be classes seen in pass 1. "
                 f"Received: labels {sorted(set(lab.tolist()) - set(stats.classes.tolist()))}"
             )
-        ratio = geometry.sample_separation(arr, codes, stats)
+        preds = None if predictions is None else as_labels(predictions, len(arr), "predictions")
+        ratio, nearest = geometry.separation_and_nearest(arr, codes, stats)
         ratio = ratio[~np.isnan(ratio)]
         finite = np.isfinite(ratio)
         self._ratio += [ratio[finite].sum(), finite.sum(), (~finite).sum()]
-        if predictions is not None:
-            preds = as_labels(predictions, len(arr), "predictions")
-            self._agree += [int(np.sum(collapse.nearest_class(arr, stats) == preds)), len(arr)]
+        if preds is not None:
+            self._agree += [int(np.sum(stats.classes[nearest] == preds)), len(arr)]
 
     def result(self, include: Any = None) -> dict[str, float]:
         """The metrics so far, as `collapse_metrics` names them.
