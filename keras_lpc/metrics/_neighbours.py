@@ -16,6 +16,9 @@ exact float64 distances, from which ``r_is`` and ``m_is`` follow.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -27,6 +30,8 @@ TILE_ROWS, TILE_COLUMNS = 512, 4096
 # A tile with more candidate pairs than this per row (collapsed latents, massive
 # ties) is left to the caller's exact, chunked fallback.
 MAX_CANDIDATES_PER_ROW = 256
+# Threads over the groups of spaces (each runs single-threaded BLAS).
+WORKERS = min(2, os.cpu_count() or 1)
 
 
 def class_kth_distance(z: np.ndarray, y: np.ndarray, k_i: np.ndarray) -> np.ndarray:
@@ -144,32 +149,43 @@ def _candidates(
     ones = np.ones((n, 1))
     left = np.hstack([fp, ones, sqp]).astype(np.float32)
     right = np.ascontiguousarray(np.hstack([-2.0 * fp, sqp, ones]).T.astype(np.float32))
-    pairs_i, pairs_j = [], []
-    unsolved = np.zeros(n, dtype=bool)
-    for a in range(0, n, TILE_ROWS):
+
+    def band(a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The kept pairs (both directions) of rows a..a + TILE_ROWS, their exact d2."""
         b = min(n, a + TILE_ROWS)
+        found_i, found_j, skipped = [], [], []
         for c0 in range(a, n, TILE_COLUMNS):
             c1 = min(n, c0 + TILE_COLUMNS)
             tile = left[a:b] @ right[:, c0:c1]  # float32 |f_i - f_j|^2
             flat = np.flatnonzero(tile <= limit[None, c0:c1])  # c > r: limit_c is the larger
             if len(flat) > MAX_CANDIDATES_PER_ROW * (b - a):
-                unsolved[perm[a:b]] = unsolved[perm[c0:c1]] = True
+                skipped += [perm[a:b], perm[c0:c1]]
                 continue
             r, c = np.divmod(flat, c1 - c0)
             r += a
             c += c0
             upper = c > r
-            pairs_i.append(perm[r[upper]])
-            pairs_j.append(perm[c[upper]])
-    i = np.concatenate(pairs_i) if pairs_i else np.zeros(0, dtype=np.int64)
-    j = np.concatenate(pairs_j) if pairs_j else np.zeros(0, dtype=np.int64)
-    diff = x[i] - x[j]
-    d2 = (diff * diff) @ indicator  # sums of squares: no cancellation
-    to_j = np.any(d2 <= bound2[i, None], axis=1)  # j may lie in a ball around i
-    to_i = np.any(d2 <= bound2[j, None], axis=1)
-    rows = np.concatenate([i[to_j], j[to_i]])
-    cols = np.concatenate([j[to_j], i[to_i]])
-    return rows, cols, np.concatenate([d2[to_j], d2[to_i]]), unsolved
+            found_i.append(perm[r[upper]])
+            found_j.append(perm[c[upper]])
+        i = np.concatenate(found_i) if found_i else np.zeros(0, dtype=np.int64)
+        j = np.concatenate(found_j) if found_j else np.zeros(0, dtype=np.int64)
+        diff = x[i] - x[j]
+        d2 = (diff * diff) @ indicator  # sums of squares: no cancellation
+        to_j = np.any(d2 <= bound2[i, None], axis=1)  # j may lie in a ball around i
+        to_i = np.any(d2 <= bound2[j, None], axis=1)
+        rows = np.concatenate([i[to_j], j[to_i]])
+        cols = np.concatenate([j[to_j], i[to_i]])
+        return rows, cols, np.concatenate([d2[to_j], d2[to_i]]), skipped
+
+    parts = [band(a) for a in range(0, n, TILE_ROWS)]
+    unsolved = np.zeros(n, dtype=bool)
+    for part in parts:
+        for rows_skipped in part[3]:
+            unsolved[rows_skipped] = True
+    rows = np.concatenate([p[0] for p in parts])
+    cols = np.concatenate([p[1] for p in parts])
+    d2 = np.concatenate([p[2] for p in parts])
+    return rows, cols, d2, unsolved
 
 
 def ross_counts(
@@ -219,7 +235,9 @@ def _ross_counts(
     kk = k_i.astype(np.int64)
     m = np.zeros((len(spaces), n), dtype=np.int64)
     unsolved = np.zeros((len(spaces), n), dtype=bool)
-    for members in _groups(spaces, group):
+
+    def count(members: list[int]) -> None:
+        """Fill ``m[s]`` and ``unsolved[s]`` for the spaces of one group (disjoint rows)."""
         indicator = np.stack([np.isin(parent, spaces[s]) for s in members], axis=1)
         common = np.flatnonzero(indicator.all(axis=1))
         rows, cols, d2_all, skipped = _candidates(x, common, indicator.astype(float), bound2)
@@ -239,4 +257,14 @@ def _ross_counts(
             reach = radius * (1 + RTOL) + ATOL
             inside = d2 <= reach[rows] ** 2
             m[s] = np.bincount(rows[inside], minlength=n)
+
+    # Groups are independent and NumPy releases the GIL in the products, sorts and
+    # comparisons: WORKERS threads use the cores (each group writes its own rows).
+    groups = _groups(spaces, group)
+    if WORKERS > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(min(WORKERS, len(groups))) as pool:
+            list(pool.map(count, groups))
+    else:
+        for members in groups:
+            count(members)
     return m, unsolved
