@@ -1,6 +1,6 @@
 """Time `collapse_metrics` against a plain per-class NumPy version; stream 1M x 512.
 
-Run: KERAS_BACKEND=jax .venv/bin/python -m benchmarks.collapse_metrics [--small] [--threads 1,2]
+Run: KERAS_BACKEND=jax .venv/bin/python benchmarks/collapse_metrics.py [--small] [--threads 1,2]
 Writes the ``collapse_metrics`` section of docs/benchmarks.md.
 """
 
@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks._report import machine, table, update_section
-from keras_lpc.metrics import CollapseAccumulator, collapse_metrics
-from keras_lpc.metrics._stats import index_of, squared_distances
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
+from benchmarks._report import machine, table, update_section  # noqa: E402
+from keras_lpc.metrics import CollapseAccumulator, collapse_metrics  # noqa: E402
+from keras_lpc.metrics._stats import index_of, squared_distances  # noqa: E402
 
 
 def plain(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -162,7 +165,8 @@ def main() -> None:
         "Streaming rows: float32 latents made batch by batch from a seeded RNG outside "
         "the clock; both passes (pass 2 with predictions), then `result()`. BLAS threads "
         "set with threadpoolctl. With other jobs on the cores, OpenBLAS' second thread "
-        "spin-waits and makes pass 1 slower, not faster; compare again on a quiet machine.\n\n"
+        "spin-waits and can make pass 1 slower, not faster (73 s instead of 23 s for the "
+        "1M stream at load 6); on an idle machine two threads gain a little.\n\n"
         + table(head, rows)
         + f"\n\nBefore and now agree to {worst:.1e} (largest relative difference over the "
         f"metrics at {n_side:,} rows). Streaming NC1 = {now['nc1']:.4g}. The data of the "

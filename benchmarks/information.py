@@ -201,8 +201,9 @@ def main() -> None:
     body = "\n\n".join(
         [
             "## Information metrics (`benchmarks/information.py`)",
-            f"Machine: {machine()}. Load average (`uptime`) at the start: {load} (other jobs "
-            "running: wall times are noisy, CPU seconds of this process less so).",
+            f"Machine: {machine()}. Load average (`uptime`) at the start: {load} (above about "
+            "1 other jobs were running: wall times are noisy, CPU seconds less so). The "
+            "search runs its groups of spaces on two threads, so CPU exceeds wall time.",
             f"`interaction_information` on N = {args.n}, d = 16, 10 classes, k = 3: the former "
             "code (rebuilt in this script) and now (best of 3), BLAS threads set with "
             "threadpoolctl:",
