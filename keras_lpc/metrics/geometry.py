@@ -51,8 +51,8 @@ def separation_and_nearest(
     >>> from keras_lpc.metrics._stats import prepare
     >>> z, codes, stats = prepare(np.array([[0.0], [2.0], [10.0], [12.0]]), [0, 0, 1, 1])
     >>> ratio, nearest = separation_and_nearest(z, codes, stats)  # means 1 and 11
-    >>> print(ratio, nearest)
-    [11.  9.  9. 11.] [0 0 1 1]
+    >>> print(ratio.tolist(), "nearest:", nearest.tolist())
+    [11.0, 9.0, 9.0, 11.0] nearest: [0, 0, 1, 1]
     """
     n = len(z)
     own2 = np.empty(n)
