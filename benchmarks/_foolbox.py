@@ -82,7 +82,7 @@ def patched_l2_fmn() -> Any:
     step is never brought back to the epsilon ball); the paper's projection
     is ``min(1, eps / ||x - x0||)``.
     """
-    fb = load()
+    load()
     from foolbox.attacks.fast_minimum_norm import L2FMNAttack
     from foolbox.devutils import atleast_kd, flatten
 
@@ -94,7 +94,6 @@ def patched_l2_fmn() -> Any:
             factor = atleast_kd(ep.minimum(1, epsilon / norms), x.ndim)
             return x0 + (x - x0) * factor
 
-    del fb
     return PatchedL2FMN
 
 
