@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_lpc import layers as layers_module
 from keras_lpc._models import find_lpc_layers, first_output
-from keras_lpc._validation import check_int
+from keras_lpc._validation import as_labels, check_int
 
 _HALF = ("float16", "bfloat16")
 
@@ -239,7 +239,8 @@ def validate_data(data: Any) -> Any:
 
 def check_label_values(y: np.ndarray, classes: int | None = None) -> None:
     """Check metric labels ``y``: integer class indices (``(N,)`` or ``(N, 1)``), or
-    one-hot / probability rows ``(N, C)``; in ``[0, classes)`` when ``classes`` is known.
+    one-hot / probability rows ``(N, C)``; in ``[0, classes)`` when ``classes`` is known
+    (`keras_lpc._validation.as_labels`, its messages starting "`data`: ").
 
     Raises:
         ValueError: naming ``data`` and the values received; it suggests the
@@ -254,38 +255,16 @@ def check_label_values(y: np.ndarray, classes: int | None = None) -> None:
                 f"Received: y with shape {y.shape} and values in "
                 f"[{_fmt(np.nanmin(y) if finite else y.min())}, {_fmt(y.max())}]"
             )
-        if classes is not None and y.shape[1] != classes:
-            raise ValueError(
-                f"`data` must hold one-hot rows of width {classes} (the model's outputs). "
-                f"Received: y with shape {y.shape}"
-            )
-        return
-    flat = y.reshape(-1) if y.ndim == 2 else y
-    if flat.ndim != 1:
-        raise ValueError(
-            "`data` must be (x, y) with y integer labels of shape (N,) or one-hot rows "
-            f"(N, C). Received: y with shape {y.shape}"
-        )
-    if flat.dtype == bool:
-        return
-    if (
-        not np.issubdtype(flat.dtype, np.number)
-        or not np.all(np.isfinite(flat))
-        or np.any(flat != np.round(flat))
-    ):
-        raise ValueError(
-            "`data` must hold integer class labels y. "
-            f"Received: y with non-integer values (first {flat[:3].tolist()})"
-        )
-    low, high = flat.min(), flat.max()
-    if low < 0 or (classes is not None and high >= classes):
-        expected = (
-            "[0, C)" if classes is None else f"[0, {classes}) for the model's {classes} outputs"
-        )
-        raise ValueError(
-            f"`data` must hold labels in {expected}. "
-            f"Received: y with values in [{_fmt(low)}, {_fmt(high)}]"
-        )
+    as_labels(
+        y,
+        len(y),
+        "y",
+        one_hot=True,
+        of="x",
+        classes=classes,
+        nonnegative=True,
+        context="`data`: ",
+    )
 
 
 def _fmt(v: Any) -> str:

@@ -120,34 +120,65 @@ def as_labels(
     integer: bool = True,
     one_hot: bool = False,
     of: str = "z",
+    classes: int | None = None,
+    nonnegative: bool = False,
+    context: str = "",
 ) -> np.ndarray:
-    """One label per row of ``of`` (``n`` rows) as a 1-D array.
+    """One label per row of ``of`` (``n`` rows) as a 1-D array: the one label checker.
 
-    ``integer=True``: integer class ids as int64 (integral floats accepted);
-    otherwise any values, returned as given. ``one_hot=True`` also accepts
-    one-hot / probability rows ``(n, C)`` (argmax-ed) and a ``(n, 1)``
-    column.
+    ``integer=True``: integer class ids as int64 (integral floats and booleans
+    accepted); otherwise any values, returned as given. ``one_hot=True`` also
+    accepts one-hot / probability rows ``(n, C)`` (argmax-ed) and a ``(n, 1)``
+    column. ``classes`` (a model's output count) requires ids in
+    ``[0, classes)`` and one-hot rows of that width; ``nonnegative`` ids
+    ``>= 0``. ``context`` starts every message (e.g. ``"`data`: "``).
+
+    Raises:
+        ValueError: naming ``name``, what it received and what is expected.
     """
     arr = np.asarray(labels)
     if one_hot and arr.ndim == 2:
+        if classes is not None and arr.shape[1] not in (1, classes):
+            raise ValueError(
+                f"{context}`{name}` must hold one-hot rows of width {classes} (the model's "
+                f"outputs). Received: {name} with shape {arr.shape}"
+            )
         arr = np.argmax(arr, axis=1) if arr.shape[1] > 1 else arr.reshape(-1)
     if arr.ndim != 1 or len(arr) != n:
-        extra = f" (or one-hot rows ({n}, C))" if one_hot else ""
+        extra = f" (or one-hot rows ({n}, {classes or 'C'}))" if one_hot else ""
         raise ValueError(
-            f"`{name}` must be a 1-D array with one label per row of `{of}` ({n}){extra}. "
-            f"Received: {name} with shape {np.shape(labels)}"
+            f"{context}`{name}` must be a 1-D array with one label per row of `{of}` ({n})"
+            f"{extra}. Received: {name} with shape {np.shape(labels)}"
         )
     if not integer:
         return arr
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.int64, copy=False)
-    if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
-        if np.all(arr == np.round(arr)):
-            return arr.astype(np.int64)
-    raise ValueError(
-        f"`{name}` must hold integer class ids. Received: {name} with dtype {arr.dtype}"
-        + (f" (first values {arr[:3].tolist()})" if arr.dtype != object else "")
-    )
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
+            raise ValueError(
+                f"{context}`{name}` must hold integer class ids. Received: {name} with dtype "
+                f"{arr.dtype}"
+                + (f" (first values {arr[:3].tolist()})" if arr.dtype != object else "")
+            )
+    arr = arr.astype(np.int64, copy=False)
+    if len(arr) and (classes is not None or nonnegative):
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or (classes is not None and high >= classes):
+            expected = (
+                ">= 0"
+                if classes is None
+                else f"in [0, {classes}) for the model's {classes} outputs"
+            )
+            raise ValueError(
+                f"{context}`{name}` must hold labels {expected}. "
+                f"Received: {name} with values in [{low}, {high}]"
+            )
+    return arr
 
 
 def subsample(n: int, max_samples: int | None, seed: int) -> np.ndarray | None:

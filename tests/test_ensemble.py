@@ -302,8 +302,8 @@ def test_apgd_accuracy(rng):
         ({"clip": 1.0}, ValueError, "`clip` must be a pair (lo, hi)"),
         ({"seed": "a"}, TypeError, "`seed` must be an integer"),
         ({"verbose": 2}, ValueError, "`verbose` must be 0, 1 or 'auto'"),
-        ({"y": [0, 5]}, ValueError, "`y` must hold labels in [0, 2)"),
-        ({"y": [0, 1, 1]}, ValueError, "`y` must hold 2 integer labels"),
+        ({"y": [0, 5]}, ValueError, "`y` must hold labels in [0, 2) for the model's 2 outputs"),
+        ({"y": [0, 1, 1]}, ValueError, "`y` must be a 1-D array with one label per row of `x` (2)"),
     ],
 )
 def test_bad_input(kwargs, error, message):

@@ -358,21 +358,21 @@ ROWS: tuple[Row, ...] = (
         CALLBACKS,
         "CollapseMetrics((x, y + 0.5), labels='true')",
         ValueError,
-        "`data` must hold integer class labels y. "
-        "Received: y with non-integer values (first [0.5, 1.5, 0.5])",
+        "`data`: `y` must hold integer class ids. "
+        "Received: y with dtype float64 (first values [0.5, 1.5, 0.5])",
     ),
     Row(
         CALLBACKS,
         "lpc_model.fit(x, y, callbacks=[RobustnessMetrics((x, y + 10))], verbose=0)",
         ValueError,
-        "`data` must hold labels in [0, 2) for the model's 2 outputs. "
+        "`data`: `y` must hold labels in [0, 2) for the model's 2 outputs. "
         "Received: y with values in [10, 11]",
     ),
     Row(
         CALLBACKS,
         "lpc_model.fit(x, y, callbacks=[InformationMetrics((x, np.eye(3)[y]))], verbose=0)",
         ValueError,
-        "`data` must hold one-hot rows of width 2 (the model's outputs). "
+        "`data`: `y` must hold one-hot rows of width 2 (the model's outputs). "
         "Received: y with shape (4, 3)",
     ),
     Row(
@@ -673,14 +673,15 @@ ROWS: tuple[Row, ...] = (
         ROBUSTNESS,
         "robustness.lipschitz(model, x, [0.5, 1.0, 0.0, 1.0])",
         ValueError,
-        "`y` must hold 4 integer labels (or one-hot rows). "
-        "Received: y with non-integer values (first [0.5, 1.0, 0.0])",
+        "`y` must hold integer class ids. "
+        "Received: y with dtype float64 (first values [0.5, 1.0, 0.0])",
     ),
     Row(
         ROBUSTNESS,
         "robustness.deepfool(model, x, y=[0, 1, 2, 1])",
         ValueError,
-        "`y` must hold labels in [0, 2). Received: y with values in [0, 2]",
+        "`y` must hold labels in [0, 2) for the model's 2 outputs. "
+        "Received: y with values in [0, 2]",
     ),
     Row(
         ROBUSTNESS,
@@ -748,7 +749,8 @@ ROWS: tuple[Row, ...] = (
         ROBUSTNESS,
         "robustness.minimal_perturbation(model, x, y=[0, 1, 2, 1])",
         ValueError,
-        "`y` must hold labels in [0, 2). Received: y with values in [0, 2]",
+        "`y` must hold labels in [0, 2) for the model's 2 outputs. "
+        "Received: y with values in [0, 2]",
     ),
     Row(
         ROBUSTNESS,
@@ -1108,3 +1110,26 @@ def test_doc_lists_every_row():
         "docs/errors.md is out of date with tests/test_errors.py; regenerate it with "
         "`.venv/bin/python tests/make_errors_doc.py`"
     )
+
+
+def test_one_label_checker_serves_metrics_attacks_and_callbacks():
+    import numpy as np
+
+    from keras_lpc._validation import as_labels
+
+    # booleans, integral floats, a (n, 1) column and one-hot rows all become int64 ids
+    assert as_labels(np.array([True, False]), 2).tolist() == [1, 0]
+    assert as_labels(np.array([2.0, 0.0]), 2).dtype == np.int64
+    assert as_labels(np.array([[1], [0]]), 2, one_hot=True).tolist() == [1, 0]
+    assert as_labels(np.eye(3)[[2, 0]], 2, one_hot=True, classes=3).tolist() == [2, 0]
+    with pytest.raises(ValueError, match=r"^`y` must hold one-hot rows of width 3 .*\(2, 4\)$"):
+        as_labels(np.eye(4)[[2, 0]], 2, "y", one_hot=True, classes=3)
+    with pytest.raises(ValueError, match=r"^`y` must hold labels >= 0\. .*values in \[-1, 1\]$"):
+        as_labels([1, -1], 2, "y", nonnegative=True)
+    with pytest.raises(ValueError, match=r"^`y` must hold labels in \[0, 2\) for the model's 2 "):
+        as_labels([0, 2], 2, "y", classes=2)
+    with pytest.raises(
+        ValueError, match=r"^`c`: `y` must be a 1-D array .* `x` \(3\) \(or one-hot"
+    ):
+        as_labels([0, 1], 3, "y", one_hot=True, of="x", context="`c`: ")
+    assert as_labels([-1, 5], 2).tolist() == [-1, 5]  # metrics take any integer ids

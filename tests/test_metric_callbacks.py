@@ -190,9 +190,9 @@ def test_every_metric_callback_under_mixed_precision(policy, restore_policy):
 
 def test_non_integer_labels_fail_at_construction():
     x, y = _data(8)
-    with pytest.raises(ValueError, match=r"`data` must hold integer class labels y\. Received"):
+    with pytest.raises(ValueError, match=r"`data`: `y` must hold integer class ids\. Received"):
         keras_lpc.CollapseMetrics((x, y + 0.5), labels="true")
-    with pytest.raises(ValueError, match="`data` must hold integer class labels"):
+    with pytest.raises(ValueError, match="`data`: `y` must hold integer class ids"):
         keras_lpc.InformationMetrics((x, y + 0.5))
     keras_lpc.CollapseMetrics((x, y + 0.5))  # predicted labels: y is not used
 
@@ -259,6 +259,18 @@ def test_bases_and_constructor_forms():
         keras_lpc.RobustnessMetrics((x, y), layer="lpc")
     with pytest.raises(TypeError, match="at most 7 more positional arguments"):
         keras_lpc.CollapseMetrics((x, y), *range(8))
+    with pytest.raises(
+        TypeError,
+        match=r"got `every` both by position and by keyword\. "
+        r"Received: every=2 and every=3",
+    ):
+        keras_lpc.CollapseMetrics((x, y), 2, every=3)
+    with pytest.warns(DeprecationWarning, match="passing every, max_samples, prefix by position"):
+        info = keras_lpc.InformationMetrics((x, y), 4, 7, "i_", k=2)
+    assert (info.every, info.max_samples, info.prefix, info.k) == (4, 7, "i_", 2)
+    with pytest.warns(DeprecationWarning, match="passing every by position"):
+        rob = keras_lpc.RobustnessMetrics(data=(x, y)), keras_lpc.RobustnessMetrics((x, y), 5)
+    assert rob[1].every == 5 and rob[0].every == 10
 
 
 def test_attacks_argument_logs_the_verified_minimal_perturbation(monkeypatch):

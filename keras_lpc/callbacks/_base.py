@@ -16,9 +16,11 @@ lives in `keras_lpc.metrics` / `keras_lpc.robustness`, not here.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -37,23 +39,44 @@ from keras_lpc._models import find_lpc_layers, first_output
 from keras_lpc._validation import check_int
 
 
-def legacy_positional(owner: type, args: tuple, names: tuple[str, ...], values: dict) -> dict:
-    """Map the arguments of an old positional call (after ``data``) onto keyword names.
+def legacy_positional(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate ``__init__(self, data, *, ...)`` to accept the old positional form.
 
-    Returns ``values`` updated; warns once per call that the form is deprecated.
+    ``Callback(data, a, b)`` runs as ``Callback(data, names[0]=a, names[1]=b)``
+    with a `DeprecationWarning` naming the arguments; more positional
+    arguments than ``names``, or one also given by keyword, is a `TypeError`.
     """
-    if len(args) > len(names):
-        raise TypeError(
-            f"{owner.__name__}() takes `data` and at most {len(names)} more positional "
-            f"arguments. Received: {len(args)} more"
-        )
-    warnings.warn(
-        f"{owner.__name__}: passing {', '.join(names[: len(args)])} by position is "
-        "deprecated; pass them by keyword.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return {**values, **dict(zip(names, args))}
+
+    def decorate(init: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(init)
+        def wrapped(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
+            if args:
+                owner = type(self).__name__
+                if len(args) > len(names):
+                    raise TypeError(
+                        f"{owner}() takes `data` and at most {len(names)} more positional "
+                        f"arguments. Received: {len(args)} more"
+                    )
+                given = names[: len(args)]
+                twice = [n for n in given if n in kwargs]
+                if twice:
+                    raise TypeError(
+                        f"{owner}() got `{twice[0]}` both by position and by keyword. "
+                        f"Received: {twice[0]}={args[given.index(twice[0])]!r} and "
+                        f"{twice[0]}={kwargs[twice[0]]!r}"
+                    )
+                warnings.warn(
+                    f"{owner}: passing {', '.join(given)} by position is "
+                    "deprecated; pass them by keyword.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs.update(zip(given, args))
+            init(self, data, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 # Keras' own callbacks that read the epoch's logs and write nothing others need.

@@ -62,10 +62,11 @@ class CollapseMetrics(LatentMetricCallback):
     True
     """
 
+    @legacy_positional("every", "max_samples", "prefix", "labels", "layer", "include", "verbose")
     def __init__(
         self,
         data: Any,
-        *args: Any,
+        *,
         every: int = 1,
         max_samples: int | None = 10000,
         seed: int = 0,
@@ -75,16 +76,6 @@ class CollapseMetrics(LatentMetricCallback):
         include: Any = None,
         verbose: int = 0,
     ) -> None:
-        if args:  # the old positional order
-            names = ("every", "max_samples", "prefix", "labels", "layer", "include", "verbose")
-            given = dict(
-                every=every, max_samples=max_samples, prefix=prefix, labels=labels,
-                layer=layer, include=include, verbose=verbose,
-            )  # fmt: skip
-            given = legacy_positional(type(self), args, names, given)
-            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
-            labels, layer, include = given["labels"], given["layer"], given["include"]
-            verbose = given["verbose"]
         self.labels = check_choice("labels", labels, ("predicted", "true"))
         self.uses_labels = self.labels == "true"
         super().__init__(

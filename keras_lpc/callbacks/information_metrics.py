@@ -67,10 +67,22 @@ class InformationMetrics(LatentMetricCallback):
 
     metric_names = ("entropy", "mutual_information", "interaction_information")
 
+    @legacy_positional(
+        "every",
+        "max_samples",
+        "prefix",
+        "k",
+        "standardize",
+        "method",
+        "features",
+        "layer",
+        "verbose",
+        "seed",
+    )
     def __init__(
         self,
         data: Any,
-        *args: Any,
+        *,
         every: int = 10,
         max_samples: int | None = 5000,
         seed: int = 0,
@@ -82,18 +94,6 @@ class InformationMetrics(LatentMetricCallback):
         layer: Any = None,
         verbose: int = 0,
     ) -> None:
-        if args:  # the old positional order
-            names = ("every", "max_samples", "prefix", "k", "standardize", "method", "features",
-                     "layer", "verbose", "seed")  # fmt: skip
-            given = dict(
-                every=every, max_samples=max_samples, prefix=prefix, k=k, standardize=standardize,
-                method=method, features=features, layer=layer, verbose=verbose, seed=seed,
-            )  # fmt: skip
-            given = legacy_positional(type(self), args, names, given)
-            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
-            k, standardize, method = given["k"], given["standardize"], given["method"]
-            features, layer = given["features"], given["layer"]
-            verbose, seed = given["verbose"], given["seed"]
         super().__init__(
             data,
             every=every,

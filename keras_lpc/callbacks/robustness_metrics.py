@@ -70,10 +70,13 @@ class RobustnessMetrics(ModelMetricCallback):
     0.612 2.0
     """
 
+    @legacy_positional(
+        "every", "max_samples", "prefix", "deepfool", "lipschitz", "pgd_eps", "verbose"
+    )
     def __init__(
         self,
         data: Any,
-        *args: Any,
+        *,
         every: int = 10,
         max_samples: int | None = 1000,
         seed: int = 0,
@@ -85,17 +88,6 @@ class RobustnessMetrics(ModelMetricCallback):
         verbose: int = 0,
         layer: Any = None,
     ) -> None:
-        if args:  # the old positional order
-            names = ("every", "max_samples", "prefix", "deepfool", "lipschitz", "pgd_eps",
-                     "verbose")  # fmt: skip
-            given = dict(
-                every=every, max_samples=max_samples, prefix=prefix, deepfool=deepfool,
-                lipschitz=lipschitz, pgd_eps=pgd_eps, verbose=verbose,
-            )  # fmt: skip
-            given = legacy_positional(type(self), args, names, given)
-            every, max_samples, prefix = given["every"], given["max_samples"], given["prefix"]
-            deepfool, lipschitz, pgd_eps = given["deepfool"], given["lipschitz"], given["pgd_eps"]
-            verbose = given["verbose"]
         if layer is not None:
             warnings.warn(
                 "RobustnessMetrics: `layer` is deprecated and ignored (robustness is "

@@ -26,7 +26,7 @@ from keras import ops
 
 from keras_lpc import backend
 from keras_lpc._models import first_output
-from keras_lpc._validation import check_choice, check_float
+from keras_lpc._validation import as_labels, check_choice, check_float
 
 OUTPUTS = ("auto", "logits", "probabilities")
 
@@ -176,33 +176,10 @@ def check_inputs(model: Any, x: Any) -> np.ndarray:
 
 
 def check_labels(y: Any, n: int, classes: int) -> np.ndarray:
-    """Integer labels (N,) in ``[0, classes)``; one-hot rows are turned into indices."""
+    """Integer labels ``y`` (N,) of ``x`` in ``[0, classes)``; one-hot rows become indices
+    (`keras_lpc._validation.as_labels`, for backend tensors too)."""
     y = np.asarray(keras.ops.convert_to_numpy(y))
-    if y.ndim == 2 and y.shape[1] == classes and y.shape[1] > 1:
-        y = np.argmax(y, axis=1)
-    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-    if y.shape != (n,):
-        raise ValueError(
-            f"`y` must hold {n} integer labels (or one-hot rows). Received: y with shape {y.shape}"
-        )
-    if y.dtype == bool:
-        y = y.astype("int64")
-    if (
-        not np.issubdtype(y.dtype, np.number)
-        or not np.all(np.isfinite(y))
-        or np.any(y != np.round(y))
-    ):
-        raise ValueError(
-            f"`y` must hold {n} integer labels (or one-hot rows). Received: y with "
-            f"non-integer values (first {y[:3].tolist()})"
-        )
-    y = y.astype("int64")
-    if np.any((y < 0) | (y >= classes)):
-        raise ValueError(
-            f"`y` must hold labels in [0, {classes}). Received: y with values in "
-            f"[{y.min()}, {y.max()}]"
-        )
-    return y
+    return as_labels(y, n, "y", one_hot=True, of="x", classes=classes)
 
 
 def batches(n: int, batch_size: int) -> list[tuple[int, int, int]]:
