@@ -112,8 +112,11 @@ class GammaAnnealing(keras.callbacks.Callback):
     tasks, half of them held out (docs/recipe.md,
     `benchmarks/recipe_suite.py`): with the clock alone a 1-D CNN ended 13
     and 26 points below the baseline's final training accuracy and up to 3.5
-    points below its test accuracy; paced, the test accuracy was within 0.5
-    points of the baseline or above on every task. ``pacing=None`` (or
+    points below its test accuracy; paced (this default, 40 runs: 10 tasks x
+    3 seeds on JAX, 5 tasks on PyTorch and TensorFlow), the test accuracy was
+    within 0.5 points of the baseline or above in 36 runs, the misses on a
+    1-D CNN that overfits (down to -5.9 points) and one low-signal task
+    (-1.3). ``pacing=None`` (or
     ``hold_monitor=None``) keeps
     the clock (and ``ramp_fraction`` 0.95); an explicit ``schedule`` follows
     the clock unless ``pacing=TrainingPace(...)`` is given.
