@@ -455,3 +455,29 @@ def test_cast_model_refuses_float64_where_keras_computes_float32():
     with pytest.raises(ValueError, match="float64 needs the TensorFlow backend") as info:
         cast_model(model)
     assert f"on the {keras.backend.backend()} backend" in str(info.value)
+
+
+def test_zero_cotangents_give_zero_products_and_deepfool_stops_its_backward_passes(monkeypatch):
+    # f_0 - f_1 = 2 x_0: one DeepFool step flips (3, 4); the second step sees every input
+    # flipped, its cotangents are zero, and an eager backend runs no backward pass for it
+    model = _linear(np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2))
+    fn = score_function(model)
+    x = keras.ops.convert_to_tensor(np.array([[3.0, 4.0], [-1.0, 2.0]], "float32"))
+    zero = lambda s, aux: keras.ops.zeros((2, *keras.ops.shape(s)))  # noqa: E731
+    scores, grads = backend.vjp(fn, x, zero, None)
+    assert keras.ops.convert_to_numpy(grads).shape == (2, 2, 2)
+    assert not np.any(keras.ops.convert_to_numpy(grads))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), [[3, -3], [-1, 1]])
+    if keras.backend.backend() == "torch":
+        import torch
+
+        calls = []
+        grad = torch.autograd.grad
+        monkeypatch.setattr(
+            torch.autograd, "grad", lambda *a, **k: calls.append(1) or grad(*a, **k)
+        )
+    res = deepfool(model, np.array([[3.0, 4.0]], "float32"), overshoot=0.0)
+    np.testing.assert_allclose(res.perturbation, [[-3.0001, 0.0]], rtol=1e-6)
+    assert res.iterations.tolist() == [1] and res.fooled.tolist() == [True]
+    if keras.backend.backend() == "torch":
+        assert len(calls) == 1, calls

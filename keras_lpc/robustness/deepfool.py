@@ -59,10 +59,12 @@ class DeepFoolResult:
 
 def _pair_cotangents(scores: Any, classes: Any) -> Any:
     # Rows e_{I_k} - e_{I_0}, k = 1..K-1: gradients of f_{I_k} - f_{I_0}. One comparison
-    # with arange(C) rather than ops.one_hot (several times slower on torch).
-    hot = ops.cast(
-        ops.transpose(classes)[:, :, None] == ops.arange(ops.shape(scores)[1]), scores.dtype
-    )
+    # with arange(C) rather than ops.one_hot (several times slower on torch). Zero for
+    # inputs that have already flipped (their step is not taken), so that an eager
+    # backend skips the backward pass of a step where every input has flipped.
+    hot = ops.transpose(classes)[:, :, None] == ops.arange(ops.shape(scores)[1])
+    same = ops.argmax(scores, axis=1) == classes[:, 0]
+    hot = ops.cast(hot & same[None, :, None], scores.dtype)
     return hot[1:] - hot[:1]  # (K - 1, n, C)
 
 
