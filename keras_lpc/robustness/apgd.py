@@ -19,7 +19,7 @@ from keras_lpc.robustness._minnorm import (
     NORMS,
     Scorer,
     check_clip,
-    clip_delta,
+    clip_delta_np,
     column,
     dual_norm,
     flat,
@@ -27,8 +27,8 @@ from keras_lpc.robustness._minnorm import (
     losses,
     lp_norm,
     predict,
-    project,
-    steepest,
+    project_np,
+    steepest_np,
 )
 from keras_lpc.robustness.attacks import _eps_list, _result, _setup
 
@@ -99,14 +99,14 @@ def apgd_run(
     marks = _checkpoints(steps)
     eta = 2.0 * eps
     delta = _random_start(x, eps, norm, rng) if random_start else np.zeros_like(x)
-    delta = clip_delta(x, delta, clip)
+    delta = clip_delta_np(x, delta, clip)
     prev = delta
     f_best = np.full(len(x), -np.inf)
     d_best, g_best = delta.copy(), np.zeros_like(x)
     f_prev = None
     raised = np.zeros(len(x))
     last_mark, f_best_mark, eta_mark = 0, f_best.copy(), eta.copy()
-    ball = lambda d: clip_delta(x, project(d, eps, norm), clip)  # noqa: E731
+    ball = lambda d: clip_delta_np(x, project_np(d, eps, norm), clip)  # noqa: E731
     for k in range(steps):
         scores, g = loss_grad(scorer, x + delta, labels, loss)
         f = losses(scores, labels, loss)
@@ -126,7 +126,7 @@ def apgd_run(
             prev = np.where(column(halve, x.ndim), d_best, prev)
             raised[:] = 0
             last_mark = k
-        z = ball(delta + column(eta, x.ndim) * steepest(g, norm))
+        z = ball(delta + column(eta, x.ndim) * steepest_np(g, norm))
         a = 1.0 if k == 0 else momentum
         delta, prev = ball(delta + a * (z - delta) + (1.0 - a) * (delta - prev)), delta
     track.see(delta, predict(scorer, x + delta) != labels)
@@ -149,11 +149,11 @@ def pgd_run(
     x = x.astype("float64")
     track = _Tracker(x, norm)
     a = column(2.5 * eps / steps, x.ndim)
-    delta = clip_delta(x, _random_start(x, eps, norm, rng), clip)
+    delta = clip_delta_np(x, _random_start(x, eps, norm, rng), clip)
     for _ in range(steps):
         scores, g = loss_grad(scorer, x + delta, labels, "ce")
         track.see(delta, np.argmax(scores, axis=1) != labels)
-        delta = clip_delta(x, project(delta + a * steepest(g, norm), eps, norm), clip)
+        delta = clip_delta_np(x, project_np(delta + a * steepest_np(g, norm), eps, norm), clip)
     track.see(delta, predict(scorer, x + delta) != labels)
     return track
 
