@@ -132,29 +132,6 @@ def predict(scorer: Scorer, points: np.ndarray) -> np.ndarray:
     return np.argmax(scorer.forward(points.astype(scorer.dtype)), axis=1)
 
 
-def steepest_np(g: np.ndarray, norm: str) -> np.ndarray:
-    """NumPy `steepest`, for the host loops of APGD and PGD until they move to the device."""
-    if norm == "linf":
-        return np.sign(g)
-    n = column(np.linalg.norm(flat(g), axis=1), g.ndim)
-    return np.divide(g, n, out=np.zeros_like(g), where=n > 0)
-
-
-def project_np(delta: np.ndarray, eps: np.ndarray, norm: str) -> np.ndarray:
-    """NumPy `project`, for the host loops of APGD and PGD until they move to the device."""
-    e = column(eps, delta.ndim)
-    if norm == "linf":
-        return np.clip(delta, -e, e)
-    size = column(np.linalg.norm(flat(delta), axis=1), delta.ndim)
-    scale = np.minimum(1.0, np.divide(e, size, out=np.ones_like(size), where=size > 0))
-    return delta * scale
-
-
-def clip_delta_np(x: np.ndarray, delta: np.ndarray, clip: tuple[float, float] | None) -> np.ndarray:
-    """NumPy `clip_delta`, for the host loops of APGD and PGD until they move to the device."""
-    return delta if clip is None else np.clip(x + delta, *clip) - x
-
-
 # On backend tensors (keras.ops), inside the compiled loops: a batch (n, ...) at a time.
 
 

@@ -24,8 +24,8 @@ The whole loop runs on the device: one compiled ``keras.ops.fori_loop`` per
 batch (`keras_lpc.backend`), its state (``delta``, ``eps``, the best
 ``delta`` and its norm, whether an adversarial point was found, the step's
 scale) backend tensors in the model's input dtype, the schedules computed from
-the step counter; each step is one forward pass and two vector-Jacobian
-products (the soft and the hard margin).
+the step counter; each step is one forward pass and one vector-Jacobian
+product (per input, of the soft or of the hard margin, chosen from the scores).
 """
 
 from __future__ import annotations
@@ -51,9 +51,15 @@ from keras_lpc.robustness._minnorm import (
 )
 
 
-def _both_cot(scores: Any, labels: Any) -> Any:
-    return ops.concatenate(
-        [COTANGENTS["soft-margin"](scores, labels), COTANGENTS["margin"](scores, labels)]
+def _step_cot(scores: Any, aux: tuple[Any, Any]) -> Any:
+    # per input: the margin's cotangent once adversarial (now or before), else the soft
+    # margin's (it does not zig-zag where the runner-up class changes); one product per step
+    labels, found = aux
+    hard = found | (ops.argmax(scores, axis=1) != labels)
+    return ops.where(
+        ops.reshape(hard, (1, -1, 1)),
+        COTANGENTS["margin"](scores, labels),
+        COTANGENTS["soft-margin"](scores, labels),
     )
 
 
@@ -76,12 +82,10 @@ def _loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable[..., t
 
         def body(k: Any, state: tuple[Any, ...]) -> tuple[Any, ...]:
             delta, eps, best, best_norm, found, scale = state
-            scores, g2 = backend.vjp(fn, x + delta, _both_cot, labels)
+            scores, g = backend.vjp(fn, x + delta, _step_cot, (labels, found))
+            g = g[0]
             loss = loss_of(scores, labels, "margin")
             adv = ops.argmax(scores, axis=1) != labels
-            # before the first adversarial point: the soft margin's gradient (it does not
-            # zig-zag where the runner-up class changes); after: the margin's own
-            g = ops.where(per_row(found | adv, x), g2[1], g2[0])
             size = norm_of(delta, norm)
             best_norm, best = keep_smallest(delta, size, adv, best_norm, best)
             found = found | adv
