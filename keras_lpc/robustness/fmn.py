@@ -49,6 +49,7 @@ from keras_lpc.robustness._minnorm import (
     project,
     steepest,
 )
+from keras_lpc.robustness.attacks import _bounds
 
 
 def _step_cot(scores: Any, aux: tuple[Any, Any]) -> Any:
@@ -141,11 +142,7 @@ def fmn_attack(
     """
     clipped = clip is not None
     dtype = np.dtype(scorer.dtype).type
-    settings = (
-        *(dtype(v) for v in (*gamma, *alpha)),
-        np.int32(steps),
-        *(dtype(v) for v in (clip if clipped else (0.0, 0.0))),
-    )
+    settings = (*(dtype(v) for v in (*gamma, *alpha)), np.int32(steps), *_bounds(clip, dtype))
     (best,) = scorer.run(
         ("fmn", norm, clipped),
         lambda fn: _loop(fn, norm, clipped),
