@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from keras_lpc.robustness import (
     minimal_perturbation,
     pgd_accuracy,
 )
-from keras_lpc.robustness._minnorm import Scorer, loss_grad, losses
+from keras_lpc.robustness._minnorm import Scorer, loss_grad, loss_of, losses
+from keras_lpc.robustness._radius import pgd_run
+from keras_lpc.robustness.apgd import apgd_run
 from keras_lpc.robustness.fmn import fmn_attack
 
 SMALL = {"deepfool": 10, "fmn": 30, "pgd": 5, "apgd-ce": 5, "apgd-dlr": 5, "boundary": 15}
@@ -241,6 +244,20 @@ def test_loss_gradients_match_finite_differences(rng):
         up = np.stack([losses(s, labels, kind) for s in scores[0]], axis=1)
         down = np.stack([losses(s, labels, kind) for s in scores[1]], axis=1)
         np.testing.assert_allclose(g, (up - down) / (2 * h), rtol=0.05, atol=2e-3, err_msg=kind)
+    # the losses on tensors (inside the compiled attacks) are the NumPy ones
+    z = scorer.forward(x.astype("float32"))
+    for kind in ("margin", "soft-margin", "ce", "dlr"):
+        for c in (4, 2):
+            on_device = loss_of(
+                ops.convert_to_tensor(z[:, :c]), ops.convert_to_tensor(labels % c, "int32"), kind
+            )
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(on_device),
+                losses(z[:, :c], labels % c, kind),
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=kind,
+            )
 
 
 def _mlp(rng, n=48):
@@ -320,3 +337,109 @@ def test_apgd_bad_input():
         apgd_accuracy(model, x, y, 0.1, loss="mse")
     with pytest.raises(ValueError, match="`eps` must be a number >= 0"):
         apgd_accuracy(model, x, y, -0.1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tanh MLP with weights drawn by NumPy (the same model on every backend), 12 inputs
+    and their predicted labels; module-wide, so its compiled attacks are shared."""
+    rng = np.random.default_rng(7)
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(12, activation="tanh"), keras.layers.Dense(4)]
+    )
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    x = rng.uniform(-1.0, 1.0, size=(12, 5)).astype("float32")
+    return model, x, np.argmax(Scorer(model).forward(x), axis=1)
+
+
+def test_compiled_fmn_equals_the_host_loop(tiny):
+    # the former float64 host loop (tests/_reference_attacks.py) against the compiled
+    # float32 one: over a few steps they agree to float32 rounding; over many, an iterate
+    # lying within rounding of the boundary can be adversarial in one and not the other
+    model, x, labels = tiny
+    scorer, host = Scorer(model, batch_size=8), reference.HostScorer(model)
+    for norm, clip in (("l2", None), ("linf", (-1.0, 1.0))):
+        r = fmn_attack(scorer, x, labels, norm=norm, steps=10, clip=clip)
+        expected = reference.fmn_attack(host, x, labels, norm=norm, steps=10, clip=clip)
+        assert r.dtype == np.float64 and r.shape == x.shape
+        assert (np.abs(expected).max(axis=1) > 0).all()  # every input flipped
+        np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-5, err_msg=norm)
+
+
+def _fixed_radius_cases(x):
+    """(attack, norm, loss, clip, random start, eps) for `apgd_run` / `pgd_run` checks.
+
+    DLR is constant (1) where the label ranks third, so its gradient there is rounding
+    noise that ``s(g)`` turns into a full step: float32 and float64 then walk apart. The
+    DLR case has a radius small enough that no input gets there within the checked steps.
+    """
+    l2, linf = reference.lp_norm(x, "l2"), reference.lp_norm(x, "linf")
+    return [
+        ("apgd", "l2", "ce", (-1.0, 1.0), True, 0.3 * l2),
+        ("apgd", "linf", "dlr", None, False, 0.15 * linf),
+        ("pgd", "l2", "ce", None, True, 0.3 * l2),
+        ("pgd", "linf", "ce", (-1.0, 1.0), True, 0.3 * linf),
+    ]
+
+
+def _both_runs(case, scorer, host, x, labels, steps):
+    attack, norm, loss, clip, start, eps = case
+    kwargs = {"norm": norm, "steps": steps, "clip": clip}
+    if attack == "pgd":
+        ours = pgd_run(scorer, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
+        theirs = reference.pgd_run(host, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
+    else:
+        kwargs.update(loss=loss, random_start=start)
+        ours = apgd_run(scorer, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
+        theirs = reference.apgd_run(host, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
+    return ours, theirs
+
+
+def test_compiled_apgd_and_pgd_equal_the_host_loop(tiny):
+    # Every adversarial iterate on the sphere ||delta|| = eps ties for the smallest norm up
+    # to rounding, so the kept vectors are compared where the norm is exact (L-inf without
+    # clip) and the norms, the flips and the inputs broken everywhere.
+    model, x, labels = tiny
+    scorer, host = Scorer(model, batch_size=8), reference.HostScorer(model)
+    for case in _fixed_radius_cases(x):
+        ours, theirs = _both_runs(case, scorer, host, x, labels, steps=10)
+        name = f"{case[0]} {case[1]} {case[2]} clip={case[3]}"
+        np.testing.assert_array_equal(ours.found, theirs.found, err_msg=name)
+        assert 0 < ours.found.sum() < len(x), name  # neither all nor none broken
+        np.testing.assert_allclose(ours.size, theirs.size, rtol=1e-5, err_msg=name)
+        assert ours.delta.dtype == np.float64 and ours.delta.shape == x.shape
+        flipped = reference.predict(host, x + ours.delta) != labels
+        np.testing.assert_array_equal(flipped, ours.found, err_msg=name)
+        size = reference.lp_norm(ours.delta, case[1])[ours.found]
+        np.testing.assert_allclose(size, ours.size[ours.found], rtol=1e-5, err_msg=name)
+        if case[1] == "linf" and case[3] is None:
+            np.testing.assert_allclose(ours.delta, theirs.delta, atol=1e-5, err_msg=name)
+
+
+def test_compiled_attacks_in_float64_follow_the_host_loop(tiny):
+    # both in float64 (TensorFlow): the same distances over a long run; the vectors may
+    # differ where two iterates tie for the smallest norm to the last bit (the projection
+    # puts iterates on the sphere of the best radius), so norms are compared
+    if keras.backend.result_type("float64", "float64") != "float64":
+        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
+    from keras_lpc.robustness import cast_model
+
+    model, x, labels = tiny
+    model, x = cast_model(model), x.astype("float64")
+    scorer, host = Scorer(model), reference.HostScorer(model)
+    r = fmn_attack(scorer, x, labels, norm="l2", steps=40, clip=(-1.0, 1.0))
+    expected = reference.fmn_attack(host, x, labels, norm="l2", steps=40, clip=(-1.0, 1.0))
+    size = reference.lp_norm(r, "l2")
+    np.testing.assert_allclose(size, reference.lp_norm(expected, "l2"), rtol=1e-10)
+    assert np.mean(size > 0) >= 0.8  # inside the box, some inputs cannot flip
+    assert (reference.predict(host, x + r) != labels)[size > 0].all()
+    # APGD-DLR where float32 walks apart (see _fixed_radius_cases), PGD with clip
+    l2, linf = reference.lp_norm(x, "l2"), reference.lp_norm(x, "linf")
+    for case in (
+        ("apgd", "l2", "dlr", None, False, 0.3 * l2),
+        ("pgd", "linf", "ce", (-1.0, 1.0), True, 0.3 * linf),
+    ):
+        ours, theirs = _both_runs(case, scorer, host, x, labels, steps=20)
+        np.testing.assert_array_equal(ours.found, theirs.found)
+        assert 0 < ours.found.sum() < len(x)
+        np.testing.assert_allclose(ours.size, theirs.size, rtol=1e-10)

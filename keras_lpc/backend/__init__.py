@@ -10,7 +10,8 @@ this package supplies the two things ``keras.ops`` lacks:
     ``fori_loop`` bodies). ``fn`` maps a batch ``x`` (N, ...) to scores
     (N, C) in ``keras.ops``; ``cotangent_fn(scores, aux)`` (``keras.ops``)
     builds cotangents (K, N, C) from the detached scores and ``aux`` (any
-    tensor, e.g. labels or candidate classes; ``K`` must be static, i.e. known
+    tensor or tuple of tensors, e.g. labels or candidate classes, passed through
+    untouched; ``K`` must be static, i.e. known
     from shapes other than the batch axis). Returns the scores and
     ``grads[k, n] = sum_c cot[k, n, c] * d scores[n, c] / d x[n]``
     (K, N, ...), both backend tensors: one forward pass and K products
@@ -31,8 +32,9 @@ this package supplies the two things ``keras.ops`` lacks:
     ``model.variables``) passed as arguments through a
     ``keras.StatelessScope``, so a compiled function always sees the
     current weights and is never rebuilt when they change;
-    ``tf.function`` with the batch axis (axis 0 of every array argument)
-    left free in its input signature, one graph per dtypes and non-batch
+    ``tf.function`` (without autograph, as Keras' own train and predict
+    steps: ``fn`` has no Python control flow on tensors) with the batch axis
+    (axis 0 of every array argument) left free in its input signature, one graph per dtypes and non-batch
     shapes (variables are read by reference; every batch size reuses it,
     other axes such as the candidate count ``K`` stay static);
     torch runs eagerly under ``torch.no_grad`` (``vjp`` re-enables

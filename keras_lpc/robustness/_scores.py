@@ -72,6 +72,9 @@ def _softmax_kind(last: Any) -> str | None:
 
 def _flat(out: Any) -> Any:
     out = first_output(out)
+    if all(isinstance(d, int) for d in out.shape[1:]):
+        # (-1, C) keeps the class count static where the batch axis is not (tf.function)
+        return ops.reshape(out, (-1, int(np.prod(out.shape[1:]))))
     return ops.reshape(out, (ops.shape(out)[0], -1))
 
 

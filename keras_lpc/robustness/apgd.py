@@ -1,10 +1,14 @@
-"""APGD-CE / APGD-DLR (Croce & Hein, ICML 2020), PGD, and their minimum-norm form by bisection.
+"""APGD-CE / APGD-DLR (Croce & Hein, ICML 2020) at fixed radii, on the device.
 
 `apgd_accuracy` is the accuracy under Auto-PGD at a fixed radius. Inside
-`minimal_perturbation`, APGD and PGD become minimum-norm attacks through a
-per-sample search over the radius: from the first-order guess ``L / ||grad L||_*``
-the radius doubles until the attack succeeds, then is bisected; the smallest verified adversarial perturbation
-seen at any radius is kept.
+`minimal_perturbation`, `apgd_run` at per-sample radii becomes a minimum-norm
+attack through the radius search of `keras_lpc.robustness._radius`.
+
+Each run is one compiled ``keras.ops.fori_loop`` per batch on the device
+(`keras_lpc.backend`), its state backend tensors in the model's input dtype
+and the checkpoints a boolean mask indexed by the step counter; only the
+smallest adversarial perturbation per input and its norm come back. The
+random start is drawn on the host (NumPy, seeded) and passed in.
 """
 
 from __future__ import annotations
@@ -13,62 +17,122 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from keras import ops
 
+from keras_lpc import backend
 from keras_lpc._validation import check_choice, check_int
 from keras_lpc.robustness._minnorm import (
+    COTANGENTS,
     NORMS,
     Scorer,
     check_clip,
     clip_delta,
-    column,
-    dual_norm,
-    flat,
-    loss_grad,
-    losses,
-    lp_norm,
-    predict,
+    keep_smallest,
+    loss_of,
+    norm_of,
+    per_row,
     project,
     steepest,
 )
-from keras_lpc.robustness.attacks import _eps_list, _result, _setup
+from keras_lpc.robustness._radius import Tracker, draw_start, per_input
+from keras_lpc.robustness.attacks import _bounds, _eps_list, _result, _setup
 
 LOSSES = ("ce", "dlr")
 
 
-def _checkpoints(steps: int) -> set[int]:
+def _checkpoints(steps: int) -> np.ndarray:
+    """The checkpoint mask (steps,): True at ``w_j = ceil(p_j steps) < steps``, j >= 1."""
     # p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)
     p = [0.0, 0.22]
     while p[-1] < 1.0:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return {int(np.ceil(q * steps)) for q in p[1:] if np.ceil(q * steps) < steps}
+    marks = np.zeros(steps, dtype=bool)
+    for q in p[1:]:
+        if np.ceil(q * steps) < steps:
+            marks[int(np.ceil(q * steps))] = True
+    return marks
 
 
-def _random_start(x: np.ndarray, eps: np.ndarray, norm: str, rng: np.random.Generator):
-    e = column(eps, x.ndim)
-    if norm == "linf":
-        return rng.uniform(-1.0, 1.0, size=x.shape) * e
-    u = rng.standard_normal(x.shape)
-    u /= column(np.maximum(np.linalg.norm(flat(u), axis=1), 1e-30), x.ndim)
-    return u * e * column(rng.uniform(size=len(x)) ** (1.0 / flat(x).shape[1]), x.ndim)
+def _apgd_loop(fn: Callable[[Any], Any], norm: str, loss: str, clipped: bool) -> Callable:
+    """APGD on backend tensors: ``(x, labels, eps, start, rho, momentum, marks, lo, hi)
+    -> (size, delta)``, the smallest adversarial perturbation seen per input and its norm
+    (inf and zeros where none); ``marks`` (steps,) flags the checkpoints."""
+    cotangent = COTANGENTS[loss]
 
+    def run(
+        x: Any,
+        labels: Any,
+        eps: Any,
+        start: Any,
+        rho: Any,
+        momentum: Any,
+        marks: Any,
+        lo: Any,
+        hi: Any,
+    ) -> tuple[Any, Any]:
+        bounds = (lo, hi) if clipped else None
 
-class _Tracker:
-    """The smallest-norm adversarial perturbation seen per input."""
+        def ball(d: Any) -> Any:
+            return clip_delta(x, project(d, eps, norm), bounds)
 
-    def __init__(self, x: np.ndarray, norm: str) -> None:
-        self.norm = norm
-        self.size = np.full(len(x), np.inf)
-        self.delta = np.zeros_like(x)
+        def body(k: Any, s: dict[str, Any]) -> dict[str, Any]:
+            s = dict(s)
+            delta = s["delta"]
+            scores, g = backend.vjp(fn, x + delta, cotangent, labels)
+            g = g[0]
+            f = loss_of(scores, labels, loss)
+            adv = ops.argmax(scores, axis=1) != labels
+            s["size"], s["best"] = keep_smallest(
+                delta, norm_of(delta, norm), adv, s["size"], s["best"]
+            )
+            raised = s["raised"] + ops.cast(f > s["f_prev"], x.dtype)  # f_prev = inf at k = 0
+            up = f > s["f_best"]
+            s["f_best"] = ops.where(up, f, s["f_best"])
+            s["d_best"] = ops.where(per_row(up, x), delta, s["d_best"])
+            s["g_best"] = ops.where(per_row(up, x), g, s["g_best"])
+            # at a checkpoint: halve eta where fewer than rho of the steps since the last one
+            # raised the loss, or where neither eta nor the best loss changed; restart there
+            mark, kf, eta = marks[k], ops.cast(k, x.dtype), s["eta"]
+            stalled = raised < rho * (kf - s["last"])
+            halve = mark & (stalled | ((eta == s["eta_mark"]) & (s["f_best"] <= s["f_mark"])))
+            s["eta_mark"] = ops.where(mark, eta, s["eta_mark"])
+            s["f_mark"] = ops.where(mark, s["f_best"], s["f_mark"])
+            s["eta"] = ops.where(halve, eta / 2.0, eta)
+            back = per_row(halve, x)
+            delta = ops.where(back, s["d_best"], delta)
+            g = ops.where(back, s["g_best"], g)
+            prev = ops.where(back, s["d_best"], s["prev"])
+            s["raised"] = ops.where(mark, 0.0, raised)
+            s["last"] = ops.where(mark, kf, s["last"])
+            z = ball(delta + per_row(s["eta"], x) * steepest(g, norm))
+            a = ops.where(k == 0, 1.0, momentum)
+            s["delta"] = ball(delta + a * (z - delta) + (1.0 - a) * (delta - prev))
+            s["prev"], s["f_prev"] = delta, f
+            return s
 
-    def see(self, delta: np.ndarray, adv: np.ndarray) -> None:
-        size = lp_norm(delta, self.norm)
-        better = adv & (size < self.size)
-        self.size[better] = size[better]
-        self.delta[better] = delta[better]
+        n = ops.shape(x)[0]
+        delta = clip_delta(x, start, bounds)
+        inf = ops.full((n,), np.inf, dtype=x.dtype)
+        state = {
+            "delta": delta,
+            "prev": delta,
+            "f_prev": inf,
+            "f_best": -inf,
+            "d_best": delta,
+            "g_best": ops.zeros_like(x),
+            "raised": ops.zeros((n,), dtype=x.dtype),
+            "last": ops.zeros((), dtype=x.dtype),
+            "f_mark": -inf,
+            "eta": 2.0 * eps,
+            "eta_mark": 2.0 * eps,
+            "size": inf,
+            "best": ops.zeros_like(x),
+        }
+        s = ops.fori_loop(0, ops.shape(marks)[0], body, state)
+        adv = ops.argmax(fn(x + s["delta"]), axis=1) != labels
+        return keep_smallest(s["delta"], norm_of(s["delta"], norm), adv, s["size"], s["best"])
 
-    @property
-    def found(self) -> np.ndarray:
-        return np.isfinite(self.size)
+    return run
 
 
 def apgd_run(
@@ -85,121 +149,27 @@ def apgd_run(
     rho: float = 0.75,
     momentum: float = 0.75,
     random_start: bool = False,
-) -> _Tracker:
+) -> Tracker:
     """Auto-PGD at per-sample radii ``eps`` (N,); every iterate is checked for a flip.
 
     ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))``, ``z = P(x_k + eta s(g))``,
     ``a = momentum`` (1 at the first step), ``eta = 2 eps`` halved at the checkpoints
     where fewer than ``rho`` of the steps since the last one raised the loss, or
     where neither eta nor the best loss changed; each halving restarts from the
-    best point.
+    best point. Runs on the device in the model's input dtype (one compiled loop
+    per batch); the random start is drawn from ``rng`` on the host.
     """
-    x = x.astype("float64")
-    track = _Tracker(x, norm)
-    marks = _checkpoints(steps)
-    eta = 2.0 * eps
-    delta = _random_start(x, eps, norm, rng) if random_start else np.zeros_like(x)
-    delta = clip_delta(x, delta, clip)
-    prev = delta
-    f_best = np.full(len(x), -np.inf)
-    d_best, g_best = delta.copy(), np.zeros_like(x)
-    f_prev = None
-    raised = np.zeros(len(x))
-    last_mark, f_best_mark, eta_mark = 0, f_best.copy(), eta.copy()
-    ball = lambda d: clip_delta(x, project(d, eps, norm), clip)  # noqa: E731
-    for k in range(steps):
-        scores, g = loss_grad(scorer, x + delta, labels, loss)
-        f = losses(scores, labels, loss)
-        track.see(delta, np.argmax(scores, axis=1) != labels)
-        if f_prev is not None:
-            raised += f > f_prev
-        f_prev = f
-        up = f > f_best
-        f_best = np.where(up, f, f_best)
-        d_best[up], g_best[up] = delta[up], g[up]
-        if k in marks:
-            halve = (raised < rho * (k - last_mark)) | ((eta == eta_mark) & (f_best <= f_best_mark))
-            eta_mark, f_best_mark = eta.copy(), f_best.copy()
-            eta = np.where(halve, eta / 2.0, eta)
-            delta = np.where(column(halve, x.ndim), d_best, delta)
-            g = np.where(column(halve, x.ndim), g_best, g)
-            prev = np.where(column(halve, x.ndim), d_best, prev)
-            raised[:] = 0
-            last_mark = k
-        z = ball(delta + column(eta, x.ndim) * steepest(g, norm))
-        a = 1.0 if k == 0 else momentum
-        delta, prev = ball(delta + a * (z - delta) + (1.0 - a) * (delta - prev)), delta
-    track.see(delta, predict(scorer, x + delta) != labels)
-    return track
-
-
-def pgd_run(
-    scorer: Scorer,
-    x: np.ndarray,
-    labels: np.ndarray,
-    eps: np.ndarray,
-    *,
-    norm: str,
-    steps: int,
-    clip: tuple[float, float] | None,
-    rng: np.random.Generator,
-) -> _Tracker:
-    """PGD on the cross-entropy as in `pgd_accuracy` (random start, step ``2.5 eps / steps``),
-    at per-sample radii, every iterate checked for a flip."""
-    x = x.astype("float64")
-    track = _Tracker(x, norm)
-    a = column(2.5 * eps / steps, x.ndim)
-    delta = clip_delta(x, _random_start(x, eps, norm, rng), clip)
-    for _ in range(steps):
-        scores, g = loss_grad(scorer, x + delta, labels, "ce")
-        track.see(delta, np.argmax(scores, axis=1) != labels)
-        delta = clip_delta(x, project(delta + a * steepest(g, norm), eps, norm), clip)
-    track.see(delta, predict(scorer, x + delta) != labels)
-    return track
-
-
-def first_order_radius(
-    scorer: Scorer, x: np.ndarray, labels: np.ndarray, norm: str, fallback: float = 0.05
-) -> np.ndarray:
-    """``L / ||grad L||_*`` for the margin loss (the linear model's distance), per input;
-    ``fallback * ||x||`` where the gradient is zero or the value is not finite."""
-    scores, g = loss_grad(scorer, x, labels, "margin")
-    loss = losses(scores, labels, "margin")
-    gn = dual_norm(g, norm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        guess = loss / gn
-    ok = np.isfinite(guess) & (guess > 0)
-    return np.where(ok, guess, fallback * np.maximum(lp_norm(x, norm), 1e-12))
-
-
-def bisect_min_norm(
-    run: Callable[[np.ndarray, np.ndarray, np.ndarray], _Tracker],
-    x: np.ndarray,
-    norm: str,
-    stages: int,
-    start: np.ndarray,
-) -> np.ndarray:
-    """The smallest adversarial perturbation found by ``run(x, idx, eps)`` over a radius search.
-
-    Per input, ``eps`` starts at ``start`` and doubles until ``run`` succeeds,
-    shrinks by 0.8x from the smallest perturbation found until it fails, then
-    is bisected between the largest failing radius and that smallest size.
-    """
-    x = x.astype("float64")
-    n = len(x)
-    lo = np.zeros(n)
-    hi = np.full(n, np.inf)
-    eps = np.asarray(start, dtype="float64")
-    best = _Tracker(x, norm)
-    idx = np.arange(n)
-    for _ in range(stages):
-        t = run(x, idx, eps)
-        best.see(t.delta, t.found)
-        hi = np.minimum(hi, np.where(t.found, t.size, np.inf))
-        lo = np.where(t.found, lo, np.maximum(lo, eps))
-        down = np.where(lo > 0, 0.5 * (lo + hi), 0.8 * hi)
-        eps = np.where(np.isfinite(hi), down, 2.0 * eps)
-    return best.delta
+    x = np.asarray(x)
+    start = draw_start(x, eps, norm, rng) if random_start else np.zeros(x.shape)
+    clipped = clip is not None
+    dtype = np.dtype(scorer.dtype).type
+    size, delta = scorer.run(
+        ("apgd", norm, loss, clipped),
+        lambda fn: _apgd_loop(fn, norm, loss, clipped),
+        per_input(scorer, x, labels, eps, start),
+        (dtype(rho), dtype(momentum), _checkpoints(steps), *_bounds(clip, dtype)),
+    )
+    return Tracker.of(size, delta, norm)
 
 
 def apgd_accuracy(

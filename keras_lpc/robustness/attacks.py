@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_lpc import backend
 from keras_lpc._validation import check_choice, check_float, check_int
+from keras_lpc.robustness._minnorm import COTANGENTS, clip_delta, project, steepest
 from keras_lpc.robustness._scores import (
     OUTPUTS,
     batches,
@@ -24,12 +25,6 @@ from keras_lpc.robustness._scores import (
     forward,
     score_function,
 )
-
-
-def _ce_cotangent(scores: Any, labels: Any) -> Any:
-    # d CE / d f = softmax(f) - e_y
-    onehot = ops.one_hot(labels, ops.shape(scores)[1], dtype=scores.dtype)
-    return ops.expand_dims(ops.softmax(scores, axis=-1) - onehot, 0)
 
 
 def _eps_list(eps: Any) -> tuple[list[float], bool]:
@@ -55,18 +50,6 @@ def _setup(
 
 def _hits(fn: Callable[[Any], Any], x: Any, y: Any) -> Any:
     return ops.argmax(fn(x), axis=1) == ops.cast(y, "int32")
-
-
-def _unit(g: Any) -> Any:
-    """``g / ||g||_2`` per input (0 where the gradient is 0)."""
-    flat = ops.reshape(g, (ops.shape(g)[0], -1))
-    size = ops.sqrt(ops.sum(flat * flat, axis=1))
-    scale = ops.where(size > 0, 1.0 / ops.where(size > 0, size, ops.ones_like(size)), 0.0)
-    return g * ops.reshape(ops.cast(scale, g.dtype), (-1,) + (1,) * (len(g.shape) - 1))
-
-
-def _clip(x0: Any, delta: Any, bounds: tuple[Any, Any] | None) -> Any:
-    return delta if bounds is None else ops.clip(x0 + delta, bounds[0], bounds[1]) - x0
 
 
 def _bounds(clip: tuple[float, float] | None, dtype: Any) -> tuple[Any, Any]:
@@ -136,8 +119,8 @@ def fgsm_accuracy(
     clipped = clip is not None
 
     def attack(x: Any, y: Any, eps: Any, lo: Any, hi: Any) -> Any:
-        _, g = backend.vjp(fn, x, _ce_cotangent, y)
-        return _hits(fn, x + _clip(x, eps * ops.sign(g[0]), (lo, hi) if clipped else None), y)
+        _, g = backend.vjp(fn, x, COTANGENTS["ce"], y)
+        return _hits(fn, x + clip_delta(x, eps * ops.sign(g[0]), (lo, hi) if clipped else None), y)
 
     run = backend.cached(
         model, ("fgsm", outputs, clipped), lambda: backend.jit(attack, model.variables)
@@ -236,16 +219,8 @@ def pgd_accuracy(
         bounds = (lo, hi) if clipped else None
 
         def step(i: Any, delta: Any) -> Any:
-            _, g = backend.vjp(fn, x0 + delta, _ce_cotangent, y)
-            if norm == "linf":
-                delta = ops.clip(delta + a * ops.sign(g[0]), -eps, eps)
-            else:
-                delta = delta + a * _unit(g[0])
-                flat = ops.reshape(delta, (ops.shape(delta)[0], -1))
-                size = ops.sqrt(ops.sum(flat * flat, axis=1))
-                scale = ops.minimum(1.0, eps / ops.maximum(size, 1e-30))
-                delta = delta * ops.reshape(scale, (-1,) + (1,) * (len(delta.shape) - 1))
-            return _clip(x0, delta, bounds)
+            _, g = backend.vjp(fn, x0 + delta, COTANGENTS["ce"], y)
+            return clip_delta(x0, project(delta + a * steepest(g[0], norm), eps, norm), bounds)
 
         return _hits(fn, x0 + ops.fori_loop(0, steps, step, delta), y)
 

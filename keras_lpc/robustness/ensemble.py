@@ -22,8 +22,9 @@ import numpy as np
 
 from keras_lpc._validation import check_choice, check_int
 from keras_lpc.robustness._minnorm import NORMS, Scorer, check_clip, lp_norm, predict
+from keras_lpc.robustness._radius import bisect_min_norm, first_order_radius, pgd_run
 from keras_lpc.robustness._scores import OUTPUTS, check_inputs, check_labels
-from keras_lpc.robustness.apgd import apgd_run, bisect_min_norm, first_order_radius, pgd_run
+from keras_lpc.robustness.apgd import apgd_run
 from keras_lpc.robustness.decision import boundary_attack
 from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
 from keras_lpc.robustness.fmn import fmn_attack

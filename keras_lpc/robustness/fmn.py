@@ -19,42 +19,109 @@ is a fraction ``alpha_k`` of ``d_0 = L(x) / ||grad L(x)||_*``, the first-order
 distance at the clean input (``0.05 ||x||`` where that is not finite), so the
 attack does not depend on the input scale. The smallest adversarial ``delta``
 seen is returned.
+
+The whole loop runs on the device: one compiled ``keras.ops.fori_loop`` per
+batch (`keras_lpc.backend`), its state (``delta``, ``eps``, the best
+``delta`` and its norm, whether an adversarial point was found, the step's
+scale) backend tensors in the model's input dtype, the schedules computed from
+the step counter; each step is one forward pass and one vector-Jacobian
+product (per input, of the soft or of the hard margin, chosen from the scores).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from keras import ops
 
+from keras_lpc import backend
 from keras_lpc.robustness._minnorm import (
     COTANGENTS,
     Scorer,
     clip_delta,
-    column,
-    dual_norm,
-    losses,
-    lp_norm,
-    predict,
+    dual_norm_of,
+    keep_smallest,
+    loss_of,
+    norm_of,
+    per_row,
     project,
     steepest,
 )
+from keras_lpc.robustness.attacks import _bounds
 
 
-def _both_cot(scores: Any, labels: Any) -> Any:
-    return ops.concatenate(
-        [COTANGENTS["soft-margin"](scores, labels), COTANGENTS["margin"](scores, labels)]
+def _step_cot(scores: Any, aux: tuple[Any, Any]) -> Any:
+    # per input: the margin's cotangent once adversarial (now or before), else the soft
+    # margin's (it does not zig-zag where the runner-up class changes); one product per step
+    labels, found = aux
+    hard = found | (ops.argmax(scores, axis=1) != labels)
+    return ops.where(
+        ops.reshape(hard, (1, -1, 1)),
+        COTANGENTS["margin"](scores, labels),
+        COTANGENTS["soft-margin"](scores, labels),
     )
 
 
-def _grads(scorer: Scorer, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and the gradients (2, N, ...) of the soft and the hard margin."""
-    return scorer.vjp(x, _both_cot, labels.astype("int32"))
+def _loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable[..., tuple[Any]]:
+    """FMN on backend tensors: ``(x, labels, gamma0, gamma1, alpha0, alpha1, steps, lo, hi)
+    -> (best,)``, the smallest adversarial ``delta`` seen per input (zeros where none).
 
+    ``gamma_k = gamma1 + (gamma0 - gamma1) (1 + cos(pi k / steps)) / 2``, and
+    ``alpha_k`` alike; every setting is a tensor, so one compiled loop serves them all.
+    """
 
-def _cosine(k: int, steps: int, start: float, end: float) -> float:
-    return end + 0.5 * (start - end) * (1.0 + np.cos(np.pi * k / steps))
+    def run(
+        x: Any, labels: Any, g0: Any, g1: Any, a0: Any, a1: Any, steps: Any, lo: Any, hi: Any
+    ) -> tuple[Any]:
+        bounds = (lo, hi) if clipped else None
+        total = ops.cast(steps, x.dtype)
+
+        def cosine(k: Any, start: Any, end: Any) -> Any:
+            return end + 0.5 * (start - end) * (1.0 + ops.cos(np.pi * ops.cast(k, x.dtype) / total))
+
+        def body(k: Any, state: tuple[Any, ...]) -> tuple[Any, ...]:
+            delta, eps, best, best_norm, found, scale = state
+            scores, g = backend.vjp(fn, x + delta, _step_cot, (labels, found))
+            g = g[0]
+            loss = loss_of(scores, labels, "margin")
+            adv = ops.argmax(scores, axis=1) != labels
+            size = norm_of(delta, norm)
+            best_norm, best = keep_smallest(delta, size, adv, best_norm, best)
+            found = found | adv
+            gk = cosine(k, g0, g1)
+            gnorm = dual_norm_of(g, norm)
+            first = (size + loss / ops.where(gnorm > 0, gnorm, 1.0)) * (1.0 + gk)
+            guess = ops.where(gnorm > 0, first, eps)
+            eps = ops.where(
+                adv,
+                ops.minimum(eps * (1.0 - gk), best_norm),
+                ops.where(found, eps * (1.0 + gk), guess),
+            )
+            # the step's scale, set at k = 0: the first-order distance at x
+            start = ops.where(ops.isfinite(guess) & (guess > 0), guess, 0.05 * norm_of(x, norm))
+            scale = ops.where(k == 0, start, scale)
+            step = cosine(k, a0, a1) * scale
+            delta = delta - per_row(step, x) * steepest(g, norm)
+            delta = clip_delta(x, project(delta, eps, norm), bounds)
+            return delta, eps, best, best_norm, found, scale
+
+        n = ops.shape(x)[0]
+        zeros = ops.zeros((n,), dtype=x.dtype)
+        state = (
+            ops.zeros_like(x),
+            zeros,
+            ops.zeros_like(x),
+            ops.full((n,), np.inf, dtype=x.dtype),
+            ops.zeros((n,), dtype="bool"),
+            zeros,
+        )
+        delta, _, best, best_norm, _, _ = ops.fori_loop(0, steps, body, state)
+        adv = ops.argmax(fn(x + delta), axis=1) != labels
+        return (keep_smallest(delta, norm_of(delta, norm), adv, best_norm, best)[1],)
+
+    return run
 
 
 def fmn_attack(
@@ -68,40 +135,18 @@ def fmn_attack(
     gamma: tuple[float, float] = (0.05, 0.001),
     alpha: tuple[float, float] = (1.0, 0.01),
 ) -> np.ndarray:
-    """The smallest adversarial perturbation FMN found per input (N, ...), zeros where none."""
-    x = x.astype("float64")
-    n = len(x)
-    delta = np.zeros_like(x)
-    eps = np.zeros(n)
-    best_norm = np.full(n, np.inf)
-    best = np.zeros_like(x)
-    found = np.zeros(n, dtype=bool)
-    for k in range(steps):
-        scores, g2 = _grads(scorer, x + delta, labels)
-        loss = losses(scores, labels, "margin")
-        adv = np.argmax(scores, axis=1) != labels
-        # before the first adversarial point: the soft margin's gradient (it does not
-        # zig-zag where the runner-up class changes); after: the margin's own
-        g = np.where(column(found | adv, x.ndim), g2[1], g2[0])
-        size = lp_norm(delta, norm)
-        better = adv & (size < best_norm)
-        best_norm[better] = size[better]
-        best[better] = delta[better]
-        found |= adv
-        gk = _cosine(k, steps, *gamma)
-        gnorm = dual_norm(g, norm)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            guess = np.where(gnorm > 0, (size + loss / gnorm) * (1.0 + gk), eps)
-        eps = np.where(
-            adv, np.minimum(eps * (1.0 - gk), best_norm), np.where(found, eps * (1.0 + gk), guess)
-        )
-        if k == 0:  # the step's scale: the first-order distance at x
-            scale = np.where(np.isfinite(guess) & (guess > 0), guess, 0.05 * lp_norm(x, norm))
-        step = _cosine(k, steps, *alpha) * scale
-        delta = delta - step.reshape((-1,) + (1,) * (x.ndim - 1)) * steepest(g, norm)
-        delta = clip_delta(x, project(delta, eps, norm), clip)
-    adv = predict(scorer, x + delta) != labels
-    size = lp_norm(delta, norm)
-    better = adv & (size < best_norm)
-    best[better] = delta[better]
-    return best
+    """The smallest adversarial perturbation FMN found per input (N, ...), zeros where none.
+
+    Computed in the model's input dtype (``scorer.dtype``) on the device, returned
+    as float64.
+    """
+    clipped = clip is not None
+    dtype = np.dtype(scorer.dtype).type
+    settings = (*(dtype(v) for v in (*gamma, *alpha)), np.int32(steps), *_bounds(clip, dtype))
+    (best,) = scorer.run(
+        ("fmn", norm, clipped),
+        lambda fn: _loop(fn, norm, clipped),
+        (np.asarray(x, dtype=scorer.dtype), np.asarray(labels, dtype="int32")),
+        settings,
+    )
+    return best.astype("float64")
