@@ -378,7 +378,6 @@ def _fixed_radius_cases(x):
         ("apgd", "l2", "ce", (-1.0, 1.0), True, 0.3 * l2),
         ("apgd", "linf", "dlr", None, False, 0.15 * linf),
         ("pgd", "l2", "ce", None, True, 0.3 * l2),
-        ("pgd", "linf", "ce", (-1.0, 1.0), True, 0.3 * linf),
     ]
 
 

@@ -53,11 +53,16 @@ def _checkpoints(steps: int) -> np.ndarray:
     return marks
 
 
-def _apgd_loop(fn: Callable[[Any], Any], norm: str, loss: str, clipped: bool) -> Callable:
-    """APGD on backend tensors: ``(x, labels, eps, start, rho, momentum, marks, lo, hi)
+def _cotangent(scores: Any, aux: tuple[Any, Any]) -> Any:
+    labels, dlr = aux  # the loss is a setting, so that APGD-CE and APGD-DLR share one loop
+    return ops.where(dlr, COTANGENTS["dlr"](scores, labels), COTANGENTS["ce"](scores, labels))
+
+
+def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
+    """APGD on backend tensors: ``(x, labels, eps, start, rho, momentum, marks, dlr, lo, hi)
     -> (size, delta)``, the smallest adversarial perturbation seen per input and its norm
-    (inf and zeros where none); ``marks`` (steps,) flags the checkpoints."""
-    cotangent = COTANGENTS[loss]
+    (inf and zeros where none); ``marks`` (steps,) flags the checkpoints and ``dlr`` (a
+    boolean) picks the DLR loss over the cross-entropy."""
 
     def run(
         x: Any,
@@ -67,6 +72,7 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, loss: str, clipped: bool) ->
         rho: Any,
         momentum: Any,
         marks: Any,
+        dlr: Any,
         lo: Any,
         hi: Any,
     ) -> tuple[Any, Any]:
@@ -78,9 +84,9 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, loss: str, clipped: bool) ->
         def body(k: Any, s: dict[str, Any]) -> dict[str, Any]:
             s = dict(s)
             delta = s["delta"]
-            scores, g = backend.vjp(fn, x + delta, cotangent, labels)
+            scores, g = backend.vjp(fn, x + delta, _cotangent, (labels, dlr))
             g = g[0]
-            f = loss_of(scores, labels, loss)
+            f = ops.where(dlr, loss_of(scores, labels, "dlr"), loss_of(scores, labels, "ce"))
             adv = ops.argmax(scores, axis=1) != labels
             s["size"], s["best"] = keep_smallest(
                 delta, norm_of(delta, norm), adv, s["size"], s["best"]
@@ -164,10 +170,11 @@ def apgd_run(
     clipped = clip is not None
     dtype = np.dtype(scorer.dtype).type
     size, delta = scorer.run(
-        ("apgd", norm, loss, clipped),
-        lambda fn: _apgd_loop(fn, norm, loss, clipped),
+        ("apgd", norm, clipped),
+        lambda fn: _apgd_loop(fn, norm, clipped),
         per_input(scorer, x, labels, eps, start),
-        (dtype(rho), dtype(momentum), _checkpoints(steps), *_bounds(clip, dtype)),
+        (dtype(rho), dtype(momentum), _checkpoints(steps), np.bool_(loss == "dlr"))
+        + _bounds(clip, dtype),
     )
     return Tracker.of(size, delta, norm)
 
