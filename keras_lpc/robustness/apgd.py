@@ -58,6 +58,31 @@ def _cotangent(scores: Any, aux: tuple[Any, Any]) -> Any:
     return ops.where(dlr, COTANGENTS["dlr"](scores, labels), COTANGENTS["ce"](scores, labels))
 
 
+def _checkpoint(
+    s: dict[str, Any], k: Any, mark: Any, raised: Any, delta: Any, g: Any, rho: Any
+) -> tuple[Any, Any, Any]:
+    """APGD's checkpoint at step ``k`` (a no-op unless ``mark``): updates ``s`` in place and
+    returns ``(delta, g, prev)``, restarted from the best point where eta is halved.
+
+    Eta is halved where fewer than ``rho`` of the steps since the last checkpoint
+    raised the loss, or where neither eta nor the best loss changed.
+    """
+    kf, eta = ops.cast(k, delta.dtype), s["eta"]
+    stalled = raised < rho * (kf - s["last"])
+    halve = mark & (stalled | ((eta == s["eta_mark"]) & (s["f_best"] <= s["f_mark"])))
+    s["eta_mark"] = ops.where(mark, eta, s["eta_mark"])
+    s["f_mark"] = ops.where(mark, s["f_best"], s["f_mark"])
+    s["eta"] = ops.where(halve, eta / 2.0, eta)
+    back = per_row(halve, delta)
+    s["raised"] = ops.where(mark, 0.0, raised)
+    s["last"] = ops.where(mark, kf, s["last"])
+    return (
+        ops.where(back, s["d_best"], delta),
+        ops.where(back, s["g_best"], g),
+        ops.where(back, s["d_best"], s["prev"]),
+    )
+
+
 def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
     """APGD on backend tensors: ``(x, labels, eps, start, rho, momentum, marks, dlr, lo, hi)
     -> (size, delta)``, the smallest adversarial perturbation seen per input and its norm
@@ -77,6 +102,10 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
         hi: Any,
     ) -> tuple[Any, Any]:
         bounds = (lo, hi) if clipped else None
+        # eager (torch): Python decides what a compiled loop must select per step, so
+        # that only one loss is computed and steps without a checkpoint skip its block
+        eager = not backend.compiles()
+        kind = ("dlr" if bool(dlr) else "ce") if eager else None
 
         def ball(d: Any) -> Any:
             return clip_delta(x, project(d, eps, norm), bounds)
@@ -84,9 +113,13 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
         def body(k: Any, s: dict[str, Any]) -> dict[str, Any]:
             s = dict(s)
             delta = s["delta"]
-            scores, g = backend.vjp(fn, x + delta, _cotangent, (labels, dlr))
+            if kind is None:
+                scores, g = backend.vjp(fn, x + delta, _cotangent, (labels, dlr))
+                f = ops.where(dlr, loss_of(scores, labels, "dlr"), loss_of(scores, labels, "ce"))
+            else:
+                scores, g = backend.vjp(fn, x + delta, COTANGENTS[kind], labels)
+                f = loss_of(scores, labels, kind)
             g = g[0]
-            f = ops.where(dlr, loss_of(scores, labels, "dlr"), loss_of(scores, labels, "ce"))
             adv = ops.argmax(scores, axis=1) != labels
             s["size"], s["best"] = keep_smallest(
                 delta, norm_of(delta, norm), adv, s["size"], s["best"]
@@ -96,20 +129,10 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
             s["f_best"] = ops.where(up, f, s["f_best"])
             s["d_best"] = ops.where(per_row(up, x), delta, s["d_best"])
             s["g_best"] = ops.where(per_row(up, x), g, s["g_best"])
-            # at a checkpoint: halve eta where fewer than rho of the steps since the last one
-            # raised the loss, or where neither eta nor the best loss changed; restart there
-            mark, kf, eta = marks[k], ops.cast(k, x.dtype), s["eta"]
-            stalled = raised < rho * (kf - s["last"])
-            halve = mark & (stalled | ((eta == s["eta_mark"]) & (s["f_best"] <= s["f_mark"])))
-            s["eta_mark"] = ops.where(mark, eta, s["eta_mark"])
-            s["f_mark"] = ops.where(mark, s["f_best"], s["f_mark"])
-            s["eta"] = ops.where(halve, eta / 2.0, eta)
-            back = per_row(halve, x)
-            delta = ops.where(back, s["d_best"], delta)
-            g = ops.where(back, s["g_best"], g)
-            prev = ops.where(back, s["d_best"], s["prev"])
-            s["raised"] = ops.where(mark, 0.0, raised)
-            s["last"] = ops.where(mark, kf, s["last"])
+            if eager and not bool(marks[k]):  # no checkpoint: the block below changes nothing
+                s["raised"], prev = raised, s["prev"]
+            else:
+                delta, g, prev = _checkpoint(s, k, marks[k], raised, delta, g, rho)
             z = ball(delta + per_row(s["eta"], x) * steepest(g, norm))
             a = ops.where(k == 0, 1.0, momentum)
             s["delta"] = ball(delta + a * (z - delta) + (1.0 - a) * (delta - prev))
