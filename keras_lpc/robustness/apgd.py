@@ -104,8 +104,10 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
         bounds = (lo, hi) if clipped else None
         # eager (torch): Python decides what a compiled loop must select per step, so
         # that only one loss is computed and steps without a checkpoint skip its block
+        # (read from the device once per run, not once per step: no per-step sync on a GPU)
         eager = not backend.compiles()
         kind = ("dlr" if bool(dlr) else "ce") if eager else None
+        checkpoints = np.asarray(ops.convert_to_numpy(marks)).tolist() if eager else None
 
         def ball(d: Any) -> Any:
             return clip_delta(x, project(d, eps, norm), bounds)
@@ -129,7 +131,7 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
             s["f_best"] = ops.where(up, f, s["f_best"])
             s["d_best"] = ops.where(per_row(up, x), delta, s["d_best"])
             s["g_best"] = ops.where(per_row(up, x), g, s["g_best"])
-            if eager and not bool(marks[k]):  # no checkpoint: the block below changes nothing
+            if eager and not checkpoints[k]:  # no checkpoint: the block below changes nothing
                 s["raised"], prev = raised, s["prev"]
             else:
                 delta, g, prev = _checkpoint(s, k, marks[k], raised, delta, g, rho)
