@@ -250,7 +250,19 @@ ROWS: tuple[Row, ...] = (
         ValueError,
         "`pacing` reads a training accuracy (a fraction, higher is better) from "
         "`hold_monitor`. Received: pacing=TrainingPace(fast=0.1, floor=0.05, lost_min=0.01, "
-        "lost_rel=0.2) with hold_monitor='loss', hold_mode='auto'",
+        "lost_rel=0.2, retreat=0.7, backoff=0.5) with hold_monitor='loss', hold_mode='auto'",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(pacing={'retreat': 1.5})",
+        ValueError,
+        "`retreat` must be in [0, 1]. Received: retreat=1.5",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(pacing={'backoff': -0.5})",
+        ValueError,
+        "`backoff` must be a number >= 0. Received: backoff=-0.5",
     ),
     Row(
         ANNEALING,

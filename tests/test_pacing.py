@@ -3,7 +3,8 @@
 Scripted accuracy sequences with the rates worked out by hand from the
 formula in the docstring: it holds while the model learns fast, holds when it
 loses ground, resumes once it has caught up, runs at full pace on a plateau,
-and resumes exactly from its state.
+backs off (count and speed) when it loses ground while the ramp moves, and
+resumes exactly from its state.
 """
 
 from __future__ import annotations
@@ -75,7 +76,46 @@ def test_state_resumes_exactly():
     resumed = TrainingPace(fast=0.1)
     resumed.set_state(first.get_state())
     assert head + _rates(resumed, sequence[5:]) == whole
-    assert resumed.get_state() == pytest.approx((0.9, 0.1, whole[-1]))
+    assert resumed.get_state()[:4] == pytest.approx((0.9, 0.1, whole[-1], 1.0))
+
+
+def test_loss_of_ground_while_the_ramp_moves_backs_off_count_and_speed():
+    pace = TrainingPace(retreat=0.7, backoff=0.5)
+    # (accuracy, count at the epoch's end): the ramp moves 0 -> 10 -> 20, then the
+    # accuracy falls 1.0 -> 0.9 (tolerance 0.01) while it moves to 30
+    decisions = []
+    for accuracy, count in ((1.0, 0.0), (1.0, 10.0), (1.0, 20.0), (0.9, 30.0)):
+        decisions.append((pace.rate(accuracy, count=count), pace.next_count(count)))
+    assert decisions == [(0.0, 0.0), (1.0, 10.0), (1.0, 20.0), (0.0, 0.7 * 20.0)]
+    assert pace.speed == 0.5 and pace.good_count == 20.0
+    # still lost at the retreated count (below the good one): no second back-off
+    assert (pace.rate(0.95, count=14.0), pace.next_count(14.0)) == (0.0, 14.0)
+    assert pace.speed == 0.5
+    # caught up: error 0.05 -> 0 is progress 1 (hold); then a plateau at half speed
+    assert pace.rate(1.0, count=14.0) == 0.0 and pace.good_count == 14.0
+    assert pace.rate(1.0, count=14.0) == 0.5
+    assert pace.next_count(14.0) == 14.0
+
+
+def test_loss_of_ground_during_a_hold_does_not_back_off():
+    pace = TrainingPace()
+    for accuracy in (1.0, 1.0):
+        pace.rate(accuracy, count=5.0)
+    assert pace.rate(0.9, count=5.0) == 0.0  # lost, but the ramp did not move
+    assert pace.next_count(5.0) == 5.0 and pace.speed == 1.0
+    # without counts (the plain rate() of earlier versions) there is no back-off
+    plain = TrainingPace()
+    assert _rates(plain, [1.0, 1.0, 0.9]) == [0.0, 1.0, 0.0]
+    assert plain.next_count(7.0) == 7.0 and plain.speed == 1.0
+
+
+def test_a_state_of_an_earlier_version_resumes_at_full_speed():
+    pace = TrainingPace()
+    pace.set_state((0.9, 0.1, 1.0))
+    state = pace.get_state()
+    assert state[:4] == (0.9, 0.1, 1.0, 1.0) and math.isnan(state[4])
+    with pytest.raises(ValueError, match=r"`state` must be the 5 floats.*Received: state=\(1.0,\)"):
+        pace.set_state((1.0,))
 
 
 @pytest.mark.parametrize(
@@ -87,6 +127,10 @@ def test_state_resumes_exactly():
         ({"lost_min": -0.1}, "lost_min"),
         ({"lost_min": 2.0}, "lost_min"),
         ({"lost_rel": -1.0}, "lost_rel"),
+        ({"retreat": 1.5}, r"`retreat` must be in \[0, 1\]. Received: retreat=1.5"),
+        ({"retreat": -0.1}, "retreat"),
+        ({"backoff": 2.0}, r"`backoff` must be in \[0, 1\]. Received: backoff=2.0"),
+        ({"backoff": -1.0}, "backoff"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, match):
@@ -164,12 +208,40 @@ def test_the_pacing_state_is_saved_and_a_resumed_run_decides_the_same():
     model = _lpc_model()
     first, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=10.0), sequence[:4], model=model)
     state = model.get_layer("lpc").annealing_state
-    assert set(state.next.policy) == {"pace_best", "pace_error", "pace_rate"}
+    assert set(state.next.policy) == {
+        "pace_best",
+        "pace_error",
+        "pace_rate",
+        "pace_speed",
+        "pace_good",
+    }
     assert state.next.policy["pace_best"] == pytest.approx(0.86)
     # a new callback resuming at epoch 4 (initial_epoch=4) from the layer's state
     cb = keras_lpc.GammaAnnealing(max_gamma=10.0)
     rest, _ = _drive(cb, sequence[4:], model=model, start=4)
     assert first + rest == whole
+
+
+def test_a_loss_of_ground_sends_the_count_back_and_the_ramp_climbs_at_half_speed():
+    cb = keras_lpc.GammaAnnealing(max_gamma=100.0)
+    accuracies = [1.0] * 4 + [0.9, 0.9, 1.0, 1.0, 1.0]
+    counts, logged = _drive(cb, accuracies)
+    # epochs 0-3 as in an easy run (the first decision holds); epoch 4 moves the
+    # count 12 -> 16 and loses ground: back to 0.7 * 12 (the last good count) = 8.4,
+    # held while lost and while catching up (progress 1), then speed 0.5
+    expected = [0, 1, 2, 3] + [4] * 4 + [4, 5, 6, 7] + [8, 9, 10, 11] + [12, 13, 14, 15]
+    expected += [8.4] * 12 + [8.4, 8.9, 9.4, 9.9]
+    assert counts == pytest.approx(expected)
+    # the logged gamma is the epoch's last step's; the back-off epoch logs the value it reached
+    assert logged[4]["gamma"] == pytest.approx(100.0 * (15 / (0.7 * 36)) ** 2)
+    assert logged[5]["gamma"] == pytest.approx(100.0 * (8.4 / (0.7 * 36)) ** 2)
+    assert [log["gamma_holding"] for log in logged][4:] == [1.0, 1.0, 1.0, 0.5, 0.5]
+    assert cb.policy_state["pace_speed"] == 0.5
+    # resumed at epoch 6 from the layer's saved state: the same counts
+    model = _lpc_model()
+    head, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=100.0), accuracies[:6], model=model)
+    tail, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=100.0), accuracies[6:], model=model, start=6)
+    assert head + tail == pytest.approx(expected)
 
 
 def test_pacing_config_round_trip_and_bad_values():

@@ -379,7 +379,9 @@ class GammaAnnealing(keras.callbacks.Callback):
         The smaller of the hold's rate (`_hold_rate`) and, when ``pacing`` is
         on, the `TrainingPace` rate; ``None`` when neither decides. The pacing's
         state is kept in ``self.policy_state`` (``pace_best``, ``pace_error``,
-        ``pace_rate``), so a resumed run decides the same.
+        ``pace_rate``, ``pace_speed``, ``pace_good``), so a resumed run decides
+        the same. After an epoch that lost ground the pacing also lowers the
+        next epoch's count (``self._next_count``) to its last good one.
         """
         hold = self._hold_rate(epoch, logs)
         pace = self._pace_rate(logs)
@@ -395,12 +397,15 @@ class GammaAnnealing(keras.callbacks.Callback):
             return None
         state = self.policy_state
         if "pace_best" in state:
-            self.pacer.set_state((state["pace_best"], state["pace_error"], state["pace_rate"]))
+            self.pacer.set_state(
+                tuple(state.get(key, default) for key, default in _PACE_STATE)
+            )
         else:
             self.pacer.reset()
-        rate = self.pacer.rate(value)
-        best, error, last = self.pacer.get_state()
-        state.update(pace_best=best, pace_error=error, pace_rate=last)
+        rate = self.pacer.rate(value, count=self._next_count)
+        # A loss of ground sends the next epoch back to the last good count.
+        self._next_count = self.pacer.next_count(self._next_count)
+        state.update(zip((key for key, _ in _PACE_STATE), self.pacer.get_state()))
         return rate
 
     def _hold_rate(self, epoch: int, logs: dict) -> float | None:
@@ -723,6 +728,17 @@ class GammaAnnealing(keras.callbacks.Callback):
             if isinstance(self.pacing, TrainingPace)
             else self.pacing,
         }
+
+
+# `TrainingPace`'s state in `policy_state`, with the defaults of a state saved
+# before the back-off existed.
+_PACE_STATE = (
+    ("pace_best", -math.inf),
+    ("pace_error", math.nan),
+    ("pace_rate", 1.0),
+    ("pace_speed", 1.0),
+    ("pace_good", math.nan),
+)
 
 
 def _span(schedule: Any) -> float | None:
