@@ -7,9 +7,13 @@ that section, so scripts run in any order without clobbering each other.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -71,6 +75,48 @@ def update_section(name: str, body: str) -> None:
         else text.rstrip() + "\n\n" + block + "\n"
     )
     DOC.write_text(text)
+
+
+def per_backend(
+    script: str,
+    backends: list[str],
+    args: Callable[[str], list[str]],
+    *,
+    marker: str = "ROWS ",
+    env: dict[str, str] | None = None,
+) -> list[object]:
+    """Run ``script`` once per backend, each in its own process, and collect what each printed.
+
+    A Keras backend is fixed per process, so a benchmark that compares
+    backends runs itself as a child per backend, one after the other:
+    ``python script *args`` with ``KERAS_BACKEND`` set (and the entries of
+    ``env``), this checkout on ``PYTHONPATH``. Each child prints one line
+    starting with ``marker`` followed by JSON; the decoded JSON values are
+    returned in the order of ``backends``. A child that printed no such line
+    stops the run, with the end of its error output.
+
+    Example: ``per_backend(__file__, ["jax", "torch"], lambda name: ["--backend", name])``.
+    """
+    root = str(DOC.parent.parent)
+    results = []
+    for name in backends:
+        child_env = dict(os.environ, KERAS_BACKEND=name, **(env or {}))
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        out = subprocess.run(
+            [sys.executable, script, *args(name)],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith(marker)]
+        if not lines:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{Path(script).name} failed on the {name} backend")
+        results.append(json.loads(lines[-1][len(marker) :]))
+    return results
 
 
 def epoch_timer():

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -378,20 +377,13 @@ def main() -> None:
     if args.backend:
         print("ROWS " + json.dumps(run_backend(args)))
         return
+    from benchmarks._report import per_backend, table, update_section
+
+    flags = ["--n", str(args.n), "--n-loop", str(args.n_loop), "--models", args.models]
     rows, machines = [], []
-    for name in args.backends.split(","):
-        cmd = [sys.executable, __file__, "--backend", name, "--n", str(args.n)]
-        cmd += ["--n-loop", str(args.n_loop), "--models", args.models]
-        env = dict(os.environ, KERAS_BACKEND=name)
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("ROWS ")]
-        if not line:
-            print(out.stderr[-3000:])
-            raise SystemExit(f"{name} failed")
-        got = json.loads(line[0][5:])
+    for got in per_backend(__file__, args.backends.split(","), lambda n: ["--backend", n, *flags]):
         machines.append(got[-1]["machine"])
         rows += got[:-1]
-    from benchmarks._report import table, update_section
 
     cells = [
         [

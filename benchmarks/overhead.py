@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -151,7 +150,7 @@ def main() -> None:
         print("RESULT " + json.dumps(measure(args)))
         return
 
-    from benchmarks._report import table, update_section
+    from benchmarks._report import per_backend, table, update_section
 
     flags = [
         f"--samples={args.samples}",
@@ -159,18 +158,8 @@ def main() -> None:
         f"--rounds={args.rounds}",
         f"--epochs-per-round={args.epochs_per_round}",
     ]
-    results = []
-    for backend in args.backends:  # each backend in its own process (chosen before import)
-        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", *flags],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-        results.append(json.loads(line[len("RESULT ") :]))
+    # each backend in its own process (a backend is chosen before keras is imported)
+    results = per_backend(__file__, args.backends, lambda _: ["--child", *flags], marker="RESULT ")
     text = table(HEADER, [row(m) for m in results])
     print(text)
     if args.no_write:
