@@ -442,3 +442,51 @@ def test_compiled_attacks_in_float64_follow_the_host_loop(tiny):
         np.testing.assert_array_equal(ours.found, theirs.found)
         assert 0 < ours.found.sum() < len(x)
         np.testing.assert_allclose(ours.size, theirs.size, rtol=1e-10)
+
+
+@pytest.mark.parametrize("clip", [None, (-0.5, 0.5)])
+def test_boundary_normal_estimate_on_the_device_matches_the_formula(rng, clip):
+    # the walk's estimate v = mean_i (phi_i - mean phi) u_i, computed in the compiled loop
+    # from directions drawn on the device, recomputed here from the same draws on the host
+    from keras_lpc import backend
+    from keras_lpc.robustness import decision
+
+    w, b = rng.normal(size=(5, 2)), rng.normal(size=2)
+    model = _linear(w, b)
+    scorer = Scorer(model)
+    best = rng.normal(size=(7, 5)).astype("float32")
+    labels = rng.integers(0, 2, 7)
+    radius = rng.uniform(0.2, 2.0, 7)
+    seed = np.array([12345, 3])
+    oracle = decision._Oracle(scorer, clip)
+    count = 30  # two passes of 20 probes, the last 10 weighted 0
+    v = decision._estimate(oracle, best, labels, radius, count, seed)
+    assert oracle.queries == count * 7
+    padded = backend.pad(best, backend.bucket(7))
+    u = np.concatenate(
+        [
+            ops.convert_to_numpy(
+                backend.normal(
+                    ops.convert_to_tensor(padded),
+                    20,
+                    ops.convert_to_tensor(seed.astype("int32")),
+                    i,
+                )
+            )
+            for i in (0, 1)
+        ]
+    )[:count, :7].astype("float64")
+    u /= np.linalg.norm(u, axis=2, keepdims=True)
+    probes = best[None] + radius[None, :, None] * u
+    if clip is not None:
+        probes = np.clip(probes, *clip)
+    pred = (probes.reshape(-1, 5) @ w + b).argmax(1).reshape(count, 7)
+    phi = np.where(pred != labels[None], 1.0, -1.0)
+    mean = phi.mean(axis=0)
+    centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
+    expected = np.einsum("km,kmd->md", centred, u) / count
+    np.testing.assert_allclose(v, expected, rtol=1e-4, atol=1e-6)
+    # a pure function of the seed: the same seed, the same estimate; another seed, another
+    np.testing.assert_array_equal(v, decision._estimate(oracle, best, labels, radius, count, seed))
+    other = decision._estimate(oracle, best, labels, radius, count, np.array([12345, 4]))
+    assert not np.allclose(v, other)

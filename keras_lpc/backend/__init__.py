@@ -46,6 +46,14 @@ this package supplies the two things ``keras.ops`` lacks:
     at the end). Pass array arguments, not Python numbers, so values never
     cause a retrace.
 
+``normal(like, count, seed, index)``
+    Standard normal samples (count, *like.shape) in ``like``'s dtype, a pure
+    function of ``seed`` (a (2,) int32 tensor, passed as an argument so new
+    values never retrace) and ``index`` (a loop counter): traceable, so a
+    compiled loop draws its random directions on the device
+    (``jax.random``; ``tf.random.stateless_normal``; a seeded
+    ``torch.Generator``). The stream differs between backends.
+
 ``compiles()``
     False on torch, where `jit` runs eagerly: there a loop may gather its
     still-active rows on the device (dynamic shapes) instead of masking.
@@ -115,6 +123,11 @@ def vjp(
 def jit(fn: Callable[..., Any], variables: Sequence[Any] = ()) -> Callable[..., Any]:
     """``fn`` compiled for the current backend; reads ``variables``' current values per call."""
     return _impl().jit(fn, list(variables))
+
+
+def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
+    """Normal samples (count, *like.shape), a pure function of ``seed`` (2,) and ``index``."""
+    return _impl().normal(like, count, seed, index)
 
 
 def compiles() -> bool:

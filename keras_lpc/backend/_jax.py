@@ -19,6 +19,14 @@ def vjp(
     return out, jax.vmap(lambda c: pull(c)[0])(cot)
 
 
+def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
+    """Normal samples (count, *like.shape) from ``seed`` (2,) and ``index``, traceable."""
+    import jax
+
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed[0]), seed[1]), index)
+    return jax.random.normal(key, (count, *like.shape), like.dtype)
+
+
 def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
     """``fn`` under ``jax.jit``, the variables' values passed in through a StatelessScope."""
     import jax

@@ -27,6 +27,15 @@ def vjp(
     return out, grads
 
 
+def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
+    """Normal samples (count, *like.shape) from ``seed`` (2,) and ``index``, in a graph."""
+    import tensorflow as tf
+
+    seed = tf.cast(seed, tf.int32) + tf.stack([0, 7919 * tf.cast(index, tf.int32)])
+    shape = tf.concat([[count], tf.shape(like)], axis=0)
+    return tf.random.stateless_normal(shape, seed=seed, dtype=like.dtype)
+
+
 def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
     """``fn`` as ``tf.function``s (no autograph) with the batch axis left free (variables
     read by reference).

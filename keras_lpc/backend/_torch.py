@@ -37,6 +37,18 @@ def vjp(
     return out.detach(), torch.stack(grads)
 
 
+def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
+    """Normal samples (count, *like.shape) from ``seed`` (2,) and ``index``, on ``like``'s device."""
+    import torch
+
+    first, second = (int(v) for v in seed.tolist())
+    generator = torch.Generator(device=like.device)
+    generator.manual_seed(((first & 0xFFFFFFFF) << 32 | (second & 0xFFFFFFFF)) + 7919 * int(index))
+    return torch.randn(
+        (count, *like.shape), generator=generator, dtype=like.dtype, device=like.device
+    )
+
+
 def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
     """``fn`` run eagerly under ``torch.no_grad`` on tensors (variables read directly)."""
     import torch

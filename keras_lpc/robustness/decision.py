@@ -20,17 +20,30 @@ The algorithm follows HopSkipJump (Chen, Jordan & Wainwright, IEEE S&P 2020):
    L-inf the step is ``sign(v)`` and the binary search moves on the L-inf ball
    (``x + clip(b - x, -e, e)``). The closest verified point over all starts
    and steps is returned.
+
+The normal estimate, which makes most of the queries (``B_t`` probes per
+point and step against ``_HALVINGS + _SPLIT * _ROUNDS`` for the rest), runs
+on the device: one compiled loop per batch draws the probe directions there
+(`keras_lpc.backend.normal`), queries the labels and sums ``phi_i u_i``, so
+only the boundary points and the estimate cross to the host, never the
+``B_t`` probes. The step and the binary searches are batched label queries
+from the host.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from keras_lpc.robustness._minnorm import Scorer, column, flat, lp_norm, predict
+import numpy as np
+from keras import ops
+
+from keras_lpc import backend
+from keras_lpc.robustness._minnorm import Scorer, column, flat, lp_norm, per_row, predict
 
 _SPLIT = 3  # points queried per round of the boundary search
 _ROUNDS = 7  # rounds: the bracket shrinks to 4**-7 = 6e-5 of the segment
 _HALVINGS = 12  # geometric step sizes tried per iteration
+_CHUNK = 20  # probe directions drawn and queried per pass of the estimate loop
 
 
 class _Oracle:
@@ -135,6 +148,77 @@ def _starts(
     return points, dists
 
 
+def _normal_loop(fn: Any) -> Any:
+    """The compiled normal estimate: ``v = mean_i (phi_i - mean phi) u_i`` per row.
+
+    Arguments (backend tensors): boundary points ``best`` (n, ...), ``labels``
+    (n,), probe radii ``radius`` (n,); settings: ``count`` (the probes per
+    row), ``seed`` (2,), ``bounds`` (2,) and ``clipped`` (1 where the probes
+    are clipped to ``bounds``). Probes ``best + radius u_i``, ``u_i`` uniform
+    on the unit sphere, ``phi_i = +1`` where the label changes and ``-1``
+    where not; ``_CHUNK`` probes per pass, the ones past ``count`` weighted 0;
+    the mean is not subtracted where all ``phi_i`` agree (as in HopSkipJump).
+    """
+
+    def loop(best, labels, radius, count, seed, bounds, clipped):
+        labels = ops.cast(labels, "int32")
+        total = ops.cast(count, best.dtype)
+        tail = (1,) * (len(best.shape) - 1)
+        axes = tuple(range(2, len(best.shape) + 1))
+
+        def body(i, carry):
+            s1, s0, p = carry
+            u = backend.normal(best, _CHUNK, seed, i)  # (k, n, ...)
+            u = u / ops.maximum(ops.sqrt(ops.sum(u * u, axis=axes, keepdims=True)), 1e-30)
+            probes = best[None] + ops.reshape(radius, (1, -1, *tail)) * u
+            probes = ops.where(clipped > 0, ops.clip(probes, bounds[0], bounds[1]), probes)
+            flat_probes = ops.reshape(probes, (-1, *best.shape[1:]))
+            pred = ops.cast(ops.argmax(fn(flat_probes), axis=1), "int32")
+            pred = ops.reshape(pred, (_CHUNK, -1))
+            k = ops.cast(i * _CHUNK + ops.arange(_CHUNK), best.dtype)
+            weight = ops.cast(k < total, best.dtype)[:, None]  # (k, 1)
+            phi = ops.where(pred != labels[None], 1.0, -1.0) * weight  # (k, n)
+            wu = u * ops.reshape(weight, (_CHUNK, 1, *tail))
+            s1 = s1 + ops.sum(ops.reshape(phi, (_CHUNK, -1, *tail)) * u, axis=0)
+            return s1, s0 + ops.sum(wu, axis=0), p + ops.sum(phi, axis=0)
+
+        zeros = ops.zeros_like(best)
+        n = ops.zeros_like(radius)
+        passes = (ops.cast(count, "int32") + _CHUNK - 1) // _CHUNK
+        s1, s0, p = ops.fori_loop(0, passes, body, (zeros, zeros, n))
+        mean = p / total
+        centre = ops.where(ops.abs(mean) == 1.0, 0.0, mean)
+        return ((s1 - per_row(centre, s0) * s0) / total,)
+
+    return loop
+
+
+def _estimate(
+    oracle: _Oracle,
+    best: np.ndarray,
+    labels: np.ndarray,
+    radius: np.ndarray,
+    count: int,
+    seed: np.ndarray,
+) -> np.ndarray:
+    """The normal estimate ``v`` (m, ...) at boundary points ``best``, computed on the device."""
+    scorer, clip = oracle.scorer, oracle.clip
+    dtype = scorer.dtype
+    oracle.queries += count * len(best)
+    (v,) = scorer.run(
+        ("boundary-normal", _CHUNK),
+        _normal_loop,
+        [best.astype(dtype), labels.astype("int32"), radius.astype(dtype)],
+        [
+            np.asarray(count, "int32"),
+            seed.astype("int32"),
+            np.asarray(clip if clip is not None else (0.0, 0.0), dtype),
+            np.asarray(clip is not None, dtype),
+        ],
+    )
+    return v.astype("float64")
+
+
 def _walk(
     oracle: _Oracle,
     x: np.ndarray,
@@ -149,17 +233,13 @@ def _walk(
     m = len(x)
     dim = flat(x).shape[1]
     tail = (1,) * (x.ndim - 1)
+    base = int(rng.integers(0, 2**31 - 1))  # the device's probe directions: seeds (base, t)
     for t in range(1, iterations + 1):
         d = lp_norm(best - x, norm)
         d2 = np.maximum(lp_norm(best - x, "l2"), 1e-12)
         count = int(min(probes, np.ceil(20 * np.sqrt(t))))
-        u = _unit((count, *x.shape), rng)
-        pts = best[None] + (d2 / np.sqrt(dim)).reshape(1, m, *tail) * u
-        phi = oracle.adv(pts.reshape(count * m, *x.shape[1:]), np.tile(labels, count))
-        phi = np.where(phi.reshape(count, m), 1.0, -1.0)
-        mean = phi.mean(axis=0)
-        centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
-        v = np.einsum("km,km...->m...", centred, u) / count
+        seed = np.array([base, t], dtype="int64")
+        v = _estimate(oracle, best, labels, d2 / np.sqrt(dim), count, seed)
         if norm == "linf":
             v, xi = np.sign(v), d / np.sqrt(t)
         else:
