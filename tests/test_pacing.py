@@ -240,7 +240,9 @@ def test_a_loss_of_ground_sends_the_count_back_and_the_ramp_climbs_at_half_speed
     # resumed at epoch 6 from the layer's saved state: the same counts
     model = _lpc_model()
     head, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=100.0), accuracies[:6], model=model)
-    tail, _ = _drive(keras_lpc.GammaAnnealing(max_gamma=100.0), accuracies[6:], model=model, start=6)
+    tail, _ = _drive(
+        keras_lpc.GammaAnnealing(max_gamma=100.0), accuracies[6:], model=model, start=6
+    )
     assert head + tail == pytest.approx(expected)
 
 

@@ -105,7 +105,13 @@ class GammaAnnealing(keras.callbacks.Callback):
     next epoch ramps at ``rate = clip(1 - rho / 0.05, 0, 1)`` (a model still
     removing 5 % of its error per epoch holds gamma; one on a plateau
     ramps at full pace), and holds (rate 0) while ``a`` is more than
-    ``max(0.01, 0.2 (1 - best))`` below its best. So gamma rises only once
+    ``max(0.01, 0.2 (1 - best))`` below its best. A loss of ground while the
+    ramp was moving also **backs off**: the effective count returns to 0.7
+    times the count of the last epoch that had not lost ground (gamma x0.49
+    on the quadratic ramp) and the ramp climbs again at half its speed
+    (``TrainingPace(retreat=0.7, backoff=0.5)``; a hold alone froze gamma
+    where the fit broke, and the training accuracy of a TensorFlow run fell
+    from 1.0 to 0.47 and never recovered). So gamma rises only once
     the network has fitted what it can at the current gamma, and waits for
     it after a loss; at full pace the ramp ends at ``ramp_fraction=0.7`` of
     the run, leaving 30 % of the run for holds. Measured on a suite of
@@ -397,9 +403,7 @@ class GammaAnnealing(keras.callbacks.Callback):
             return None
         state = self.policy_state
         if "pace_best" in state:
-            self.pacer.set_state(
-                tuple(state.get(key, default) for key, default in _PACE_STATE)
-            )
+            self.pacer.set_state(tuple(state.get(key, default) for key, default in _PACE_STATE))
         else:
             self.pacer.reset()
         rate = self.pacer.rate(value, count=self._next_count)

@@ -84,8 +84,8 @@ class TrainingPace:
     next epoch starts back at ``0.7 * 40 = 28`` and later climbs at half speed.
 
     >>> pace = TrainingPace()
-    >>> [pace.rate(a, count=c) for a, c in ((1.0, 0.0), (1.0, 40.0), (0.9, 60.0))]
-    [0.0, 1.0, 0.0]
+    >>> tuple(pace.rate(a, count=c) for a, c in ((1.0, 0.0), (1.0, 40.0), (0.9, 60.0)))
+    (0.0, 1.0, 0.0)
     >>> round(pace.next_count(60.0), 6), pace.speed
     (28.0, 0.5)
     """
