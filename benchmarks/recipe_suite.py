@@ -364,7 +364,7 @@ def budget(task: Task) -> float:
 
 
 def summary(cache: dict[str, dict], arms: list[str]) -> str:
-    """Per half and rule: how many runs meet each target of issue 19."""
+    """Per half, rule and backend: how many runs meet each target of issue 19."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for r in cache.values():
         base = cache.get(key(r["task"], "baseline", r["seed"], r["backend"]))
@@ -372,20 +372,24 @@ def summary(cache: dict[str, dict], arms: list[str]) -> str:
             continue
         half = TASKS_BY_NAME[r["task"]].half if r["task"] in TASKS_BY_NAME else "?"
         c = counts.setdefault(
-            (half, r["arm"]), dict.fromkeys(("runs", "test", "train", "nc1", "gamma", "allowed"), 0)
+            (half, r["arm"], r["backend"]),
+            dict.fromkeys(("runs", "test", "train", "nc1", "gamma", "allowed"), 0),
         )
         c["runs"] += 1
         for name, ok in verdicts(r, base).items():
             c[name] += int(ok)
         c["allowed"] += int(budget(TASKS_BY_NAME[r["task"]]) >= 1e3 - 1e-6)
     lines = [
-        "| half | rule | runs | test acc >= baseline - 0.5 pp | final train acc >= baseline - 1 pp "
+        "| half | rule | backend | runs | test acc >= baseline - 0.5 pp | final train acc >= baseline - 1 pp "
         "| test NC1 <= 0.3 x baseline | gamma >= 1e3 (runs whose budget allows 1e3) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for (half, arm), c in sorted(counts.items(), key=lambda kv: (kv[0][0] != "tuning", kv[0][1])):
+    order = {"jax": 0, "torch": 1, "tensorflow": 2}
+    for (half, arm, name), c in sorted(
+        counts.items(), key=lambda kv: (kv[0][0] != "tuning", kv[0][1], order.get(kv[0][2], 3))
+    ):
         lines.append(
-            f"| {half} | {arm} | {c['runs']} | {c['test']} | {c['train']} | {c['nc1']} "
+            f"| {half} | {arm} | {name} | {c['runs']} | {c['test']} | {c['train']} | {c['nc1']} "
             f"| {c['gamma']} ({c['allowed']}) |"
         )
     return "\n".join(lines)
