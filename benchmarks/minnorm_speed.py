@@ -11,7 +11,10 @@ backend is fixed per process) and prints one table. On the MLP 64-256-256-10
   ``keras.ops`` loop per batch (``jax.jit``, ``tf.function``; torch eagerly on tensors).
 
 for FMN (L2, ``--steps`` steps), APGD-CE (L-inf, ``--steps`` steps, at 1.5 times the
-first-order radius of each input) and PGD (L2, likewise). Times are the best
+first-order radius of each input), PGD (L2, likewise) and the boundary attack
+(L2, ``--steps / 4`` walk steps; its host loop is the same attack with the normal
+estimate computed on the host as before, ``boundary_normal_estimate``, so the two
+draw different random directions and find close, not equal, perturbations). Times are the best
 of ``--repeats`` calls after a warm-up call (compilation excluded; the warm-up
 time is shown apart). The result columns show that both find the same
 perturbations: the mean L2 norm (FMN) and the fraction of inputs broken (APGD, PGD).
@@ -56,6 +59,7 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
     import numpy as np
 
     from benchmarks._report import machine
+    from keras_lpc.robustness import decision
     from keras_lpc.robustness._minnorm import Scorer
     from keras_lpc.robustness._radius import first_order_radius, pgd_run
     from keras_lpc.robustness.apgd import apgd_run
@@ -76,6 +80,20 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
     eps = 1.5 * first_order_radius(scorer, x, labels, "l2")
     eps_inf = 1.5 * first_order_radius(scorer, x, labels, "linf")
     steps = args.steps
+
+    def boundary(on_host: bool) -> np.ndarray:
+        """The boundary attack, its normal estimate on the device or (on_host) on the host."""
+        saved = decision._estimate
+        if on_host:
+            decision._estimate = reference.boundary_normal_estimate
+        try:
+            return decision.boundary_attack(
+                scorer, x, labels, norm="l2", iterations=max(1, steps // 4), clip=None,
+                rng=np.random.default_rng(0),
+            )  # fmt: skip
+        finally:
+            decision._estimate = saved
+
     cases = {
         "fmn l2": (
             lambda: fmn_attack(scorer, x, labels, norm="l2", steps=steps, clip=None),
@@ -103,6 +121,11 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
                 rng=np.random.default_rng(0),
             ),
             lambda t: f"broken {np.mean(t.found):.3f}",
+        ),
+        "boundary l2": (
+            lambda: boundary(on_host=False),
+            lambda: boundary(on_host=True),
+            lambda r: f"mean L2 norm {np.mean(np.linalg.norm(r, axis=1)):.5g}",
         ),
     }  # fmt: skip
     rows = []

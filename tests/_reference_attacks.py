@@ -337,3 +337,25 @@ def pgd_run(
         delta = clip_delta(x, project(delta + a * steepest(g, norm), eps, norm), clip)
     track.see(delta, predict(scorer, x + delta) != labels)
     return track
+
+
+def boundary_normal_estimate(oracle, best, labels, radius, count, seed):
+    """The boundary attack's normal estimate as it was before it ran on the device.
+
+    Same contract as `keras_lpc.robustness.decision._estimate`: the probe
+    directions drawn on the host (NumPy, seeded from ``seed``), the ``count``
+    probes of every point sent to the model as one host array, ``phi`` and the
+    sum in float64 NumPy.
+    """
+    rng = np.random.default_rng([int(v) for v in seed])
+    m = len(best)
+    u = rng.standard_normal((count, *best.shape))
+    u /= np.maximum(np.linalg.norm(u.reshape(count, m, -1), axis=2), 1e-30).reshape(
+        count, m, *(1,) * (best.ndim - 1)
+    )
+    pts = best[None] + radius.reshape(1, m, *(1,) * (best.ndim - 1)) * u
+    phi = oracle.adv(pts.reshape(count * m, *best.shape[1:]), np.tile(labels, count))
+    phi = np.where(phi.reshape(count, m), 1.0, -1.0)
+    mean = phi.mean(axis=0)
+    centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
+    return np.einsum("km,km...->m...", centred, u) / count
