@@ -12,9 +12,9 @@ backend is fixed per process) and prints one table. On the MLP 64-256-256-10
 
 for FMN (L2, ``--steps`` steps), APGD-CE (L-inf, ``--steps`` steps, at 1.5 times the
 first-order radius of each input), PGD (L2, likewise) and the boundary attack
-(L2, ``--steps / 4`` walk steps; its host loop is the same attack with the normal
-estimate computed on the host as before, ``boundary_normal_estimate``, so the two
-draw different random directions and find close, not equal, perturbations). Times are the best
+(L2, ``--steps / 4`` walk steps; its host loop is the same attack with the walk
+as it was before, ``boundary_walk``, so the two draw different random directions
+and find close, not equal, perturbations). Times are the best
 of ``--repeats`` calls after a warm-up call (compilation excluded; the warm-up
 time is shown apart). The result columns show that both find the same
 perturbations: the mean L2 norm (FMN) and the fraction of inputs broken (APGD, PGD).
@@ -82,17 +82,17 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
     steps = args.steps
 
     def boundary(on_host: bool) -> np.ndarray:
-        """The boundary attack, its normal estimate on the device or (on_host) on the host."""
-        saved = decision._estimate
+        """The boundary attack, its walk on the device or (on_host) on the host."""
+        saved = decision._walk
         if on_host:
-            decision._estimate = reference.boundary_normal_estimate
+            decision._walk = reference.boundary_walk
         try:
             return decision.boundary_attack(
                 scorer, x, labels, norm="l2", iterations=max(1, steps // 4), clip=None,
                 rng=np.random.default_rng(0),
             )  # fmt: skip
         finally:
-            decision._estimate = saved
+            decision._walk = saved
 
     cases = {
         "fmn l2": (

@@ -339,23 +339,44 @@ def pgd_run(
     return track
 
 
-def boundary_normal_estimate(oracle, best, labels, radius, count, seed):
-    """The boundary attack's normal estimate as it was before it ran on the device.
+def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
+    """The boundary attack's walk as it was before it ran on the device.
 
-    Same contract as `keras_lpc.robustness.decision._estimate`: the probe
-    directions drawn on the host (NumPy, seeded from ``seed``), the ``count``
-    probes of every point sent to the model as one host array, ``phi`` and the
-    sum in float64 NumPy.
+    Same contract as `keras_lpc.robustness.decision._walk`: every step's
+    probes drawn on the host (NumPy), each query a host array sent to the
+    model, the estimate, the step and the boundary search in float64 NumPy.
     """
-    rng = np.random.default_rng([int(v) for v in seed])
-    m = len(best)
-    u = rng.standard_normal((count, *best.shape))
-    u /= np.maximum(np.linalg.norm(u.reshape(count, m, -1), axis=2), 1e-30).reshape(
-        count, m, *(1,) * (best.ndim - 1)
-    )
-    pts = best[None] + radius.reshape(1, m, *(1,) * (best.ndim - 1)) * u
-    phi = oracle.adv(pts.reshape(count * m, *best.shape[1:]), np.tile(labels, count))
-    phi = np.where(phi.reshape(count, m), 1.0, -1.0)
-    mean = phi.mean(axis=0)
-    centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
-    return np.einsum("km,km...->m...", centred, u) / count
+    from keras_lpc.robustness import decision
+
+    m = len(x)
+    dim = flat(x).shape[1]
+    tail = (1,) * (x.ndim - 1)
+    for t in range(1, iterations + 1):
+        d = lp_norm(best - x, norm)
+        d2 = np.maximum(lp_norm(best - x, "l2"), 1e-12)
+        count = int(min(probes, np.ceil(20 * np.sqrt(t))))
+        u = decision._unit((count, *x.shape), rng)
+        pts = best[None] + (d2 / np.sqrt(dim)).reshape(1, m, *tail) * u
+        phi = oracle.adv(pts.reshape(count * m, *x.shape[1:]), np.tile(labels, count))
+        phi = np.where(phi.reshape(count, m), 1.0, -1.0)
+        mean = phi.mean(axis=0)
+        centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
+        v = np.einsum("km,km...->m...", centred, u) / count
+        if norm == "linf":
+            v, xi = np.sign(v), d / np.sqrt(t)
+        else:
+            vn = column(np.linalg.norm(flat(v), axis=1), v.ndim)
+            v, xi = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0), d2 / np.sqrt(t)
+        halves = 0.5 ** np.arange(decision._HALVINGS)
+        steps = best[None] + halves.reshape(-1, 1, *tail) * column(xi, x.ndim)[None] * v[None]
+        adv = oracle.adv(
+            steps.reshape(decision._HALVINGS * m, *x.shape[1:]), np.tile(labels, decision._HALVINGS)
+        ).reshape(decision._HALVINGS, m)
+        first = np.argmax(adv, axis=0)
+        keep = np.flatnonzero(adv[first, np.arange(m)])
+        if keep.size == 0:
+            continue
+        b = decision._to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
+        better = lp_norm(b - x[keep], norm) < d[keep]
+        best[keep[better]] = b[better]
+    return best

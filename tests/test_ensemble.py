@@ -490,3 +490,37 @@ def test_boundary_normal_estimate_on_the_device_matches_the_formula(rng, clip):
     np.testing.assert_array_equal(v, decision._estimate(oracle, best, labels, radius, count, seed))
     other = decision._estimate(oracle, best, labels, radius, count, np.array([12345, 4]))
     assert not np.allclose(v, other)
+
+
+@pytest.mark.parametrize(("norm", "tolerance"), [("l2", 1.01), ("linf", 1.01)])
+def test_boundary_walk_on_the_device_reaches_the_closest_point(rng, norm, tolerance):
+    # a linear two-class model: the closest other-class point lies |margin| / ||u||_dual
+    # away (u = w_0 - w_1); the walk starts on the boundary far from it (along a random
+    # direction) and must come within `tolerance` of it, every point still adversarial
+    import _reference_attacks as reference
+
+    from keras_lpc.robustness import decision
+
+    w, b = rng.normal(size=(8, 2)), rng.normal(size=2)
+    model = _linear(w, b)
+    scorer = Scorer(model)
+    x = rng.normal(size=(12, 8))
+    labels = decision.predict(scorer, x)
+    u = w[:, 0] - w[:, 1]
+    margin = x @ u + b[0] - b[1]
+    exact = np.abs(margin) / np.linalg.norm(u, ord=2 if norm == "l2" else 1)
+    r = rng.normal(size=x.shape)
+    start = x + (-1.001 * margin / (r @ u))[:, None] * r  # just past the boundary along r
+    assert (decision.predict(scorer, start) != labels).all()
+    size = reference.lp_norm(start - x, norm)
+    assert (size > 1.5 * exact).all()  # far from the closest point
+    oracle = decision._Oracle(scorer, None)
+    walked = decision._walk(
+        oracle, x, labels, start.copy(), norm, 40, 100, np.random.default_rng(0)
+    )
+    assert (decision.predict(scorer, walked) != labels).all()
+    ratio = reference.lp_norm(walked - x, norm) / exact
+    assert ratio.min() >= 1 - 1e-4 and ratio.max() <= tolerance, ratio
+    # queries counted per step: the probes, the step sizes and the boundary search
+    counts = np.minimum(100, np.ceil(20 * np.sqrt(np.arange(1, 41))))
+    assert oracle.queries == 12 * (counts.sum() + 40 * (12 + 3 * 7))

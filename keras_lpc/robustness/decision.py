@@ -21,13 +21,11 @@ The algorithm follows HopSkipJump (Chen, Jordan & Wainwright, IEEE S&P 2020):
    (``x + clip(b - x, -e, e)``). The closest verified point over all starts
    and steps is returned.
 
-The normal estimate, which makes most of the queries (``B_t`` probes per
-point and step against ``_HALVINGS + _SPLIT * _ROUNDS`` for the rest), runs
-on the device: one compiled loop per batch draws the probe directions there
-(`keras_lpc.backend.normal`), queries the labels and sums ``phi_i u_i``, so
-only the boundary points and the estimate cross to the host, never the
-``B_t`` probes. The step and the binary searches are batched label queries
-from the host.
+The walk runs on the device: one compiled loop per batch does every step
+(the probe directions drawn there with `keras_lpc.backend.normal`, the
+label queries, the estimate, the step and the boundary search), so between
+steps nothing crosses to the host. The start (candidates and their boundary
+searches, once per call) is batched label queries from the host.
 """
 
 from __future__ import annotations
@@ -148,49 +146,123 @@ def _starts(
     return points, dists
 
 
-def _normal_loop(fn: Any) -> Any:
-    """The compiled normal estimate: ``v = mean_i (phi_i - mean phi) u_i`` per row.
+def _normal_sum(fn, best, labels, radius, count, seed, bounds, clipped):
+    """The normal estimate ``v = mean_i (phi_i - mean phi) u_i`` per row, in ``keras.ops``.
 
-    Arguments (backend tensors): boundary points ``best`` (n, ...), ``labels``
-    (n,), probe radii ``radius`` (n,); settings: ``count`` (the probes per
-    row), ``seed`` (2,), ``bounds`` (2,) and ``clipped`` (1 where the probes
-    are clipped to ``bounds``). Probes ``best + radius u_i``, ``u_i`` uniform
-    on the unit sphere, ``phi_i = +1`` where the label changes and ``-1``
-    where not; ``_CHUNK`` probes per pass, the ones past ``count`` weighted 0;
-    the mean is not subtracted where all ``phi_i`` agree (as in HopSkipJump).
+    ``best`` (n, ...) boundary points, ``labels`` (n,) int32, probe radii
+    ``radius`` (n,), ``count`` the probes per row, ``seed`` (2,) int32,
+    ``bounds`` (2,) and ``clipped`` (1 where the probes are clipped to
+    ``bounds``). Probes ``best + radius u_i``, ``u_i`` uniform on the unit
+    sphere, ``phi_i = +1`` where the label changes and ``-1`` where not;
+    ``_CHUNK`` probes per pass, the ones past ``count`` weighted 0; the mean
+    is not subtracted where all ``phi_i`` agree (as in HopSkipJump).
     """
+    total = ops.cast(count, best.dtype)
+    tail = (1,) * (len(best.shape) - 1)
+    axes = tuple(range(2, len(best.shape) + 1))
 
-    def loop(best, labels, radius, count, seed, bounds, clipped):
-        labels = ops.cast(labels, "int32")
-        total = ops.cast(count, best.dtype)
-        tail = (1,) * (len(best.shape) - 1)
-        axes = tuple(range(2, len(best.shape) + 1))
+    def body(i, carry):
+        s1, s0, p = carry
+        u = backend.normal(best, _CHUNK, seed, i)  # (k, n, ...)
+        u = u / ops.maximum(ops.sqrt(ops.sum(u * u, axis=axes, keepdims=True)), 1e-30)
+        probes = best[None] + ops.reshape(radius, (1, -1, *tail)) * u
+        pred = _labels_at(fn, probes, bounds, clipped)
+        k = ops.cast(i * _CHUNK + ops.arange(_CHUNK), best.dtype)
+        weight = ops.cast(k < total, best.dtype)[:, None]  # (k, 1)
+        phi = ops.where(pred != labels[None], 1.0, -1.0) * weight  # (k, n)
+        wu = u * ops.reshape(weight, (_CHUNK, 1, *tail))
+        s1 = s1 + ops.sum(ops.reshape(phi, (_CHUNK, -1, *tail)) * u, axis=0)
+        return s1, s0 + ops.sum(wu, axis=0), p + ops.sum(phi, axis=0)
 
-        def body(i, carry):
-            s1, s0, p = carry
-            u = backend.normal(best, _CHUNK, seed, i)  # (k, n, ...)
-            u = u / ops.maximum(ops.sqrt(ops.sum(u * u, axis=axes, keepdims=True)), 1e-30)
-            probes = best[None] + ops.reshape(radius, (1, -1, *tail)) * u
-            probes = ops.where(clipped > 0, ops.clip(probes, bounds[0], bounds[1]), probes)
-            flat_probes = ops.reshape(probes, (-1, *best.shape[1:]))
-            pred = ops.cast(ops.argmax(fn(flat_probes), axis=1), "int32")
-            pred = ops.reshape(pred, (_CHUNK, -1))
-            k = ops.cast(i * _CHUNK + ops.arange(_CHUNK), best.dtype)
-            weight = ops.cast(k < total, best.dtype)[:, None]  # (k, 1)
-            phi = ops.where(pred != labels[None], 1.0, -1.0) * weight  # (k, n)
-            wu = u * ops.reshape(weight, (_CHUNK, 1, *tail))
-            s1 = s1 + ops.sum(ops.reshape(phi, (_CHUNK, -1, *tail)) * u, axis=0)
-            return s1, s0 + ops.sum(wu, axis=0), p + ops.sum(phi, axis=0)
+    zeros = ops.zeros_like(best)
+    passes = (ops.cast(count, "int32") + _CHUNK - 1) // _CHUNK
+    s1, s0, p = ops.fori_loop(0, passes, body, (zeros, zeros, ops.zeros_like(radius)))
+    mean = p / total
+    centre = ops.where(ops.abs(mean) == 1.0, 0.0, mean)
+    return (s1 - per_row(centre, s0) * s0) / total
 
-        zeros = ops.zeros_like(best)
-        n = ops.zeros_like(radius)
-        passes = (ops.cast(count, "int32") + _CHUNK - 1) // _CHUNK
-        s1, s0, p = ops.fori_loop(0, passes, body, (zeros, zeros, n))
-        mean = p / total
-        centre = ops.where(ops.abs(mean) == 1.0, 0.0, mean)
-        return ((s1 - per_row(centre, s0) * s0) / total,)
 
-    return loop
+def _labels_at(fn, points, bounds, clipped):
+    """Predicted labels (k, n) int32 at points (k, n, ...), clipped to ``bounds`` where ``clipped``."""
+    k = points.shape[0]
+    points = ops.where(clipped > 0, ops.clip(points, bounds[0], bounds[1]), points)
+    pred = ops.argmax(fn(ops.reshape(points, (-1, *points.shape[2:]))), axis=1)
+    return ops.reshape(ops.cast(pred, "int32"), (k, -1))
+
+
+def _size(a, norm: str):
+    """``||a_n||`` per row (n,) in ``keras.ops``: L2 or L-inf."""
+    axes = tuple(range(1, len(a.shape)))
+    if norm == "l2":
+        return ops.sqrt(ops.sum(a * a, axis=axes))
+    return ops.max(ops.abs(a), axis=axes)
+
+
+def _blend_ops(x, target, t, norm: str):
+    """`_blend` in ``keras.ops``: the point at parameter ``t`` (n,) between ``x`` and ``target``."""
+    d = target - x
+    if norm == "l2":
+        return x + per_row(t, x) * d
+    e = per_row(t * _size(d, "linf"), x)
+    return x + ops.clip(d, -e, e)
+
+
+def _search_ops(fn, x, target, labels, norm, bounds, clipped):
+    """`_to_boundary` in ``keras.ops``: ``_ROUNDS`` rounds of ``_SPLIT`` probes from ``target``."""
+    lo = ops.zeros_like(labels, dtype=x.dtype)
+    hi = ops.ones_like(lo)
+    frac = ops.cast(ops.arange(1, _SPLIT + 1), x.dtype) / (_SPLIT + 1)
+    split = ops.arange(_SPLIT)[:, None]
+    for _ in range(_ROUNDS):  # static: unrolled in the compiled graph
+        ts = lo[None] + frac[:, None] * (hi - lo)[None]  # (S, n)
+        pts = ops.stack([_blend_ops(x, target, ts[j], norm) for j in range(_SPLIT)])
+        adv = _labels_at(fn, pts, bounds, clipped) != labels[None]  # (S, n)
+        first = ops.where(ops.any(adv, axis=0), ops.argmax(ops.cast(adv, "int32"), axis=0), _SPLIT)
+        at_first = ops.sum(ops.where(split == first[None], ts, 0.0), axis=0)
+        before = ops.sum(ops.where(split == first[None] - 1, ts, 0.0), axis=0)
+        hi, lo = ops.where(first < _SPLIT, at_first, hi), ops.where(first > 0, before, lo)
+    return _blend_ops(x, target, hi, norm)
+
+
+def _walk_loop(norm: str, dim: int) -> Any:
+    """The whole walk, one compiled loop per batch (see `_walk`)."""
+
+    def make(fn: Any) -> Any:
+        def loop(x, best, labels, iterations, probes, seed, bounds, clipped):
+            labels = ops.cast(labels, "int32")
+            tail = (1,) * (len(x.shape) - 1)
+            halves = ops.reshape(0.5 ** ops.cast(ops.arange(_HALVINGS), x.dtype), (-1, 1, *tail))
+            rows = ops.arange(_HALVINGS)[:, None]
+
+            def body(t, best):
+                tf_ = ops.cast(t, x.dtype)
+                d = _size(best - x, norm)
+                d2 = ops.maximum(_size(best - x, "l2"), 1e-12)
+                count = ops.minimum(ops.cast(probes, x.dtype), ops.ceil(20.0 * ops.sqrt(tf_)))
+                seed_t = ops.stack([seed[0], ops.cast(t, "int32")])
+                v = _normal_sum(fn, best, labels, d2 / dim**0.5, count, seed_t, bounds, clipped)
+                if norm == "linf":
+                    v, xi = ops.sign(v), d / ops.sqrt(tf_)
+                else:
+                    vn = per_row(_size(v, "l2"), v)
+                    v = ops.where(vn > 0, v / ops.maximum(vn, 1e-30), 0.0)
+                    xi = d2 / ops.sqrt(tf_)
+                # geometric step b + xi v, xi halved until adversarial (all sizes at once)
+                steps = best[None] + halves * per_row(xi, x)[None] * v[None]  # (H, n, ...)
+                adv = _labels_at(fn, steps, bounds, clipped) != labels[None]  # (H, n)
+                found = ops.any(adv, axis=0)
+                first = ops.argmax(ops.cast(adv, "int32"), axis=0)
+                pick = ops.reshape(ops.cast(rows == first[None], x.dtype), (_HALVINGS, -1, *tail))
+                target = ops.sum(pick * steps, axis=0)
+                b = _search_ops(fn, x, target, labels, norm, bounds, clipped)
+                better = found & (_size(b - x, norm) < d)
+                return ops.where(per_row(better, x), b, best)
+
+            return (ops.fori_loop(1, ops.cast(iterations, "int32") + 1, body, best),)
+
+        return loop
+
+    return make
 
 
 def _estimate(
@@ -201,22 +273,33 @@ def _estimate(
     count: int,
     seed: np.ndarray,
 ) -> np.ndarray:
-    """The normal estimate ``v`` (m, ...) at boundary points ``best``, computed on the device."""
+    """The walk's normal estimate ``v`` (m, ...) at boundary points ``best``, on the device."""
     scorer, clip = oracle.scorer, oracle.clip
     dtype = scorer.dtype
     oracle.queries += count * len(best)
+
+    def make(fn: Any) -> Any:
+        def loop(best, labels, radius, count, seed, bounds, clipped):
+            labels = ops.cast(labels, "int32")
+            return (_normal_sum(fn, best, labels, radius, count, seed, bounds, clipped),)
+
+        return loop
+
     (v,) = scorer.run(
         ("boundary-normal", _CHUNK),
-        _normal_loop,
+        make,
         [best.astype(dtype), labels.astype("int32"), radius.astype(dtype)],
-        [
-            np.asarray(count, "int32"),
-            seed.astype("int32"),
-            np.asarray(clip if clip is not None else (0.0, 0.0), dtype),
-            np.asarray(clip is not None, dtype),
-        ],
+        [np.asarray(count, "int32"), seed.astype("int32"), *_bounds(clip, dtype)],
     )
     return v.astype("float64")
+
+
+def _bounds(clip: tuple[float, float] | None, dtype: str) -> list[np.ndarray]:
+    """The settings ``bounds`` (2,) and ``clipped`` of the compiled loops."""
+    return [
+        np.asarray(clip if clip is not None else (0.0, 0.0), dtype),
+        np.asarray(clip is not None, dtype),
+    ]
 
 
 def _walk(
@@ -229,35 +312,35 @@ def _walk(
     probes: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """HopSkipJump steps from the adversarial boundary points ``best``; the closest found."""
-    m = len(x)
-    dim = flat(x).shape[1]
-    tail = (1,) * (x.ndim - 1)
+    """HopSkipJump steps from the adversarial boundary points ``best``; the closest found.
+
+    Per step ``t`` (1 to ``iterations``), at ``best`` (distance ``d`` from
+    ``x``): the normal estimate from ``min(probes, ceil(20 sqrt(t)))`` probes
+    (`_normal_sum`, seeds ``(base, t)``), the geometric step ``best + xi v``
+    with ``xi`` halved ``_HALVINGS`` times (the largest adversarial one kept),
+    the boundary search back towards ``x``, and ``best`` replaced where the
+    new point is closer. One compiled loop per batch runs all the steps on
+    the device (inputs are independent), so nothing crosses to the host
+    between steps.
+    """
+    scorer = oracle.scorer
+    dtype = scorer.dtype
     base = int(rng.integers(0, 2**31 - 1))  # the device's probe directions: seeds (base, t)
-    for t in range(1, iterations + 1):
-        d = lp_norm(best - x, norm)
-        d2 = np.maximum(lp_norm(best - x, "l2"), 1e-12)
-        count = int(min(probes, np.ceil(20 * np.sqrt(t))))
-        seed = np.array([base, t], dtype="int64")
-        v = _estimate(oracle, best, labels, d2 / np.sqrt(dim), count, seed)
-        if norm == "linf":
-            v, xi = np.sign(v), d / np.sqrt(t)
-        else:
-            vn = column(np.linalg.norm(flat(v), axis=1), v.ndim)
-            v, xi = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0), d2 / np.sqrt(t)
-        # geometric step b + xi v, xi halved until adversarial (all sizes in one query)
-        halves = 0.5 ** np.arange(_HALVINGS)
-        steps = best[None] + halves.reshape(-1, 1, *tail) * column(xi, x.ndim)[None] * v[None]
-        adv = oracle.adv(steps.reshape(_HALVINGS * m, *x.shape[1:]), np.tile(labels, _HALVINGS))
-        adv = adv.reshape(_HALVINGS, m)
-        first = np.argmax(adv, axis=0)
-        keep = np.flatnonzero(adv[first, np.arange(m)])
-        if keep.size == 0:
-            continue
-        b = _to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
-        better = lp_norm(b - x[keep], norm) < d[keep]
-        best[keep[better]] = b[better]
-    return best
+    counts = np.minimum(probes, np.ceil(20 * np.sqrt(np.arange(1, iterations + 1))))
+    oracle.queries += int(len(x) * (counts.sum() + iterations * (_HALVINGS + _SPLIT * _ROUNDS)))
+    dim = flat(x).shape[1]
+    (walked,) = scorer.run(
+        ("boundary-walk", norm, dim, _CHUNK, _HALVINGS, _SPLIT, _ROUNDS),
+        _walk_loop(norm, dim),
+        [x.astype(dtype), best.astype(dtype), labels.astype("int32")],
+        [
+            np.asarray(iterations, "int32"),
+            np.asarray(probes, "int32"),
+            np.asarray([base, 0], "int32"),
+            *_bounds(oracle.clip, dtype),
+        ],
+    )
+    return walked.astype("float64")
 
 
 def boundary_attack(
