@@ -213,14 +213,18 @@ def _search_ops(fn, x, target, labels, norm, bounds, clipped):
     hi = ops.ones_like(lo)
     frac = ops.cast(ops.arange(1, _SPLIT + 1), x.dtype) / (_SPLIT + 1)
     split = ops.arange(_SPLIT)[:, None]
-    for _ in range(_ROUNDS):  # static: unrolled in the compiled graph
+
+    def round_(_, bracket):  # a loop, not unrolled: the model is traced once
+        lo, hi = bracket
         ts = lo[None] + frac[:, None] * (hi - lo)[None]  # (S, n)
         pts = ops.stack([_blend_ops(x, target, ts[j], norm) for j in range(_SPLIT)])
         adv = _labels_at(fn, pts, bounds, clipped) != labels[None]  # (S, n)
         first = ops.where(ops.any(adv, axis=0), ops.argmax(ops.cast(adv, "int32"), axis=0), _SPLIT)
         at_first = ops.sum(ops.where(split == first[None], ts, 0.0), axis=0)
         before = ops.sum(ops.where(split == first[None] - 1, ts, 0.0), axis=0)
-        hi, lo = ops.where(first < _SPLIT, at_first, hi), ops.where(first > 0, before, lo)
+        return ops.where(first > 0, before, lo), ops.where(first < _SPLIT, at_first, hi)
+
+    _, hi = ops.fori_loop(0, _ROUNDS, round_, (lo, hi))
     return _blend_ops(x, target, hi, norm)
 
 
