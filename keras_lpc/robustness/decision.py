@@ -36,7 +36,15 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc.robustness._minnorm import Scorer, column, flat, lp_norm, per_row, predict
+from keras_lpc.robustness._minnorm import (
+    Scorer,
+    column,
+    flat,
+    lp_norm,
+    norm_of,
+    per_row,
+    predict,
+)
 
 _SPLIT = 3  # points queried per round of the boundary search
 _ROUNDS = 7  # rounds: the bracket shrinks to 4**-7 = 6e-5 of the segment
@@ -190,20 +198,12 @@ def _labels_at(fn, points, bounds, clipped):
     return ops.reshape(ops.cast(pred, "int32"), (k, -1))
 
 
-def _size(a, norm: str):
-    """``||a_n||`` per row (n,) in ``keras.ops``: L2 or L-inf."""
-    axes = tuple(range(1, len(a.shape)))
-    if norm == "l2":
-        return ops.sqrt(ops.sum(a * a, axis=axes))
-    return ops.max(ops.abs(a), axis=axes)
-
-
 def _blend_ops(x, target, t, norm: str):
     """`_blend` in ``keras.ops``: the point at parameter ``t`` (n,) between ``x`` and ``target``."""
     d = target - x
     if norm == "l2":
         return x + per_row(t, x) * d
-    e = per_row(t * _size(d, "linf"), x)
+    e = per_row(t * norm_of(d, "linf"), x)
     return x + ops.clip(d, -e, e)
 
 
@@ -240,15 +240,15 @@ def _walk_loop(norm: str, dim: int) -> Any:
 
             def body(t, best):
                 tf_ = ops.cast(t, x.dtype)
-                d = _size(best - x, norm)
-                d2 = ops.maximum(_size(best - x, "l2"), 1e-12)
+                d = norm_of(best - x, norm)
+                d2 = ops.maximum(norm_of(best - x, "l2"), 1e-12)
                 count = ops.minimum(ops.cast(probes, x.dtype), ops.ceil(20.0 * ops.sqrt(tf_)))
                 seed_t = ops.stack([seed[0], ops.cast(t, "int32")])
                 v = _normal_sum(fn, best, labels, d2 / dim**0.5, count, seed_t, bounds, clipped)
                 if norm == "linf":
                     v, xi = ops.sign(v), d / ops.sqrt(tf_)
                 else:
-                    vn = per_row(_size(v, "l2"), v)
+                    vn = per_row(norm_of(v, "l2"), v)
                     v = ops.where(vn > 0, v / ops.maximum(vn, 1e-30), 0.0)
                     xi = d2 / ops.sqrt(tf_)
                 # geometric step b + xi v, xi halved until adversarial (all sizes at once)
@@ -259,7 +259,7 @@ def _walk_loop(norm: str, dim: int) -> Any:
                 pick = ops.reshape(ops.cast(rows == first[None], x.dtype), (_HALVINGS, -1, *tail))
                 target = ops.sum(pick * steps, axis=0)
                 b = _search_ops(fn, x, target, labels, norm, bounds, clipped)
-                better = found & (_size(b - x, norm) < d)
+                better = found & (norm_of(b - x, norm) < d)
                 return ops.where(per_row(better, x), b, best)
 
             return (ops.fori_loop(1, ops.cast(iterations, "int32") + 1, body, best),)
@@ -267,35 +267,6 @@ def _walk_loop(norm: str, dim: int) -> Any:
         return loop
 
     return make
-
-
-def _estimate(
-    oracle: _Oracle,
-    best: np.ndarray,
-    labels: np.ndarray,
-    radius: np.ndarray,
-    count: int,
-    seed: np.ndarray,
-) -> np.ndarray:
-    """The walk's normal estimate ``v`` (m, ...) at boundary points ``best``, on the device."""
-    scorer, clip = oracle.scorer, oracle.clip
-    dtype = scorer.dtype
-    oracle.queries += count * len(best)
-
-    def make(fn: Any) -> Any:
-        def loop(best, labels, radius, count, seed, bounds, clipped):
-            labels = ops.cast(labels, "int32")
-            return (_normal_sum(fn, best, labels, radius, count, seed, bounds, clipped),)
-
-        return loop
-
-    (v,) = scorer.run(
-        ("boundary-normal", _CHUNK),
-        make,
-        [best.astype(dtype), labels.astype("int32"), radius.astype(dtype)],
-        [np.asarray(count, "int32"), seed.astype("int32"), *_bounds(clip, dtype)],
-    )
-    return v.astype("float64")
 
 
 def _bounds(clip: tuple[float, float] | None, dtype: str) -> list[np.ndarray]:
