@@ -404,13 +404,14 @@ class GammaAnnealing(keras.callbacks.Callback):
             return None
         state = self.policy_state
         if "pace_best" in state:
-            self.pacer.set_state(tuple(state.get(key, default) for key, default in _PACE_STATE))
+            # a state saved before the back-off has the first three keys only
+            self.pacer.set_state(tuple(state[key] for key in _PACE_STATE if key in state))
         else:
             self.pacer.reset()
         rate = self.pacer.rate(value, count=self._next_count)
         # A loss of ground sends the next epoch back to the last good count.
         self._next_count = self.pacer.next_count(self._next_count)
-        state.update(zip((key for key, _ in _PACE_STATE), self.pacer.get_state()))
+        state.update(zip(_PACE_STATE, self.pacer.get_state()))
         return rate
 
     def _hold_rate(self, epoch: int, logs: dict) -> float | None:
@@ -735,15 +736,8 @@ class GammaAnnealing(keras.callbacks.Callback):
         }
 
 
-# `TrainingPace`'s state in `policy_state`, with the defaults of a state saved
-# before the back-off existed.
-_PACE_STATE = (
-    ("pace_best", -math.inf),
-    ("pace_error", math.nan),
-    ("pace_rate", 1.0),
-    ("pace_speed", 1.0),
-    ("pace_good", math.nan),
-)
+# `TrainingPace.get_state()`'s five floats, by name in `policy_state`
+_PACE_STATE = ("pace_best", "pace_error", "pace_rate", "pace_speed", "pace_good")
 
 
 def _span(schedule: Any) -> float | None:

@@ -122,7 +122,7 @@ class TrainingPace:
         self.last_rate = 1.0
         self.speed = 1.0
         self.good_count = math.nan
-        self.lost = False
+        self.backed_off = False
 
     def rate(self, accuracy: float, count: float = math.nan) -> float:
         """Record one epoch's training accuracy (a fraction) and return the next epoch's rate.
@@ -135,21 +135,23 @@ class TrainingPace:
         accuracy = float(accuracy)
         count = float(count)
         if not math.isfinite(accuracy):
-            self.lost = False
+            self.backed_off = False
             return self.last_rate
         error = 1.0 - accuracy
         self.best = max(self.best, accuracy)
         tolerance = max(self.lost_min, self.lost_rel * (1.0 - self.best))
         previous, self.previous_error = self.previous_error, error
-        self.lost = accuracy < self.best - tolerance
-        if self.lost or not math.isfinite(previous):
+        lost = accuracy < self.best - tolerance
+        if lost or not math.isfinite(previous):
             rate = 0.0
         else:
             progress = (previous - error) / max(previous, self.floor)
             rate = self.speed * min(1.0, max(0.0, 1.0 - progress / self.fast))
-        if self.lost and math.isfinite(count) and count > self.good_count:
-            self.speed *= self.backoff  # back off: `next_count` returns to `good_count`
-        elif not self.lost and math.isfinite(count):
+        # a loss of ground after the ramp moved past the last good count backs off
+        self.backed_off = lost and math.isfinite(count) and count > self.good_count
+        if self.backed_off:
+            self.speed *= self.backoff  # and `next_count` returns to retreat * good_count
+        elif not lost and math.isfinite(count):
             self.good_count = count
         self.last_rate = float(rate)
         return self.last_rate
@@ -160,10 +162,7 @@ class TrainingPace:
         ``count`` itself, or ``retreat`` times the last good count after an
         epoch that lost ground while the ramp moved.
         """
-        count = float(count)
-        if self.lost and math.isfinite(self.good_count) and count > self.good_count:
-            return float(self.retreat * self.good_count)
-        return count
+        return float(self.retreat * self.good_count) if self.backed_off else float(count)
 
     def get_state(self) -> tuple[float, float, float, float, float]:
         """``(best, previous_error, last_rate, speed, good_count)``, enough to resume exactly."""
@@ -186,7 +185,7 @@ class TrainingPace:
                 f"Received: state={state!r}"
             )
         self.best, self.previous_error, self.last_rate, self.speed, self.good_count = values
-        self.lost = False
+        self.backed_off = False
 
     def get_config(self) -> dict[str, float]:
         return {
