@@ -1,23 +1,18 @@
-"""Gamma schedules: pure, serializable functions of an epoch or step count.
+"""Gamma schedules: pure, serializable functions of a step (or epoch) count.
 
-A schedule maps a count (epoch or global optimizer step, from 0) to gamma.
-Because the value depends on the count alone, a run resumed with
-``initial_epoch`` or `keras.callbacks.BackupAndRestore` follows the same
-trajectory as an uninterrupted one.
+A schedule maps a count (from 0) to gamma. Its formula is written **once**,
+in `formula(count, xp)`, against the NumPy API that `keras.ops` mirrors
+(``xp.minimum``, ``xp.where``, ``xp.exp``...). Evaluated with ``xp=keras.ops``
+on a float32 tensor it runs inside the compiled train step
+(`GammaSchedule.ops_value`, what `keras_lpc.LatentPointCollapse` uses);
+evaluated with ``xp=numpy`` on a float64 number it gives the Python float of
+``schedule(count)``. The two agree to float32 rounding
+(tests/test_schedules.py). Because the value depends on the count alone, a
+resumed run follows the same trajectory as an uninterrupted one.
 
-Every schedule also reports its ``span``: the count from which its value no
-longer changes (``None`` when it never settles). `keras_lpc.GammaAnnealing`
-uses the span to pace a schedule to the length of the run it is given.
-
-Every schedule has two evaluations: ``schedule(count)``, a Python float
-(float64 arithmetic, validated count), and ``schedule.ops_value(count)``, a
-float32 tensor computed with `keras.ops` from a tensor count. The second is
-what `keras_lpc.LatentPointCollapse` runs inside the compiled train step;
-the two agree to float32 rounding (tests/test_schedules.py).
-
-The policy of the default run also lives here: `default_schedule` (the
-ramp `GammaAnnealing()` uses) and `gamma_budget` (the largest gamma a run
-can follow).
+Every schedule also reports its ``span``: the count from which its value
+no longer changes (``None`` when it never settles); stretching a schedule
+to a run's length (`keras_lpc.GammaAnnealing`'s ``ramp_fraction``) uses it.
 """
 
 from __future__ import annotations
@@ -26,10 +21,11 @@ import math
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_lpc._validation import check_float, check_int
+from keras_lpc.annealing.base import GammaSchedule, power, register
+from keras_lpc.annealing.ramps import Cosine, Geometric, Linear, Polynomial
 
 __all__ = [
     "GammaSchedule",
@@ -44,98 +40,11 @@ __all__ = [
     "get",
     "ops_value",
     "in_graph",
-    "default_schedule",
-    "gamma_budget",
-    "DEFAULT_MAXIMUM",
+    "value",
 ]
 
 
-def _count(count: Any) -> float:
-    if isinstance(count, bool):
-        raise TypeError(f"`count` must be a number >= 0. Received: count={count!r}")
-    try:
-        value = float(count)
-    except (TypeError, ValueError):
-        raise TypeError(f"`count` must be a number >= 0. Received: count={count!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"`count` must be a finite number >= 0. Received: count={count!r}")
-    return value
-
-
-def _ops_power(base: float, k: Any) -> Any:
-    """``base ** k`` for a float32 tensor ``k`` of whole numbers, as close to float64 as float32 allows.
-
-    A base that float32 holds exactly (2, 1.5, 1.25...) is raised directly, so
-    its exact powers stay exact; any other base (1.05) would carry its own
-    rounding ``k`` times, so the power is ``exp(k * log(base))`` with the
-    logarithm taken in float64.
-    """
-    if float(np.float32(base)) == base:
-        return ops.power(base, k)
-    return ops.exp(k * math.log(base))
-
-
-class GammaSchedule:
-    """Base class: ``__call__(count) -> float``, ``ops_value``, ``get_config``, ``span``.
-
-    Subclasses implement ``value(count)`` for a validated float count >= 0,
-    ``_ops(count)`` for a float32 tensor count (the same formula in
-    `keras.ops`) and ``get_config`` returning exactly their constructor
-    arguments.
-    """
-
-    def __call__(self, count: float) -> float:
-        return float(self.value(_count(count)))
-
-    def value(self, count: float) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def ops_value(self, count: Any) -> Any:
-        """The schedule at a tensor ``count`` (>= 0), as a float32 tensor of its shape.
-
-        Computed with `keras.ops` only, so it runs inside a compiled train
-        step on every backend; it equals ``self(count)`` to float32 rounding.
-
-        Example:
-
-        >>> import keras
-        >>> float(Linear(0.0, 10.0, steps=100).ops_value(keras.ops.convert_to_tensor(25.0)))
-        2.5
-        """
-        count = ops.cast(count, "float32")
-        return ops.cast(self._ops(count), "float32")
-
-    def _ops(self, count: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @property
-    def span(self) -> float | None:
-        """Count from which the value stays constant (``None``: never)."""
-        return None
-
-    def get_config(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> GammaSchedule:
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self)))
-
-
-def _register(cls: type) -> type:
-    return keras.saving.register_keras_serializable(package="keras_lpc")(cls)
-
-
-@_register
+@register
 class Constant(GammaSchedule):
     """``gamma(count) = value``.
 
@@ -148,11 +57,8 @@ class Constant(GammaSchedule):
     def __init__(self, value: float) -> None:
         self.value_ = check_float("value", value, minimum=0.0)
 
-    def value(self, count: float) -> float:
-        return self.value_
-
-    def _ops(self, count: Any) -> Any:
-        return ops.zeros_like(count) + self.value_
+    def formula(self, count: Any, xp: Any) -> Any:
+        return xp.zeros_like(count) + self.value_
 
     @property
     def span(self) -> float:
@@ -162,7 +68,7 @@ class Constant(GammaSchedule):
         return {"value": self.value_}
 
 
-@_register
+@register
 class Exponential(GammaSchedule):
     """Stepwise exponential growth with a ceiling.
 
@@ -191,18 +97,15 @@ class Exponential(GammaSchedule):
         self.every = check_int("every", every, minimum=1)
         self.maximum = check_float("maximum", maximum, minimum=self.initial)
 
-    def value(self, count: float) -> float:
-        k = math.floor(count / self.every)
-        if self.factor > 1:
-            # Avoid overflow: past the ceiling the value is the ceiling.
-            if k * math.log(self.factor) >= math.log(self.maximum / self.initial):
-                return self.maximum
-        return min(self.maximum, self.initial * self.factor**k)
+    def formula(self, count: Any, xp: Any) -> Any:
+        k = xp.floor(count / self.every)
+        if self.factor > 1:  # factor ** k overflows past the ceiling: cap k first
+            k = xp.minimum(k, self._k_max)
+        return xp.minimum(self.maximum, self.initial * power(self.factor, k, xp))
 
-    def _ops(self, count: Any) -> Any:
-        k = ops.floor(count / self.every)
-        # factor ** k overflows to inf past the ceiling; the minimum takes the ceiling.
-        return ops.minimum(self.maximum, self.initial * _ops_power(self.factor, k))
+    @property
+    def _k_max(self) -> float:
+        return math.ceil(math.log(self.maximum / self.initial) / math.log(self.factor)) + 1.0
 
     @property
     def span(self) -> float | None:
@@ -222,7 +125,7 @@ class Exponential(GammaSchedule):
         }
 
 
-@_register
+@register
 class TwoPhaseExponential(GammaSchedule):
     """The authors' schedule: fast growth to ``switch``, then slower growth.
 
@@ -232,7 +135,7 @@ class TwoPhaseExponential(GammaSchedule):
     first ``k`` with ``initial * factor ** k >= switch``:
 
     ```
-    gamma = initial * factor ** k                                  k <= k1
+    gamma = min(maximum, initial * factor ** k)                       k <= k1
     gamma = min(maximum, initial * factor ** k1 * second_factor ** (k - k1))
     ```
 
@@ -272,26 +175,17 @@ class TwoPhaseExponential(GammaSchedule):
         self._k1 = max(0, math.ceil(math.log(ratio) / math.log(self.factor) - 1e-9))
         self._g1 = self.initial * self.factor**self._k1
 
-    def value(self, count: float) -> float:
-        k = math.floor(count / self.every)
-        if k <= self._k1:
-            return min(self.maximum, self.initial * self.factor**k)
+    def formula(self, count: Any, xp: Any) -> Any:
+        k = xp.floor(count / self.every)
+        first = xp.minimum(
+            self.maximum, self.initial * power(self.factor, xp.minimum(k, self._k1), xp)
+        )
         if self._g1 >= self.maximum:
-            return self.maximum
-        steps = k - self._k1
-        if steps * math.log(self.second_factor) >= math.log(self.maximum / self._g1):
-            return self.maximum
-        return min(self.maximum, self._g1 * self.second_factor**steps)
-
-    def _ops(self, count: Any) -> Any:
-        k = ops.floor(count / self.every)
-        first = ops.minimum(self.maximum, self.initial * _ops_power(self.factor, k))
-        if self._g1 >= self.maximum:
-            second = ops.full_like(count, self.maximum)
-        else:
-            steps = ops.maximum(k - self._k1, 0.0)
-            second = ops.minimum(self.maximum, self._g1 * _ops_power(self.second_factor, steps))
-        return ops.where(k <= self._k1, first, second)
+            return first
+        cap = math.ceil(math.log(self.maximum / self._g1) / math.log(self.second_factor)) + 1.0
+        steps = xp.clip(k - self._k1, 0.0, cap)
+        second = xp.minimum(self.maximum, self._g1 * power(self.second_factor, steps, xp))
+        return xp.where(k <= self._k1, first, second)
 
     @property
     def span(self) -> float:
@@ -312,137 +206,7 @@ class TwoPhaseExponential(GammaSchedule):
         }
 
 
-class _Ramp(GammaSchedule):
-    """Shared arguments of the ramps from ``start`` to ``stop``."""
-
-    def __init__(self, start: float, stop: float, steps: int, delay: int = 0) -> None:
-        self.start = check_float("start", start, minimum=0.0)
-        self.stop = check_float("stop", stop, minimum=0.0)
-        self.steps = check_int("steps", steps, minimum=1)
-        self.delay = check_int("delay", delay, minimum=0)
-
-    def progress(self, count: float) -> float:
-        """Fraction of the ramp done: ``clip((count - delay) / steps, 0, 1)``."""
-        return min(1.0, max(0.0, (count - self.delay) / self.steps))
-
-    def ops_progress(self, count: Any) -> Any:
-        """`progress` of a tensor count, in `keras.ops`."""
-        return ops.clip((count - self.delay) / self.steps, 0.0, 1.0)
-
-    @property
-    def span(self) -> float:
-        return float(self.delay + self.steps)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"start": self.start, "stop": self.stop, "steps": self.steps, "delay": self.delay}
-
-
-@_register
-class Linear(_Ramp):
-    """Linear ramp: ``start + (stop - start) * t``, ``t = clip((count - delay) / steps, 0, 1)``.
-
-    Example:
-
-    >>> Linear(0.0, 10.0, steps=100)(25)
-    2.5
-    """
-
-    def value(self, count: float) -> float:
-        return self.start + (self.stop - self.start) * self.progress(count)
-
-    def _ops(self, count: Any) -> Any:
-        return self.start + (self.stop - self.start) * self.ops_progress(count)
-
-
-@_register
-class Cosine(_Ramp):
-    """Half-cosine ramp: ``start + (stop - start) * (1 - cos(pi * t)) / 2``.
-
-    ``t = clip((count - delay) / steps, 0, 1)``.
-
-    Example:
-
-    >>> round(Cosine(0.0, 10.0, steps=100)(50), 12)
-    5.0
-    """
-
-    def value(self, count: float) -> float:
-        t = self.progress(count)
-        return self.start + (self.stop - self.start) * (1.0 - math.cos(math.pi * t)) / 2.0
-
-    def _ops(self, count: Any) -> Any:
-        t = self.ops_progress(count)
-        return self.start + (self.stop - self.start) * (1.0 - ops.cos(math.pi * t)) / 2.0
-
-
-@_register
-class Geometric(_Ramp):
-    """Smooth exponential ramp: ``start * (stop / start) ** t``.
-
-    ``t = clip((count - delay) / steps, 0, 1)``: gamma grows by the same
-    factor every count, from ``start`` (> 0) to ``stop`` (> 0). This is the
-    continuous form of `Exponential` and the default shape of
-    `keras_lpc.GammaAnnealing`.
-
-    Example:
-
-    >>> round(Geometric(1e-4, 1e4, steps=8)(2), 12)
-    0.01
-    """
-
-    def __init__(self, start: float, stop: float, steps: int, delay: int = 0) -> None:
-        super().__init__(start, stop, steps, delay)
-        check_float("start", start, strictly_positive=True)
-        check_float("stop", stop, strictly_positive=True)
-
-    def value(self, count: float) -> float:
-        t = self.progress(count)
-        if t >= 1.0:
-            return self.stop
-        return float(self.start * math.exp(t * math.log(self.stop / self.start)))
-
-    def _ops(self, count: Any) -> Any:
-        t = self.ops_progress(count)
-        grown = self.start * ops.exp(t * math.log(self.stop / self.start))
-        return ops.where(t >= 1.0, self.stop, grown)
-
-
-@_register
-class Polynomial(_Ramp):
-    """Power ramp: ``start + (stop - start) * t ** power``, ``t = clip((count - delay) / steps, 0, 1)``.
-
-    With ``power=2`` (the default) ``sqrt(gamma - start)`` grows linearly
-    with the count. That is the shape LPC's output layer can follow: as
-    gamma rises the latents shrink like ``1 / sqrt(gamma)``, so the output
-    layer must grow like ``sqrt(gamma)``, and Adam grows a weight by about
-    one learning rate per step, i.e. linearly. A geometric ramp instead
-    asks for most of that growth in its last few counts (docs/recipe.md).
-
-    Example:
-
-    >>> s = Polynomial(0.0, 1e3, steps=100)
-    >>> s(0), s(50), s(100), s(150)
-    (0.0, 250.0, 1000.0, 1000.0)
-    """
-
-    def __init__(
-        self, start: float, stop: float, steps: int, delay: int = 0, power: float = 2.0
-    ) -> None:
-        super().__init__(start, stop, steps, delay)
-        self.power = check_float("power", power, strictly_positive=True)
-
-    def value(self, count: float) -> float:
-        return self.start + (self.stop - self.start) * self.progress(count) ** self.power
-
-    def _ops(self, count: Any) -> Any:
-        t = self.ops_progress(count)
-        return self.start + (self.stop - self.start) * ops.power(t, self.power)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "power": self.power}
-
-
-@_register
+@register
 class Join(GammaSchedule):
     """Run ``schedules[i]`` from ``boundaries[i - 1]`` to ``boundaries[i]``.
 
@@ -475,21 +239,13 @@ class Join(GammaSchedule):
         self.schedules = schedules
         self.boundaries = boundaries
 
-    def value(self, count: float) -> float:
-        start = 0
-        for schedule, boundary in zip(self.schedules, self.boundaries):
-            if count < boundary:
-                return schedule(count - start)
-            start = boundary
-        return self.schedules[-1](count - start)
-
-    def _ops(self, count: Any) -> Any:
+    def formula(self, count: Any, xp: Any) -> Any:
         starts = [0, *self.boundaries]
-        value = self.schedules[-1]._ops(ops.maximum(count - starts[-1], 0.0))
+        value = self.schedules[-1].formula(xp.maximum(count - starts[-1], 0.0), xp)
         # From the last piece back: piece i applies below boundaries[i].
         for i in range(len(self.boundaries) - 1, -1, -1):
-            piece = self.schedules[i]._ops(ops.maximum(count - starts[i], 0.0))
-            value = ops.where(count < self.boundaries[i], piece, value)
+            piece = self.schedules[i].formula(xp.maximum(count - starts[i], 0.0), xp)
+            value = xp.where(count < self.boundaries[i], piece, value)
         return value
 
     @property
@@ -594,66 +350,27 @@ def ops_value(schedule: Any, count: Any) -> Any:
     )
 
 
-DEFAULT_MAXIMUM = 1e3
-BUDGET_REFERENCE = 4.5  # learning rate x steps at which the budget is DEFAULT_MAXIMUM
+def value(schedule: Any, count: float) -> float:
+    """``schedule(count)`` as a validated Python float, for any schedule or callable.
 
-
-def default_schedule(maximum: float = DEFAULT_MAXIMUM) -> GammaSchedule:
-    """The schedule `GammaAnnealing()` uses when given none: ``Polynomial(0, maximum, power=2)``.
-
-    A quadratic ramp from 0 to ``maximum`` (1e3 by default, the regime the
-    papers study), paced by `GammaAnnealing` so that it ends at
-    ``ramp_fraction`` (0.95) of the run. ``sqrt(gamma)`` then grows linearly,
-    which is the pace at which Adam can grow the output layer (it must grow
-    like ``sqrt(gamma)``). The earlier default, ``Geometric(1e-2, maximum)``
-    ending at half the run, asked for 44 % of that growth in the last tenth
-    of the ramp and, over 3 seeds per backend, fell below the baseline's
-    accuracy in 5 of 9 design-card runs (down to 81 %); docs/recipe.md has
-    both.
-    `GammaAnnealing` lowers ``maximum`` to `gamma_budget` for runs too short
-    to reach 1e3.
+    Raises:
+        TypeError: the schedule did not return a number.
+        ValueError: it returned a negative or non-finite number.
 
     Example:
 
-    >>> default_schedule().stop, default_schedule(50.0).stop, default_schedule()(500)
-    (1000.0, 50.0, 250.0)
+    >>> value(Linear(0.0, 10.0, steps=100), 50), value(lambda n: 2.0 * n, 3)
+    (5.0, 6.0)
     """
-    maximum = check_float("maximum", maximum, minimum=0.0)
-    if maximum <= 1e-2:
-        return Constant(maximum)
-    return Polynomial(0.0, maximum, steps=1000, power=2.0)
-
-
-def gamma_budget(steps: int, learning_rate: float, multiplier: float = 1.0) -> float:
-    """The largest gamma an Adam-type optimizer can follow in a run of ``steps`` steps.
-
-    ```
-    budget = 1e3 * (multiplier * learning_rate * steps / 4.5) ** 2
-    ```
-
-    Why: as gamma rises, the latents shrink like ``1 / sqrt(gamma)`` and the
-    output layer's weights must grow like ``sqrt(gamma)`` to keep the logits.
-    Adam, AdamW and their kin move a weight by about one learning rate per
-    step, so in ``steps`` steps the output layer can grow by about
-    ``multiplier * learning_rate * steps`` (``multiplier``: its learning-rate
-    factor, see `keras_lpc.optimizers.with_lr_multipliers`), and gamma can
-    follow the square of that. The constant is measured on digits
-    (docs/recipe.md): 4,500 AdamW steps at 1e-3 follow a ramp to 1e3 at
-    98 % accuracy, and a ramp to 3e3 fell to 75 %. Dimensionless.
-
-    Args:
-        steps: optimizer steps in the run (``epochs * steps_per_epoch``).
-        learning_rate: the optimizer's (initial) learning rate.
-        multiplier: learning-rate factor of the layer after the LPC layer.
-
-    Example:
-
-    >>> gamma_budget(4500, 1e-3), round(gamma_budget(675, 1e-3), 2)
-    (1000.0, 22.5)
-    >>> gamma_budget(675, 1e-3, multiplier=10.0)
-    2250.0
-    """
-    steps = check_float("steps", steps, minimum=0.0)
-    learning_rate = check_float("learning_rate", learning_rate, minimum=0.0)
-    multiplier = check_float("multiplier", multiplier, strictly_positive=True)
-    return float(DEFAULT_MAXIMUM * (multiplier * learning_rate * steps / BUDGET_REFERENCE) ** 2)
+    raw = schedule(count)
+    try:
+        result = float(ops.convert_to_numpy(raw))
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`schedule` must return a number. Received: schedule({count!r})={raw!r}"
+        ) from None
+    if not math.isfinite(result) or result < 0:
+        raise ValueError(
+            f"`schedule` must return a finite number >= 0. Received: schedule({count!r})={result!r}"
+        )
+    return result

@@ -54,6 +54,14 @@ this package supplies the two things ``keras.ops`` lacks:
     (``jax.random``; ``tf.random.stateless_normal``; a seeded
     ``torch.Generator``). The stream differs between backends.
 
+``train_step_count(source, mirror, owner)``
+    The optimizer step of the running train step inside a model's forward
+    pass, counted once per step however many times ``owner`` (a shared
+    layer) is called: the optimizer's ``iterations`` where the forward pass
+    can read it (TensorFlow, torch, eager JAX), and on JAX's compiled train
+    step, whose forward pass sees only the model's own variables, a
+    ``mirror`` variable of ``owner`` advanced once per traced step.
+
 ``compiles()``
     False on torch, where `jit` runs eagerly: there a loop may gather its
     still-active rows on the device (dynamic shapes) instead of masking.
@@ -86,11 +94,18 @@ Usage, a PGD-style L-inf loop (see `keras_lpc.robustness.attacks`)::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
+
+# Keras' stateless scope (JAX's train step runs the forward pass in one) has
+# no public getter; this is the only private Keras name keras_lpc uses, and
+# tests/test_backend.py fails loudly if it moves.
+from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 
 def _impl() -> Any:
@@ -128,6 +143,34 @@ def jit(fn: Callable[..., Any], variables: Sequence[Any] = ()) -> Callable[..., 
 def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
     """Normal samples (count, *like.shape), a pure function of ``seed`` (2,) and ``index``."""
     return _impl().normal(like, count, seed, index)
+
+
+# scope of a traced JAX train step -> {id(layer): that step's count}
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def train_step_count(source: Any, mirror: Any, owner: Any) -> Any:
+    """The current optimizer step as a float32 tensor, once per train step whatever the calls.
+
+    Args:
+        source: the optimizer's ``iterations`` variable.
+        mirror: a float32 non-trainable variable of ``owner`` (so part of the
+            model's state on JAX); left holding the step after this one.
+        owner: the layer asking (a shared layer asks once per call).
+    """
+    scope = get_stateless_scope()
+    if scope is not None and scope.get_current_value(source) is None:
+        # JAX's train step: the forward pass holds the model's variables, not the
+        # optimizer's. The mirror advances once per traced step (one scope per step).
+        seen = _STEPS.setdefault(scope, {})
+        if id(owner) not in seen:
+            step = ops.convert_to_tensor(mirror)
+            mirror.assign(step + 1.0)
+            seen[id(owner)] = step
+        return seen[id(owner)]
+    step = ops.cast(ops.convert_to_tensor(source), "float32")
+    mirror.assign(step + 1.0)
+    return step
 
 
 def compiles() -> bool:

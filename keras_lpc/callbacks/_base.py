@@ -16,11 +16,8 @@ lives in `keras_lpc.metrics` / `keras_lpc.robustness`, not here.
 from __future__ import annotations
 
 import copy
-import functools
 import math
-import sys
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -36,100 +33,10 @@ from keras_lpc._latents import (
     validate_data,
 )
 from keras_lpc._models import find_lpc_layers, first_output
+from keras_lpc._io import print_msg
 from keras_lpc._validation import check_int
-
-
-def legacy_positional(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorate ``__init__(self, data, *, ...)`` to accept the old positional form.
-
-    ``Callback(data, a, b)`` runs as ``Callback(data, names[0]=a, names[1]=b)``
-    with a `DeprecationWarning` naming the arguments; more positional
-    arguments than ``names``, or one also given by keyword, is a `TypeError`.
-    """
-
-    def decorate(init: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(init)
-        def wrapped(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
-            if args:
-                owner = type(self).__name__
-                if len(args) > len(names):
-                    raise TypeError(
-                        f"{owner}() takes `data` and at most {len(names)} more positional "
-                        f"arguments. Received: {len(args)} more"
-                    )
-                given = names[: len(args)]
-                twice = [n for n in given if n in kwargs]
-                if twice:
-                    raise TypeError(
-                        f"{owner}() got `{twice[0]}` both by position and by keyword. "
-                        f"Received: {twice[0]}={args[given.index(twice[0])]!r} and "
-                        f"{twice[0]}={kwargs[twice[0]]!r}"
-                    )
-                warnings.warn(
-                    f"{owner}: passing {', '.join(given)} by position is "
-                    "deprecated; pass them by keyword.",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                kwargs.update(zip(given, args))
-            init(self, data, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-# Keras' own callbacks that read the epoch's logs and write nothing others need.
-_CONSUMERS = (
-    keras.callbacks.CSVLogger,
-    keras.callbacks.TensorBoard,
-    keras.callbacks.EarlyStopping,
-    keras.callbacks.ModelCheckpoint,
-    keras.callbacks.ReduceLROnPlateau,
-    keras.callbacks.RemoteMonitor,
-)
-
-
-def lead_callbacks(callback: keras.callbacks.Callback) -> bool:
-    """Make Keras' log-reading callbacks of the running ``fit`` run after keras_lpc's.
-
-    Keras hands every callback the same ``logs`` dict in list order at
-    ``on_epoch_end`` (each hook gets a fresh copy made by
-    ``CallbackList``, so no earlier hook can add keys to it): a key written
-    by a callback listed after ``CSVLogger``, ``TensorBoard``,
-    ``EarlyStopping``, ``ModelCheckpoint``, ``ReduceLROnPlateau`` or
-    ``RemoteMonitor`` never reaches them. Called from ``on_train_begin``,
-    this finds the `keras.callbacks.CallbackList` that is calling it and
-    gives it a new list in which those Keras callbacks, where listed before
-    the last keras_lpc metric callback or `GammaAnnealing`, come right after
-    it (in their own order). Every other callback keeps its place, so a
-    callback of the user's that writes a key ``GammaAnnealing`` monitors
-    still runs before it. Returns False when no calling ``CallbackList``
-    was found.
-    """
-    from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
-
-    frame = sys._getframe(1)
-    for _ in range(8):
-        frame = frame.f_back if frame is not None else None
-        owner = frame.f_locals.get("self") if frame is not None else None
-        if isinstance(owner, keras.callbacks.CallbackList) and any(
-            cb is callback for cb in owner.callbacks
-        ):
-            callbacks = list(owner.callbacks)
-            last = max(
-                i
-                for i, cb in enumerate(callbacks)
-                if isinstance(cb, (MetricCallback, GammaAnnealing))
-            )
-            head = callbacks[: last + 1]
-            moved = [cb for cb in head if isinstance(cb, _CONSUMERS)]
-            if moved:
-                kept = [cb for cb in head if not isinstance(cb, _CONSUMERS)]
-                # A new list: CallbackList.on_train_begin is iterating the old one.
-                owner.callbacks = kept + moved + callbacks[last + 1 :]
-            return True
-    return False
+from keras_lpc.callbacks._legacy import legacy_positional  # noqa: F401  (used by subclasses)
+from keras_lpc.callbacks.ordering import lead_callbacks
 
 
 class MetricCallback(keras.callbacks.Callback):
@@ -153,6 +60,8 @@ class MetricCallback(keras.callbacks.Callback):
 
     metric_names: tuple[str, ...] = ()
     uses_labels: bool = True
+    #: keras_lpc writes logs: Keras' log readers move after it (`keras_lpc.callbacks.ordering`)
+    keras_lpc_writes_logs = True
 
     def __init__(
         self,
@@ -260,14 +169,7 @@ class MetricCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._first_epoch = None
-        if not lead_callbacks(self):
-            warnings.warn(
-                f"{type(self).__name__}: could not find the CallbackList calling it; list "
-                f"{type(self).__name__} before CSVLogger, TensorBoard, EarlyStopping and "
-                "ModelCheckpoint so that they see its keys.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        lead_callbacks(self)
         self.check_model()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -283,7 +185,7 @@ class MetricCallback(keras.callbacks.Callback):
             self.computed_epochs.append(epoch)
             if self.verbose:
                 shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
-                print(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
+                print_msg(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
         if logs is not None:
             for name in self.metric_names:
                 logs[self.prefix + name] = values.get(name, math.nan)

@@ -1,24 +1,66 @@
 """`TrainingPace`: how fast the gamma ramp may advance, decided from the training itself.
 
-A pure, per-epoch rule with a state of five floats (its evidence:
-docs/recipe.md). `GammaAnnealing` asks it once per epoch for the next
-epoch's *rate*, the fraction of a ramp step the effective count advances per
-optimizer step (1: the ramp moves at its clock pace, 0: gamma holds), and
-for the count the next epoch starts from (lower than the current one after
-a loss of ground: gamma backs off).
+A pure, per-epoch policy with a named state of five floats, `PaceState`
+(its evidence: docs/recipe.md). `GammaAnnealing` asks it once per epoch for
+the next epoch's *rate*, the fraction of a ramp step the effective count
+advances per optimizer step (1: the ramp moves at its clock pace, 0: gamma
+holds), and for the count the next epoch starts from (lower than the
+current one after a loss of ground: gamma backs off).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from keras_lpc._validation import check_float
+from keras_lpc.annealing.policies import Decision, Policy, monitor_value
 
-__all__ = ["TrainingPace"]
+__all__ = ["PaceState", "TrainingPace"]
 
 
-class TrainingPace:
+@dataclasses.dataclass(frozen=True)
+class PaceState:
+    """`TrainingPace`'s state between epochs, enough to resume exactly.
+
+    Attributes:
+        best: best training accuracy so far (``-inf``: none yet).
+        previous_error: the last epoch's training error ``1 - accuracy`` (NaN: none).
+        last_rate: the rate decided last.
+        speed: the ramp's speed factor (1, halved by every back-off).
+        good_count: the count at the end of the last epoch that did not lose ground.
+
+    Example:
+
+    >>> s = PaceState(0.9, 0.1, 1.0, 0.5, 40.0)
+    >>> PaceState.from_entries(s.to_entries()) == s
+    True
+    """
+
+    best: float = -math.inf
+    previous_error: float = math.nan
+    last_rate: float = 1.0
+    speed: float = 1.0
+    good_count: float = math.nan
+
+    #: the names under which the fields are saved with the layer
+    KEYS = ("pace_best", "pace_error", "pace_rate", "pace_speed", "pace_good")
+
+    def to_entries(self) -> dict[str, float]:
+        """The fields as named floats (``pace_best``, ``pace_error``...)."""
+        return dict(zip(self.KEYS, (float(v) for v in dataclasses.astuple(self))))
+
+    @classmethod
+    def from_entries(cls, entries: Mapping[str, float]) -> PaceState:
+        """From `to_entries`' names; states saved before the back-off lack the last two."""
+        values = [float(entries[k]) for k in cls.KEYS if k in entries]
+        return cls(*values)
+
+
+class TrainingPace(Policy):
     """Pace the gamma ramp by how fast the model is still learning, and back off when it loses ground.
 
     From the epoch's training accuracy ``a`` (error ``e = 1 - a``), the best
@@ -53,9 +95,9 @@ class TrainingPace:
     recovered to 0.99 within three epochs at gamma 22.
 
     All quantities are fractions (dimensionless) except the counts (the
-    effective count of `GammaAnnealing`, in steps). The state, five floats
-    (``best``, ``e_prev``, ``rate``, ``speed``, ``good``), is `get_state` /
-    `set_state`.
+    effective count of `GammaAnnealing`, in steps). The state is a
+    `PaceState` (`get_state` / `set_state`). As a policy (`decide`) it
+    reads the training accuracy ``monitor`` from the epoch's logs.
 
     Args:
         fast: relative progress per epoch at which the ramp holds fully, > 0.
@@ -71,13 +113,16 @@ class TrainingPace:
         backoff: factor applied to the ramp's speed at every back-off, in
             [0, 1] (1: gamma goes back but climbs again at full speed; 0: it
             stays where it went back to for the rest of the run).
+        monitor: the training accuracy (a fraction, higher is better) read
+            from the logs by `decide`.
 
     Example:
 
     >>> pace = TrainingPace()
     >>> tuple(round(pace.rate(a), 3) for a in (0.50, 0.90, 0.95, 0.95, 0.951, 0.99, 0.90))
     (0.0, 0.0, 0.0, 1.0, 0.6, 0.0, 0.0)
-    >>> tuple(round(v, 3) for v in pace.get_state()[:3])
+    >>> state = pace.get_state()
+    >>> round(state.best, 3), round(state.previous_error, 3), state.last_rate
     (0.99, 0.1, 0.0)
 
     With counts: the ramp moved from 40 to 60 while the accuracy fell, so the
@@ -98,6 +143,7 @@ class TrainingPace:
         lost_rel: float = 0.2,
         retreat: float = 0.7,
         backoff: float = 0.5,
+        monitor: str = "accuracy",
     ) -> None:
         self.fast = check_float("fast", fast, strictly_positive=True)
         self.floor = check_float("floor", floor, strictly_positive=True)
@@ -113,9 +159,12 @@ class TrainingPace:
         self.backoff = check_float("backoff", backoff, minimum=0.0)
         if self.backoff > 1:
             raise ValueError(f"`backoff` must be in [0, 1]. Received: backoff={backoff!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be a metric name. Received: monitor={monitor!r}")
+        self.monitor = monitor
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, classes: int | None = None) -> None:
         """Forget the run: no best, no previous epoch, rate 1, speed 1, no good count."""
         self.best = -math.inf
         self.previous_error = math.nan
@@ -164,28 +213,51 @@ class TrainingPace:
         """
         return float(self.retreat * self.good_count) if self.backed_off else float(count)
 
-    def get_state(self) -> tuple[float, float, float, float, float]:
-        """``(best, previous_error, last_rate, speed, good_count)``, enough to resume exactly."""
-        return (
-            float(self.best),
-            float(self.previous_error),
-            float(self.last_rate),
-            float(self.speed),
-            float(self.good_count),
+    def decide(self, logs: Mapping[str, Any], count: float) -> Decision:
+        """`rate` and `next_count` from the epoch's logs (no decision without the monitor)."""
+        value = monitor_value(logs, self.monitor)
+        if value is None:
+            return Decision(None, count)
+        rate = self.rate(value, count=count)
+        return Decision(rate, self.next_count(count))
+
+    def get_state(self) -> PaceState:
+        """The state after the last epoch, enough to resume exactly."""
+        return PaceState(
+            self.best, self.previous_error, self.last_rate, self.speed, self.good_count
         )
 
-    def set_state(self, state: Any) -> None:
-        """Restore a state returned by `get_state` (a 3-tuple of an earlier version: speed 1)."""
-        values = [float(v) for v in state]
-        if len(values) == 3:
-            values += [1.0, math.nan]
-        if len(values) != 5:
-            raise ValueError(
-                "`state` must be the 5 floats of `get_state()` (or 3 of an earlier version). "
-                f"Received: state={state!r}"
+    def set_state(self, state: PaceState | Any) -> None:
+        """Restore a `PaceState` (a tuple of 5, or 3 from an earlier version, is deprecated)."""
+        if not isinstance(state, PaceState):
+            values = [float(v) for v in state]
+            if len(values) not in (3, 5):
+                raise ValueError(
+                    "`state` must be a PaceState (or the 5 floats of an earlier version). "
+                    f"Received: state={state!r}"
+                )
+            warnings.warn(
+                "TrainingPace.set_state: a tuple is deprecated; pass a PaceState.",
+                DeprecationWarning,
+                stacklevel=2,
             )
-        self.best, self.previous_error, self.last_rate, self.speed, self.good_count = values
+            state = PaceState(*values)
+        self.best, self.previous_error, self.last_rate = (
+            state.best,
+            state.previous_error,
+            state.last_rate,
+        )
+        self.speed, self.good_count = state.speed, state.good_count
         self.backed_off = False
+
+    def state_entries(self) -> dict[str, float]:
+        return self.get_state().to_entries()
+
+    def load_entries(self, entries: Mapping[str, float]) -> None:
+        if "pace_best" in entries:
+            self.set_state(PaceState.from_entries(entries))
+        else:
+            self.reset()
 
     def get_config(self) -> dict[str, float]:
         return {
@@ -195,8 +267,5 @@ class TrainingPace:
             "lost_rel": self.lost_rel,
             "retreat": self.retreat,
             "backoff": self.backoff,
+            "monitor": self.monitor,
         }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"TrainingPace({args})"
