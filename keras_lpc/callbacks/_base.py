@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_lpc._io import print_msg
 from keras_lpc._latents import (
     check_inputs_fit,
     check_label_values,
@@ -33,7 +34,6 @@ from keras_lpc._latents import (
     validate_data,
 )
 from keras_lpc._models import find_lpc_layers, first_output
-from keras_lpc._io import print_msg
 from keras_lpc._validation import check_int
 from keras_lpc.callbacks._legacy import legacy_positional  # noqa: F401  (used by subclasses)
 from keras_lpc.callbacks.ordering import lead_callbacks

@@ -14,8 +14,8 @@ import warnings
 from typing import Any
 
 import keras
-from keras_lpc._io import print_msg
 
+from keras_lpc._io import print_msg
 from keras_lpc._models import find_lpc_layers
 from keras_lpc._validation import check_choice, check_float
 from keras_lpc.annealing import schedules
