@@ -157,6 +157,7 @@ def translate(
         from keras_lpc.annealing.schedules import get
 
         span = getattr(get(schedule), "span", None)
+        span = span if isinstance(span, (int, float)) and 0 < span < float("inf") else None
         if span is None and pace is True:
             raise ValueError(
                 "`pace=True` needs a schedule with a finite `span` (a keras_lpc schedule "
