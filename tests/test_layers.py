@@ -246,35 +246,3 @@ def test_kernel_and_bias_are_the_projections():
     assert no_bias.bias is None and no_bias.kernel is no_bias.projection.kernel
     identity = LatentPointCollapse()
     assert identity.kernel is None and identity.bias is None
-
-
-def test_annealing_variables_are_float32_non_trainable_and_off_by_default():
-    layer = LatentPointCollapse(dim=2, gamma=1.5)
-    names = ["gamma", "annealing_count", "annealing_rate", "annealing_scale", "annealing_on"]
-    own = layer._trainable_variables + layer._non_trainable_variables
-    assert [v.name for v in own] == names  # saved in this order: "0" is gamma, as before
-    assert all(v.dtype == "float32" and not v.trainable for v in own)
-    assert [float(_np(v)) for v in own] == [1.5, 0.0, 0.0, 1.0, 0.0]
-    assert layer.annealing_state is None
-    # not driven: a training call uses gamma as it is and advances nothing
-    x = np.ones((2, 3), "float32")
-    layer(x, training=True)
-    assert float(_np(layer.losses[0])) == pytest.approx(1.5 * np.mean(_np(layer(x)) ** 2))
-    assert float(_np(layer.annealing_count)) == 0.0
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_in_graph_schedule_under_mixed_precision_stays_float32(policy, rng):
-    keras.config.set_dtype_policy(policy)
-    model = _model()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = rng.normal(size=(16, 6)).astype("float32")
-    y = rng.integers(0, 3, size=16)
-    # 1e5 does not fit in float16: the count, the scale and gamma must not be autocast
-    schedule = keras_lpc.schedules.Linear(0.0, 1e5 * 100, steps=100)
-    cb = keras_lpc.GammaAnnealing(schedule, pace=False, hold_monitor=None)
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[cb])
-    lpc = model.get_layer("lpc")
-    assert lpc.gamma.dtype == lpc.annealing_count.dtype == "float32"
-    assert float(_np(lpc.gamma)) == 3e5
-    assert float(_np(lpc.annealing_count)) == 4.0

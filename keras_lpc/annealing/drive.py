@@ -162,10 +162,11 @@ class AnnealedGamma:
         if self._schedule is None or self._step_source is None:
             return self.gamma
         a = {name: ops.convert_to_tensor(var) for name, var in self._anneal.items()}
-        step = backend.train_step_count(self._step_source, self._anneal["step"], self)
+        on = a["on"] > 0.5
+        step = backend.train_step_count(self._step_source, self._anneal["step"], self, on)
         count = a["count"] + a["rate"] * (step - a["origin"])
         value = schedules.ops_value(self._schedule, count * a["scale"])
-        gamma = ops.where(a["on"] > 0.5, value, ops.convert_to_tensor(self.gamma))
+        gamma = ops.where(on, value, ops.convert_to_tensor(self.gamma))
         self.gamma.assign(gamma)
         return gamma
 

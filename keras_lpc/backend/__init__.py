@@ -149,14 +149,16 @@ def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def train_step_count(source: Any, mirror: Any, owner: Any) -> Any:
+def train_step_count(source: Any, mirror: Any, owner: Any, active: Any = True) -> Any:
     """The current optimizer step as a float32 tensor, once per train step whatever the calls.
 
     Args:
         source: the optimizer's ``iterations`` variable.
         mirror: a float32 non-trainable variable of ``owner`` (so part of the
-            model's state on JAX); left holding the step after this one.
+            model's state on JAX); left holding the step after this one while
+            ``active``, unchanged otherwise.
         owner: the layer asking (a shared layer asks once per call).
+        active: a boolean (tensor): whether the count is in use.
     """
     scope = get_stateless_scope()
     if scope is not None and scope.get_current_value(source) is None:
@@ -165,11 +167,11 @@ def train_step_count(source: Any, mirror: Any, owner: Any) -> Any:
         seen = _STEPS.setdefault(scope, {})
         if id(owner) not in seen:
             step = ops.convert_to_tensor(mirror)
-            mirror.assign(step + 1.0)
+            mirror.assign(ops.where(active, step + 1.0, step))
             seen[id(owner)] = step
         return seen[id(owner)]
     step = ops.cast(ops.convert_to_tensor(source), "float32")
-    mirror.assign(step + 1.0)
+    mirror.assign(ops.where(active, step + 1.0, ops.convert_to_tensor(mirror)))
     return step
 
 

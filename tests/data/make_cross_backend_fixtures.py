@@ -11,20 +11,22 @@ Each run trains a tiny LPC classifier for 3 epochs (2 steps each) with
 ``Exponential(9.375, 2, every=2 steps)``) and a `with_lr_multipliers` Adam,
 then writes
 
-* ``tests/data/lpc_v2_<backend>.keras``: the model, optimizer state included;
-* ``tests/data/lpc_v2_<backend>.npz``: test inputs ``x``, the model's outputs
+* ``tests/data/lpc_v3_<backend>.keras``: the model, optimizer state included;
+* ``tests/data/lpc_v3_<backend>.npz``: test inputs ``x``, the model's outputs
   ``y_pred`` on them, ``gamma``, the ``penalty`` ``gamma * mean(z ** 2)`` on
-  ``x``, the optimizer's ``iterations``, the ``annealing_count`` variable, the
-  LPC layer's ``annealing_state`` entries (``annealing_state.<field>``, as the
-  weights file stores them), and the weights ``next_<i>`` after one more
-  training step on ``(x_step, y_step)`` (which shows whether the Adam
-  moments were restored).
+  ``x``, the optimizer's ``iterations``, the layer's annealed count
+  (``annealing_count``, `layer.annealing.count`), the LPC layer's resume state
+  entries (``annealing_state.<field>``, as the weights file stores them), and
+  the weights ``next_<i>`` after one more training step on ``(x_step,
+  y_step)`` (which shows whether the Adam moments were restored).
 
-``tests/data/lpc_<backend>.keras`` / ``.npz`` (no ``v2``) were written by the
-earlier version of this script (git history), before the layer had its
-annealing variables, with ``unit="epoch"`` and the state as a 9-float array
-``annealing_state``: they stay, to show that such files still load.
-Regenerate the v2 files when the layer's saved format changes on purpose
+Earlier versions of this script (git history) wrote the older files, which
+stay to show that such files still load: ``lpc_<backend>`` before the layer
+had annealing variables (``unit="epoch"``, the state as a 9-float array),
+``lpc_v2_<backend>`` with four annealing variables (count, rate, scale, on;
+the count advanced by the layer at every call). v3 has six (count, origin,
+step, rate, scale, on: the count is a function of the optimizer's step).
+Regenerate the newest files when the layer's saved format changes on purpose
 (and keep the older ones).
 """
 
@@ -86,10 +88,7 @@ def main() -> Path:
         metrics=["accuracy"],
     )
     annealing = keras_lpc.GammaAnnealing(
-        keras_lpc.schedules.Exponential(GAMMA / 4, 2.0, 2, GAMMA),
-        unit="step",
-        pace=False,
-        hold_monitor=None,
+        keras_lpc.schedules.Exponential(GAMMA / 4, 2.0, 2, GAMMA), unit="step"
     )
     model.fit(
         arrays["x_train"],
@@ -114,17 +113,17 @@ def main() -> Path:
         "gamma": np.array(gamma),
         "penalty": np.array(penalty),
         "iterations": np.array(int(keras.ops.convert_to_numpy(model.optimizer.iterations))),
-        "annealing_count": np.asarray(keras.ops.convert_to_numpy(lpc.annealing_count)),
-        **lpc.annealing_state.to_entries(),
+        "annealing_count": np.asarray(lpc.annealing.count),
+        **lpc.annealing.resume.to_entries(),
         "x_step": arrays["x_step"],
         "y_step": arrays["y_step"],
     }
-    keras_path = HERE / f"lpc_v2_{backend}.keras"
+    keras_path = HERE / f"lpc_v3_{backend}.keras"
     model.save(keras_path)
     model.fit(arrays["x_step"], arrays["y_step"], batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, weight in enumerate(model.get_weights()):
         out[f"next_{i}"] = weight
-    np.savez(HERE / f"lpc_v2_{backend}.npz", **out)
+    np.savez(HERE / f"lpc_v3_{backend}.npz", **out)
     return keras_path
 
 
