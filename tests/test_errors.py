@@ -42,8 +42,8 @@ SETUP: dict[str, str] = {
         "import keras\n"
         "import numpy as np\n"
         "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
-        "    LatentPointCollapse, RobustnessMetrics, datasets, demo, latents, metrics,\n"
-        "    optimizers, plotting, robustness, schedules, tuning, with_lpc)"
+        "    LatentPointCollapse, RobustnessMetrics, annealing, datasets, demo, latents,\n"
+        "    metrics, optimizers, plotting, robustness, schedules, tuning, with_lpc)"
     ),
     "data": (
         "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
@@ -209,88 +209,101 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         ANNEALING,
-        "GammaAnnealing(hold_monitor=3)",
+        "GammaAnnealing(policy='fast')",
         TypeError,
-        "`hold_monitor` must be a metric name or None. Received: hold_monitor=3",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(hold_mode='up')",
-        ValueError,
-        "`hold_mode` must be one of 'auto', 'max', 'min'. Received: hold_mode='up'",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(hold_min_delta=-1.0)",
-        ValueError,
-        "`hold_min_delta` must be a number >= 0. Received: hold_min_delta=-1.0",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(hold_baseline='chance')",
-        ValueError,
-        "`hold_baseline` must be 'auto', None or a number. Received: hold_baseline='chance'",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(hold_fraction=1.5)",
-        ValueError,
-        "`hold_fraction` must be in [0, 1]. Received: hold_fraction=1.5",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing='fast')",
-        ValueError,
-        "`pacing` must be 'auto', None, a keras_lpc.callbacks.TrainingPace or its config "
-        "dict. Received: pacing='fast'",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing={'fast': 0.1}, hold_monitor='loss')",
-        ValueError,
-        "`pacing` reads a training accuracy (a fraction, higher is better) from "
-        "`hold_monitor`. Received: pacing=TrainingPace(fast=0.1, floor=0.05, lost_min=0.01, "
-        "lost_rel=0.2, retreat=0.7, backoff=0.5) with hold_monitor='loss', hold_mode='auto'",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing={'retreat': 1.5})",
-        ValueError,
-        "`retreat` must be in [0, 1]. Received: retreat=1.5",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing={'backoff': -0.5})",
-        ValueError,
-        "`backoff` must be a number >= 0. Received: backoff=-0.5",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing={'fast': 0.0})",
-        ValueError,
-        "`fast` must be a positive number. Received: fast=0.0",
-    ),
-    Row(
-        ANNEALING,
-        "GammaAnnealing(pacing={'floor': 2.0})",
-        ValueError,
-        "`floor` must be in (0, 1]. Received: floor=2.0",
+        "`policy` must be 'auto', None, a keras_lpc.annealing.Policy (Hold, TrainingPace) or a "
+        "list of them. Received: policy='fast'",
     ),
     Row(
         ANNEALING,
         "GammaAnnealing(ramp_fraction='late')",
         ValueError,
-        "`ramp_fraction` must be 'auto' or a number in (0, 1]. Received: ramp_fraction='late'",
+        "`ramp_fraction` must be 'auto', None or a number in (0, 1]. Received: ramp_fraction='late'",
     ),
     Row(
         ANNEALING,
-        "GammaAnnealing(schedule=lambda count: -1.0).value_at(0)",
+        "GammaAnnealing(schedules.Exponential(1.0, 0.5), ramp_fraction=0.5)",
+        ValueError,
+        "`ramp_fraction` stretches a schedule that settles (a finite `span`). Received: "
+        "ramp_fraction=0.5 with schedule=Exponential(initial=1.0, factor=0.5, every=1, "
+        "maximum=1000000.0)",
+    ),
+    Row(
+        ANNEALING,
+        "GammaAnnealing(max_gamma='big')",
+        ValueError,
+        "`max_gamma` must be 'auto' or a number > 0. Received: max_gamma='big'",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.Hold(monitor=3)",
+        TypeError,
+        "`monitor` must be a metric name. Received: monitor=3",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.Hold(mode='up')",
+        ValueError,
+        "`mode` must be one of 'auto', 'max', 'min'. Received: mode='up'",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.Hold(min_delta=-1.0)",
+        ValueError,
+        "`min_delta` must be a number >= 0. Received: min_delta=-1.0",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.Hold(baseline='chance')",
+        ValueError,
+        "`baseline` must be 'auto', None or a number. Received: baseline='chance'",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.Hold(fraction=1.5)",
+        ValueError,
+        "`fraction` must be in [0, 1]. Received: fraction=1.5",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.TrainingPace(retreat=1.5)",
+        ValueError,
+        "`retreat` must be in [0, 1]. Received: retreat=1.5",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.TrainingPace(backoff=-0.5)",
+        ValueError,
+        "`backoff` must be a number >= 0. Received: backoff=-0.5",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.TrainingPace(fast=0.0)",
+        ValueError,
+        "`fast` must be a positive number. Received: fast=0.0",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.TrainingPace(floor=2.0)",
+        ValueError,
+        "`floor` must be in (0, 1]. Received: floor=2.0",
+    ),
+    Row(
+        ANNEALING,
+        "annealing.TrainingPace().set_state((1.0,))",
+        ValueError,
+        "`state` must be a PaceState (or the 5 floats of an earlier version). "
+        "Received: state=(1.0,)",
+    ),
+    Row(
+        ANNEALING,
+        "schedules.value(lambda count: -1.0, 0)",
         ValueError,
         "`schedule` must return a finite number >= 0. Received: schedule(0)=-1.0",
     ),
     Row(
         ANNEALING,
-        "GammaAnnealing(schedule=lambda count: 'high').value_at(0)",
+        "schedules.value(lambda count: 'high', 0)",
         TypeError,
         "`schedule` must return a number. Received: schedule(0)='high'",
     ),
@@ -1054,8 +1067,18 @@ NO_ROW = {
     "GammaSchedule": "an abstract base class",
     # the demo's steps take a DemoConfig, whose rows are above
     "load_data": "takes a checked DemoConfig",
-    # checked through GammaAnnealing(pacing={...}), whose rows are above
-    "TrainingPace": "rows as GammaAnnealing(pacing=...)",
+    # run state and results of the annealing package: built by the library
+    "AnnealingRun": "built by GammaAnnealing from checked arguments",
+    "AnnealingState": "a result type",
+    "EpochState": "a result type",
+    "PaceState": "a result type",
+    "LayerAnnealing": "a result type",
+    "Decision": "a result type",
+    "Policy": "an abstract base class",
+    # the metric callbacks' base classes: their arguments are the subclasses' rows
+    "MetricCallback": "a base class (rows: CollapseMetrics...)",
+    "LatentMetricCallback": "a base class (rows: CollapseMetrics...)",
+    "ModelMetricCallback": "a base class (rows: RobustnessMetrics...)",
     # a predicate: any value is a valid question
     "in_graph": "answers True/False for any value",
     "train_and_measure": "takes a checked DemoConfig",

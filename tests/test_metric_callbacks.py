@@ -13,7 +13,7 @@ import pytest
 
 import keras_lpc
 from keras_lpc import layers as layers_module
-from keras_lpc.callbacks._base import LatentMetricCallback, ModelMetricCallback
+from keras_lpc.callbacks import LatentMetricCallback, ModelMetricCallback
 from keras_lpc.metrics import collapse_metrics, information_metrics
 
 
@@ -62,7 +62,7 @@ def test_gamma_reaches_a_csv_logger_listed_before_gamma_annealing_alone(tmp_path
     model = _model()
     csv_path = tmp_path / "log.csv"
     schedule = keras_lpc.schedules.Linear(0.0, 3.0, 3)  # per epoch: 0, 1, 2
-    annealing = keras_lpc.GammaAnnealing(schedule, unit="epoch", pace=False)
+    annealing = keras_lpc.GammaAnnealing(schedule, unit="epoch")
     model.fit(
         x, y, epochs=3, batch_size=16, verbose=0,
         callbacks=[keras.callbacks.CSVLogger(str(csv_path)), annealing],
@@ -102,7 +102,8 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
     messages = [str(w.message) for w in record]
     assert not [m for m in messages if "val_nc1" in m or "val_separation_ratio" in m], messages
     ours = {"val_nc1", "val_separation_ratio", "val_deepfool", "gamma"}
-    assert all(ours <= keys for keys in seen.keys)  # from the first epoch on
+    assert ours <= seen.keys[0]  # from the first epoch on
+    assert "gamma" in seen.keys[1] and "val_nc1" in seen.keys[1]  # NaN after the monitors
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and ours | {"user_key"} <= set(rows[0])
@@ -124,6 +125,67 @@ def test_keys_reach_callbacks_listed_before_them(tmp_path):
     z = keras_lpc.latents(model, x)
     expected = collapse_metrics(z, y)
     assert nc1[-1] == pytest.approx(expected["nc1"], rel=1e-4)
+
+
+class _Scripted(keras_lpc.callbacks.MetricCallback):
+    """A user's metric callback on the public base class: a scripted score per epoch."""
+
+    metric_names = ("score",)
+    uses_labels = False
+
+    def __init__(self, data, values, **kwargs):
+        super().__init__(data, **kwargs)
+        self.values = values
+
+    def measure(self, x, y):
+        return {"score": self.values[len(self.computed_epochs)]}
+
+
+@pytest.mark.parametrize("monitor", ["early_stopping", "checkpoint", "reduce_lr"])
+def test_monitors_on_a_key_measured_every_k_epochs_skip_the_epochs_in_between(monitor, tmp_path):
+    x, y = _data(16)
+    model = _model()
+    # every=3 over 8 epochs: measured at epochs 0, 2, 5 and 7, improving every time
+    scripted = _Scripted((x, y), [0.1, 0.2, 0.3, 0.4], every=3)
+    keras_monitor = {
+        "early_stopping": keras.callbacks.EarlyStopping(
+            monitor="val_score", mode="max", patience=2
+        ),
+        "checkpoint": keras.callbacks.ModelCheckpoint(
+            str(tmp_path / "best_{epoch}.weights.h5"),
+            monitor="val_score",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
+            monitor="val_score", mode="max", patience=1, factor=0.5
+        ),
+    }[monitor]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        history = model.fit(
+            x, y, epochs=8, batch_size=8, verbose=0, callbacks=[keras_monitor, scripted]
+        )
+    assert not [w for w in record if "val_score" in str(w.message)]
+    assert len(history.history["loss"]) == 8  # never stopped by the epochs in between
+    assert scripted.computed_epochs == [0, 2, 5, 7]
+    score = history.history["val_score"]
+    assert score[0] == 0.1 and score[7] == 0.4 and np.isnan(score[1])
+    if monitor == "checkpoint":  # a file at every measured epoch (each one a new best), only
+        saved = sorted(p.name for p in tmp_path.glob("best_*.weights.h5"))
+        assert saved == [
+            "best_1.weights.h5",
+            "best_3.weights.h5",
+            "best_6.weights.h5",
+            "best_8.weights.h5",
+        ]
+    if monitor == "reduce_lr":  # improving at every measurement: never reduced
+        assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
+            1e-3
+        )
+    # the filters that silenced Keras' warnings for val_score are gone after fit
+    assert not [f for f in warnings.filters if "val_score" in str(f[1])]
 
 
 def test_lead_outside_fit_warns_which_callback_to_move():

@@ -8,15 +8,17 @@
 
 Both share `MetricCallback`: the data is checked when constructed and against
 the model at ``on_train_begin``, subsampled once, and every metric is written
-into the epoch's ``logs`` on every epoch (see `MetricCallback.on_epoch_end`);
-failures on non-finite values turn into NaN with a single warning. The maths
-lives in `keras_lpc.metrics` / `keras_lpc.robustness`, not here.
+into the logs of the epochs it is measured on (see
+`MetricCallback.on_epoch_end`); failures on non-finite values turn into NaN
+with a single warning. The maths lives in `keras_lpc.metrics` /
+`keras_lpc.robustness`, not here.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 from typing import Any
 
@@ -47,15 +49,20 @@ class MetricCallback(keras.callbacks.Callback):
     implement ``measure(x, y) -> dict[str, float]`` on the (subsampled)
     NumPy data.
 
-    Logging: every ``metric_names`` key (with ``prefix``) is written into the
-    epoch's ``logs`` on every epoch. It is computed on the first epoch of
-    ``fit``, on every ``every``-th epoch and on the last one; on the other
-    epochs the keys hold NaN (so History lists all have the length of
-    ``loss``, with each value at its epoch, ``CSVLogger`` gets the columns
-    from epoch 1, and a KerasTuner objective on a key works with any
-    ``every``: the first epoch holds a value, and NaN never counts as
-    better). The epochs actually computed are in ``computed_epochs``, the
-    latest values in ``last``.
+    Logging: the metrics are computed on the first epoch of ``fit``, on
+    every ``every``-th epoch and on the last one, and written into those
+    epochs' ``logs`` (``metric_names`` with ``prefix``). On the epochs in
+    between ``EarlyStopping`` and ``ReduceLROnPlateau`` find the keys
+    **absent**, so they count no epoch without a measurement against their
+    patience (their "metric not available" warning for these keys is
+    silenced during ``fit``); then the keys are completed with NaN
+    (`keras_lpc.callbacks.ordering`), so ``ModelCheckpoint(save_best_only=
+    True)`` saves on measured epochs only, and `History`, ``CSVLogger`` and
+    TensorBoard get a value per epoch, NaN where nothing was measured. The
+    epochs computed are in ``computed_epochs``, the latest values in
+    ``last``. Monitors on these keys need ``mode=`` ("min" or "max", see each
+    key's direction in the docs): Keras cannot guess it for a key that is not
+    a compiled metric.
     """
 
     metric_names: tuple[str, ...] = ()
@@ -170,6 +177,7 @@ class MetricCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._first_epoch = None
         lead_callbacks(self)
+        self._quiet = _silence_unavailable([self.prefix + n for n in self.metric_names])
         self.check_model()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -179,16 +187,26 @@ class MetricCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._first_epoch is None:
             self._first_epoch = epoch
-        values: dict[str, float] = {}
-        if self.due(epoch):
-            values = self.last = self.evaluate()
-            self.computed_epochs.append(epoch)
-            if self.verbose:
-                shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
-                print_msg(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
+        if not self.due(epoch):
+            return  # absent: Keras' monitors skip the epoch
+        values = self.last = self.evaluate()
+        self.computed_epochs.append(epoch)
+        if self.verbose:
+            shown = ", ".join(f"{self.prefix}{k}={v:.4g}" for k, v in values.items())
+            print_msg(f"\n{type(self).__name__} epoch {epoch + 1}: {shown}")
         if logs is not None:
             for name in self.metric_names:
                 logs[self.prefix + name] = values.get(name, math.nan)
+
+    def occasional_keys(self) -> list[str]:
+        """The keys this callback writes on the epochs it measures only."""
+        return [self.prefix + name for name in self.metric_names]
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for entry in getattr(self, "_quiet", ()):
+            if entry in warnings.filters:
+                warnings.filters.remove(entry)
+        getattr(warnings, "_filters_mutated", lambda: None)()  # refresh its caches
 
     def _warn_once(self, reason: str) -> None:
         if not self._warned:
@@ -199,6 +217,23 @@ class MetricCallback(keras.callbacks.Callback):
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+
+# The warnings Keras' monitors give for a key missing from an epoch's logs.
+_UNAVAILABLE = (
+    "Early stopping conditioned on metric `{}` which is not available",
+    "Learning rate reduction is conditioned on metric `{}` which is not available",
+)
+
+
+def _silence_unavailable(keys: list[str]) -> list[tuple]:
+    """Ignore Keras' "metric not available" warnings for ``keys``; the filters added."""
+    added = []
+    for key in keys:
+        for text in _UNAVAILABLE:
+            warnings.filterwarnings("ignore", message=re.escape(text.format(key)))
+            added.append(warnings.filters[0])
+    return added
 
 
 class LatentMetricCallback(MetricCallback):

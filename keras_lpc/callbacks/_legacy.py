@@ -43,8 +43,8 @@ def legacy_positional(*names: str) -> Callable[[Callable[..., None]], Callable[.
                 owner = type(self).__name__
                 if len(rest) > len(names):
                     raise TypeError(
-                        f"{owner}() takes one positional argument and at most {len(names)} more. "
-                        f"Received: {len(rest)} more"
+                        f"{owner}() takes its first argument and at most {len(names)} more "
+                        f"positional arguments. Received: {len(rest)} more"
                     )
                 given = names[: len(rest)]
                 twice = [n for n in given if n in kwargs]

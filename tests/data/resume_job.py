@@ -2,13 +2,13 @@
 
 ``python tests/data/resume_job.py BACKUP_DIR CSV_PATH [--kill EPOCH BATCH]``
 trains the model of `build` for `EPOCHS` epochs with
-`keras.callbacks.BackupAndRestore`, `GammaAnnealing` (default paced
+`keras.callbacks.BackupAndRestore`, `GammaAnnealing` (the default
 per-step schedule, holding on a scripted training metric), `CollapseMetrics`
 and `CSVLogger(append=True)`; with ``--kill`` the process sends itself
 SIGKILL when that (0-based) epoch and batch begin, like a preempted job.
 
 The scripted metric ``scripted_accuracy`` takes the values `SCRIPT` (one per
-epoch), so the hold is known by hand: with ``hold_fraction=0.8`` epochs 3
+epoch), so the hold is known by hand: with ``Hold(fraction=0.8)`` epochs 3
 and 4 are held (0.6 and 0.7 are below 0.8 * 0.9), epoch 5 is not.
 """
 
@@ -99,7 +99,7 @@ def run(backup_dir: str, csv_path: str, kill: tuple[int, int] | None = None) -> 
         keras.callbacks.BackupAndRestore(backup_dir),
         ScriptedMetric(),
         keras_lpc.GammaAnnealing(
-            hold_monitor="scripted_accuracy", hold_fraction=0.8, max_gamma=1e3, pacing=None
+            policy=keras_lpc.annealing.Hold("scripted_accuracy", fraction=0.8), max_gamma=1e3
         ),
         keras_lpc.CollapseMetrics((x_val, y_val)),
         keras.callbacks.CSVLogger(csv_path, append=True),
