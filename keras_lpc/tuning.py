@@ -3,10 +3,10 @@
 `gamma_hyperparameters` declares LPC's hyperparameters on a
 `keras_tuner.HyperParameters` and returns the matching layer and annealing
 callback, so any tuner (RandomSearch, BayesianOptimization, Hyperband) can
-search them in a few lines. The callback is `GammaAnnealing`'s default
-(quadratic ramp from 0, per step, paced to end at 95 % of the run) with the
-tuned maximum; because it paces the ramp to the epochs `fit` is given,
-Hyperband's short trials also see gamma rise all the way to their maximum.
+search them in a few lines. The callback follows the quadratic ramp from 0
+to the tuned maximum on the clock (per step, stretched to end at 95 % of
+the run, no policy that could hold it lower), so every trial trains at the
+gamma it was given, short Hyperband trials and their continuations too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import keras
 
 from keras_lpc import schedules
 from keras_lpc._validation import check_float, check_int
-from keras_lpc.callbacks.gamma_annealing import GammaAnnealing, default_schedule
+from keras_lpc.annealing.budget import default_schedule
+from keras_lpc.callbacks.gamma_annealing import CLOCK_RAMP_FRACTION, GammaAnnealing
 from keras_lpc.layers import LatentPointCollapse
 
 
@@ -43,8 +44,7 @@ class LPCChoice:
         unit: ``"step"`` or ``"epoch"``.
         dim: latent dimension of the LPC layer.
         ramp_fraction: fraction of the run spent ramping, or ``"auto"``
-            (`GammaAnnealing`'s own: 0.7 of the run at full pace while the
-            training paces the ramp, 0.95 on the clock).
+            (0.95).
     """
 
     max_gamma: float
@@ -57,23 +57,24 @@ class LPCChoice:
         return LatentPointCollapse(dim=self.dim, **kwargs)
 
     def schedule(self) -> schedules.GammaSchedule:
-        """The default ramp to this trial's maximum: ``default_schedule(max_gamma)``.
+        """The ramp to this trial's maximum: ``default_schedule(max_gamma)``.
 
-        ``Polynomial(0, max_gamma, power=2)``, paced by the callback to end at
-        ``ramp_fraction`` of the run.
+        ``Polynomial(0, max_gamma, power=2)``, stretched by the callback to end
+        at ``ramp_fraction`` of the run.
         """
         return default_schedule(self.max_gamma)
 
     def callback(self, **kwargs: Any) -> GammaAnnealing:
-        """``GammaAnnealing(max_gamma=..., unit=..., ramp_fraction=...)`` for this trial.
+        """`GammaAnnealing` for this trial: it reaches ``max_gamma`` at ``ramp_fraction`` of the run.
 
-        The callback's default ramp (quadratic from 0, paced to the run, the
-        hold on a collapsing accuracy) with the tuned maximum; ``kwargs`` go
-        to `GammaAnnealing` (e.g. ``hold_monitor=None``).
+        ``GammaAnnealing(self.schedule(), ramp_fraction=..., unit=...)``: the
+        quadratic ramp on the clock, with no per-epoch policy (a hold or the
+        training's pace would end the trial below the value tuned); ``kwargs``
+        go to `GammaAnnealing` (e.g. ``policy=keras_lpc.annealing.Hold()`` to
+        keep the guard against a collapsing accuracy anyway).
         """
-        return GammaAnnealing(
-            max_gamma=self.max_gamma, unit=self.unit, ramp_fraction=self.ramp_fraction, **kwargs
-        )
+        fraction = CLOCK_RAMP_FRACTION if self.ramp_fraction == "auto" else self.ramp_fraction
+        return GammaAnnealing(self.schedule(), ramp_fraction=fraction, unit=self.unit, **kwargs)
 
 
 def gamma_hyperparameters(
@@ -90,14 +91,13 @@ def gamma_hyperparameters(
     Declared names: ``lpc_max_gamma`` (log-uniform in ``max_gamma``),
     ``lpc_dim`` (one of ``dims``), ``lpc_unit`` (one of ``units``, fixed when
     only one) and ``lpc_ramp_fraction`` (uniform, or fixed when a float or
-    ``"auto"``). The choice's ``callback()`` is `GammaAnnealing`'s default,
-    with the tuned maximum: the quadratic ramp ``max_gamma * (c / (ramp_fraction
-    * N)) ** 2`` (``N`` the run's steps), whose count ``c`` advances with the
-    training's pace (`keras_lpc.callbacks.TrainingPace`: held while the
-    accuracy still rises fast; one count per step on the clock with
-    ``callback(pacing=None)``), then ``max_gamma``. The tuned maximum is used as drawn, also above `gamma_budget`
-    of the run (the tuner explores it); choose the range's upper end with
-    ``gamma_budget(steps, learning_rate, multiplier)`` in mind.
+    ``"auto"``, which is 0.95). The choice's ``callback()`` follows the
+    quadratic ramp ``max_gamma * (s / (ramp_fraction * N)) ** 2`` at step
+    ``s`` of a run of ``N`` steps, then ``max_gamma``: every trial reaches the
+    value tuned, whatever its length (a Hyperband continuation resumes the
+    ramp of its longer run). The tuned maximum is used as drawn, also above
+    `gamma_budget` of the run (the tuner explores it); choose the range's
+    upper end with ``gamma_budget(steps, learning_rate, multiplier)`` in mind.
 
     Args:
         hp: a `keras_tuner.HyperParameters`.
@@ -105,7 +105,7 @@ def gamma_hyperparameters(
         dims: candidate latent dimensions (positive integers).
         units: candidate annealing units (``"step"``/``"epoch"``).
         ramp_fraction: ``(low, high)`` in (0, 1], a fixed float, or
-            ``"auto"`` (default: `GammaAnnealing`'s own).
+            ``"auto"`` (0.95).
         start_gamma: deprecated and ignored (the retired geometric ramp's
             first gamma; the quadratic ramp starts at 0).
 

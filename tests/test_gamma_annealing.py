@@ -221,8 +221,10 @@ def test_max_gamma_number_replaces_the_budget():
     cb = keras_lpc.GammaAnnealing(policy=None, max_gamma=50.0)
     h = _compiled().fit(x, y, epochs=4, batch_size=4, verbose=0, callbacks=[cb])
     assert cb.max_gamma_used == 50.0
-    # 16 steps; the ramp ends at 0.95 * 16 = 15.2, so the last step (15) is just short of it
-    assert h.history["gamma"][-1] == pytest.approx(50.0 * (15 / 15.2) ** 2)
+    # 16 steps: 0.95 * 16 = 15.2 is past the last step, so the ramp ends at step 15
+    assert h.history["gamma"] == pytest.approx(
+        [50.0 * (3 / 15) ** 2, 50.0 * (7 / 15) ** 2, 50.0 * (11 / 15) ** 2, 50.0]
+    )
 
 
 # ------------------------------------------------------------ resume and later fits
@@ -256,8 +258,8 @@ def test_second_fit_continues_the_schedule_count_instead_of_restarting():
         callbacks=[keras_lpc.GammaAnnealing(max_gamma=100.0, policy=None), first],
         **FIT,
     )
-    # 8 steps stretched to end at 7.6: step 7 is 100 * (7 / 7.6) ** 2
-    assert first.values[-1] == pytest.approx(100.0 * (7 / 7.6) ** 2, rel=1e-6)
+    # 8 steps stretched to end at min(7.6, 7): step 7 reaches 100, step 6 is 100 * (6 / 7) ** 2
+    assert first.values[-2:] == pytest.approx([100.0 * (6 / 7) ** 2, 100.0], rel=1e-6)
     model.fit(
         x,
         y,
@@ -265,11 +267,11 @@ def test_second_fit_continues_the_schedule_count_instead_of_restarting():
         callbacks=[keras_lpc.GammaAnnealing(max_gamma=100.0, policy=None), second],
         **FIT,
     )
-    # The new run (16 steps, ramp end 15.2) starts at the same schedule count, 8 / 7.6 of
+    # The new run (16 steps, ramp end 15) starts at the same schedule count, 8 / 7 of
     # the ramp: past its end, so gamma stays at 100 instead of going back to 0.
     assert second.values == pytest.approx([100.0] * 16, rel=1e-6)
     state = _lpc(model).annealing.resume
-    assert state.next.epoch == 4 and state.scale == pytest.approx(1000.0 / 15.2)
+    assert state.next.epoch == 4 and state.scale == pytest.approx(1000.0 / 15.0)
 
 
 def test_second_fit_continues_a_ramp_in_progress():

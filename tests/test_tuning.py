@@ -22,10 +22,10 @@ def test_declares_the_hyperparameters_and_builds_layer_and_callback():
     assert 0.3 <= choice.ramp_fraction <= 0.6
     layer = choice.layer(name="z")
     assert isinstance(layer, keras_lpc.LatentPointCollapse) and layer.dim == choice.dim
-    cb = choice.callback(hold_monitor=None)
-    # GammaAnnealing's default with the tuned maximum, not the retired Geometric(0.01, max)
-    assert isinstance(cb, keras_lpc.GammaAnnealing)
-    assert cb.max_gamma == choice.max_gamma
+    cb = choice.callback()
+    # the quadratic ramp to the tuned maximum on the clock: no policy can hold it lower
+    assert isinstance(cb, keras_lpc.GammaAnnealing) and cb.policies == []
+    assert cb.schedule == choice.schedule() and cb.schedule.stop == choice.max_gamma
     assert cb.ramp_fraction == choice.ramp_fraction and cb.unit == "step"
     ramp = choice.schedule()
     assert isinstance(ramp, keras_lpc.schedules.Polynomial)
@@ -37,11 +37,11 @@ def test_declares_the_hyperparameters_and_builds_layer_and_callback():
     assert ramp(2 * span) == pytest.approx(choice.max_gamma)
 
 
-def test_default_ramp_fraction_is_the_callback_s_and_start_gamma_is_deprecated():
+def test_default_ramp_fraction_is_0_95_and_start_gamma_is_deprecated():
     hp = keras_tuner.HyperParameters()
     choice = tuning.gamma_hyperparameters(hp, max_gamma=(50.0, 50.0), dims=(4,))
     assert choice.ramp_fraction == "auto"
-    assert choice.callback().ramp_fraction == keras_lpc.GammaAnnealing().ramp_fraction == 0.7
+    assert choice.callback().ramp_fraction == 0.95
     assert hp.values["lpc_max_gamma"] == 50.0
     with pytest.warns(FutureWarning, match="`start_gamma` is deprecated and ignored"):
         old = tuning.gamma_hyperparameters(
@@ -50,8 +50,8 @@ def test_default_ramp_fraction_is_the_callback_s_and_start_gamma_is_deprecated()
     assert old == choice
 
 
-def test_tuned_callback_follows_the_quadratic_paced_ramp_in_fit():
-    """10 steps on the clock, ramp over 95 %: gamma at step n is max * (n / 9.5) ** 2."""
+def test_tuned_callback_follows_the_quadratic_ramp_in_fit():
+    """10 steps on the clock, ramp over 95 % (9.5, past the last step 9): max * (n / 9) ** 2."""
     hp = keras_tuner.HyperParameters()
     choice = tuning.gamma_hyperparameters(hp, max_gamma=(40.0, 40.0), dims=(2,), ramp_fraction=0.95)
     model = keras.Sequential([keras.Input((3,)), choice.layer(), keras.layers.Dense(2)])
@@ -73,14 +73,14 @@ def test_tuned_callback_follows_the_quadratic_paced_ramp_in_fit():
         batch_size=4,
         epochs=2,
         verbose=0,
-        callbacks=[choice.callback(hold_monitor=None), Record()],
+        callbacks=[choice.callback(), Record()],
     )
-    expected = [min(40.0, 40.0 * (n / 9.5) ** 2) for n in range(10)]
+    expected = [min(40.0, 40.0 * (n / 9) ** 2) for n in range(10)]
     np.testing.assert_allclose(seen, expected, rtol=1e-5)
 
 
-# A ramp over half of each trial: a 1-epoch Hyperband trial (4 steps) ends it at step 2 of 4.
-SPACE = {"max_gamma": (1.0, 50.0), "dims": (4,), "ramp_fraction": 0.5}
+# The default ramp fraction (0.95): a 1-epoch Hyperband trial (4 steps) ends it at its last step.
+SPACE = {"max_gamma": (1.0, 50.0), "dims": (4,)}
 
 
 def _build(hp):
@@ -98,7 +98,7 @@ class _Hypermodel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, *args, **kwargs):
         choice = tuning.gamma_hyperparameters(hp, **SPACE)
-        callbacks = list(kwargs.pop("callbacks", [])) + [choice.callback(hold_monitor=None)]
+        callbacks = list(kwargs.pop("callbacks", [])) + [choice.callback()]
         return model.fit(*args, callbacks=callbacks, **kwargs)
 
 
@@ -125,7 +125,8 @@ def test_every_trial_reaches_its_maximum_gamma(tuner_name, tmp_path):
     trials = tuner.oracle.get_best_trials(num_trials=10)
     assert trials
     for trial in trials:
-        # the paced ramp ends at half of each trial, so gamma ends at the trial's maximum
+        # the ramp ends by each trial's last step: every trial trains at its maximum, the
+        # Hyperband continuations (initial_epoch > 0, the earlier trial's weights) too
         assert trial.score == pytest.approx(trial.hyperparameters.get("lpc_max_gamma"), rel=1e-5)
 
 

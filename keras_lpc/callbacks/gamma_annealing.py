@@ -39,8 +39,10 @@ class GammaAnnealing(keras.callbacks.Callback):
     where ``n``, the *effective count*, advances by the epoch's ``rate`` per
     step (1 by default; the policies may slow, hold or lower it) and
     ``scale = 1`` unless the schedule is stretched to the run
-    (``scale = span / (ramp_fraction * total)``, ``span`` the count at which
-    the schedule settles, ``total`` the run's steps). The schedule is
+    (``scale = span / min(ramp_fraction * total, total - 1)``, ``span`` the
+    count at which the schedule settles, ``total`` the run's steps: the
+    schedule ends at ``ramp_fraction`` of the run, and by its last step at
+    the latest). The schedule is
     evaluated in `keras.ops` inside the train step from the optimizer's step
     count, so a shared layer and ``steps_per_execution`` change nothing; no
     Python runs per step. ``gamma`` (read from the layer at the epoch's end),
@@ -179,7 +181,9 @@ class GammaAnnealing(keras.callbacks.Callback):
         self.max_gamma_used = float(getattr(self.schedule, "stop", math.nan))
         scale = 1.0
         if self.ramp_fraction is not None and total:
-            scale = _span(self.schedule) / (self.ramp_fraction * total)
+            # the end at ramp_fraction of the run, and by its last step at the latest
+            end = min(self.ramp_fraction * total, max(total - 1, 1))
+            scale = _span(self.schedule) / end
         elif not total and (self.ramp_fraction is not None or self._auto_schedule):
             _warn_unknown_length(self.max_gamma_used)
         layers = self._targets()  # fails early if the model has none

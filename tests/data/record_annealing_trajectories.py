@@ -88,9 +88,22 @@ scen = {
         unit="step",
     ),
 }
-out = {"accuracies": ACC, "steps": STEPS, "optimizer": "SGD(0.05)", "classes": 3, "scenarios": {}}
-for name, s in scen.items():
-    g, logs = drive(keras_lpc.GammaAnnealing(**s["kwargs"]), ACC, STEPS)
-    out["scenarios"][name] = {"gamma": g, "logs": logs}
-    print(name, [round(v, 3) for v in g[::STEPS]])
-json.dump(out, open(sys.argv[1], "w"), indent=1)
+
+
+def main() -> None:
+    out = {
+        "accuracies": ACC,
+        "steps": STEPS,
+        "optimizer": "SGD(0.05)",
+        "classes": 3,
+        "scenarios": {},
+    }
+    for name, s in scen.items():
+        g, logs = drive(keras_lpc.GammaAnnealing(**s["kwargs"]), ACC, STEPS)
+        out["scenarios"][name] = {"gamma": g, "logs": logs}
+        print(name, [round(v, 3) for v in g[::STEPS]])
+    json.dump(out, open(sys.argv[1], "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
