@@ -25,6 +25,12 @@ class Row:
     the verdict reads. A new measurement is added as a `RunResult` field and
     a `Row` in `SCALARS`; the summary, the table, the verdict and
     ``report.json`` follow from the list.
+
+    Example:
+
+    >>> row = Row("pgd_accuracy@0.02", "PGD accuracy (L-inf eps=0.02)", "{:.2%}")
+    >>> row.value({"pgd_accuracy": {"0.02": 0.9, "0.05": 0.7}})
+    0.9
     """
 
     key: str
@@ -86,7 +92,13 @@ ONE_SEED = "one seed: no spread (2 or more seeds give a verdict)"
 
 
 def pgd_rows(budgets: Any) -> list[Row]:
-    """The PGD accuracy rows, one per L-inf budget (the keys of ``pgd_accuracy``)."""
+    """The PGD accuracy rows, one per L-inf budget (the keys of ``pgd_accuracy``).
+
+    Example:
+
+    >>> [row.key for row in pgd_rows(["0.02", "0.05"])]
+    ['pgd_accuracy@0.02', 'pgd_accuracy@0.05']
+    """
     return [
         Row(f"pgd_accuracy@{eps}", f"PGD accuracy (L-inf eps={eps})", "{:.2%}") for eps in budgets
     ]
