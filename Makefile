@@ -14,15 +14,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch 2.13.0's CPU wheel and tensorflow-cpu first, so that the extras
-# resolve to them instead of pulling CUDA builds.
+# resolve to them instead of pulling CUDA builds. Then the [hub] extra without
+# tensorflow-text (it would pull the full tensorflow wheel over tensorflow-cpu)
+# and kagglehub/kagglesdk (only for downloading presets from Kaggle):
+# keras-hub's other dependencies first, keras-hub itself last with --no-deps.
+# pip checks the dependencies of what it installs only when it resolves them,
+# so in this order it reports nothing (in the other order it printed an ERROR
+# line naming the three); `pip check` still names them.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0" "tensorflow-cpu>=2.16"
 	$(PY) -m pip install --quiet -e ".[all,dev]"
-	# the [hub] extra without tensorflow-text, which would pull the full tensorflow
-	# wheel over tensorflow-cpu: keras-hub alone, then its pure dependencies
-	$(PY) -m pip install --quiet --no-deps "keras-hub>=0.20"
 	$(PY) -m pip install --quiet regex tokenizers sentencepiece
+	$(PY) -m pip install --quiet --no-deps "keras-hub>=0.20"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Import the demo (and with it Keras, on the chosen backend) and run it."""
-    from keras_lpc.demo import DemoConfig, run_demo
+    from keras_lpc.demo import DemoConfig, output_folder, run_demo
 
     try:
         config = DemoConfig(
@@ -224,6 +224,10 @@ def _demo(args: argparse.Namespace) -> int:
             verbose=0 if args.quiet else 1,
         )
     except ValueError as err:  # flags valid alone but not together: usage error, exit 2
+        args.subparser.error(str(err))
+    try:
+        output_folder(config.out)
+    except ValueError as err:  # --out names a file, or a folder that cannot be made
         args.subparser.error(str(err))
     try:
         run_demo(config)

@@ -106,6 +106,21 @@ def _colours(k: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(k)]
 
 
+def _plot_measured(ax: Any, x: np.ndarray, values: np.ndarray, colour: Any, label: str) -> None:
+    """Draw the finite points of a series, joined; markers where the points are sparse.
+
+    NaN marks an epoch that was not measured (a metric callback's off-epochs) or a
+    failed measurement: it is skipped, so the measured points are joined by one line.
+    A series with gaps (points more than one epoch apart) or fewer than 25 points
+    gets markers, so that every point, even a single one, is visible.
+    """
+    ok = np.isfinite(values)
+    x, values = x[ok], values[ok]
+    sparse = len(x) < 25 or bool(np.any(np.diff(x) > 1))
+    marker = {"marker": "o", "markersize": 3 if len(x) >= 25 else 4} if sparse else {}
+    ax.plot(x, values, color=colour, label=label, **marker)
+
+
 def plot_training_curves(
     histories: Mapping[str, Mapping[str, Sequence[float]]],
     keys: Sequence[str] = TRAINING_KEYS,
@@ -117,9 +132,12 @@ def plot_training_curves(
         histories: model name -> `History.history` dict (key -> per-epoch
             values), e.g. ``{"baseline": h0.history, "lpc": h1.history}``.
         keys: the keys to draw, in order; a key that no history holds is
-            skipped. ``gamma`` is drawn on a log scale. A key logged every k
-            epochs (metric callbacks' ``every``) is placed at epochs k, 2k, ...
-            with k = (longest series of that history) // (its length).
+            skipped. ``gamma`` is drawn on a log scale. NaN values (the
+            epochs a metric callback with ``every > 1`` did not measure) are
+            skipped and the measured points joined, with markers when they
+            are sparse. A series shorter than the run (a key logged only on
+            the epochs measured) is placed at epochs k, 2k, ... with
+            k = (longest series of that history) // (its length).
         path: where to write the PNG (optional).
 
     Returns:
@@ -139,6 +157,10 @@ def plot_training_curves(
     ('gamma (penalty weight)', 'training accuracy')
     >>> len(fig.axes[1].get_lines())
     2
+    >>> nan = float("nan")  # measured at epochs 1 and 3 only
+    >>> line = plot_training_curves({"lpc": {"val_nc1": [0.9, nan, 0.5]}}).axes[0].lines[0]
+    >>> line.get_xdata().tolist(), line.get_ydata().tolist(), line.get_marker()
+    ([1, 3], [0.9, 0.5], 'o')
     """
     if not isinstance(histories, Mapping):
         raise TypeError(
@@ -158,8 +180,7 @@ def plot_training_curves(
             if key in history:
                 values = np.asarray(history[key], dtype=np.float64).reshape(-1)
                 epochs = max(len(v) for v in history.values())
-                x = epoch_positions(len(values), epochs)
-                ax.plot(x, values, color=colour, label=model, marker="o" if len(x) < 25 else None)
+                _plot_measured(ax, epoch_positions(len(values), epochs), values, colour, model)
         if key == "gamma":
             ax.set_yscale("log")
         ax.set_title(_TITLES.get(key, key), fontsize=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -151,6 +152,12 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
     assert report["summary"]["lpc"]["test_accuracy"] == lpc_run["test_accuracy"]
     assert len(report["verdict"]) == 5
     assert report["verdict"][1].startswith("robustness (smallest verified perturbation")
+    # one seed: no spread to judge a difference by, so no verdict
+    assert report["summary"]["lpc"]["seeds"] == 1
+    assert all(
+        line.endswith(": one seed: no spread (2 or more seeds give a verdict)")
+        for line in report["verdict"]
+    )
     # the audit's finding is the demo's default: input noise in both arms, said in the report
     assert report["config"]["augment_noise"] == 0.1
     assert "Gaussian input noise sigma=0.1" in report["setup"]
@@ -161,8 +168,43 @@ def test_demo_writes_markdown_and_figures(demo_run):
     md = (out / "report.md").read_text()
     assert "| test accuracy |" in md and "DeepFool" in md
     assert "only with such augmentation in both arms" in md
+    assert "one seed: no spread" in md and "LPC better" not in md and "±" not in md
     for name in ("training_curves.png", "latent_histograms.png"):
         assert (out / name).stat().st_size > 1000
+
+
+def test_demo_histories_fill_every_panel_of_the_training_curves(demo_run):
+    """The histories the demo plotted (3 epochs, metrics at epochs 1 and 3, NaN at 2)."""
+    pytest.importorskip("matplotlib")
+    from _figures import empty_panels
+
+    from keras_lpc import plotting
+
+    _, out, _ = demo_run
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    histories = {run["model"]: run["history"] for run in runs}
+    for history in histories.values():
+        assert {len(values) for values in history.values()} == {3}
+        assert math.isnan(history["val_nc1"][1]) and math.isnan(history["val_deepfool"][1])
+    fig = plotting.plot_training_curves(histories)
+    assert len(fig.axes) == 5 and empty_panels(fig) == []
+
+
+def test_out_naming_a_file_is_a_usage_error(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for out in (notes, notes / "runs"):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["demo", "--out", str(out), "--quiet"])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("usage: keras-lpc demo")
+        assert (
+            f"keras-lpc demo: error: `out` must be a folder (created if missing), but "
+            f"'{notes}' is an existing file. Received: out='{out}'"
+        ) in err
+        assert "Traceback" not in err
+    assert notes.read_text() == "keep me"
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,14 @@ from typing import Any
 import keras
 
 from keras_lpc.demo.architectures import build_model
-from keras_lpc.demo.config import ARCHITECTURES, DATASETS, MODELS, DemoConfig, load_data
+from keras_lpc.demo.config import (
+    ARCHITECTURES,
+    DATASETS,
+    MODELS,
+    DemoConfig,
+    load_data,
+    output_folder,
+)
 from keras_lpc.demo.figures import paired_points as paired_points
 from keras_lpc.demo.figures import write_figures
 from keras_lpc.demo.measurement import RunResult, measure
@@ -43,6 +50,7 @@ __all__ = [
     "RunResult",
     "build_model",
     "load_data",
+    "output_folder",
     "run_demo",
     "train_and_measure",
 ]
@@ -59,7 +67,7 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> dict[str, An
     Returns the report dictionary (also written to ``out/report.json``).
     """
     config = dataclasses.replace(config or DemoConfig(), **overrides)
-    Path(config.out).mkdir(parents=True, exist_ok=True)
+    output_folder(config.out)
     data = load_data(config)
     if config.verbose:
         print(
@@ -74,7 +82,7 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> dict[str, An
         for kind in MODELS
     ]
     summary = summarize(runs)
-    figures = write_figures(runs, config)
+    figures = list(write_figures(runs, config))
     report = write_report(config, runs, summary, figures, time.perf_counter() - start)
     if config.verbose:
         print()

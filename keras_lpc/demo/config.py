@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +69,42 @@ class DemoConfig:
     def robustness_every_run(self) -> int:
         """Epochs between two `RobustnessMetrics` values (at most the run's length)."""
         return min(self.robustness_every, self.epochs)
+
+
+def output_folder(out: str | os.PathLike) -> Path:
+    """Create the demo's output folder ``out`` (and its parents) and return it.
+
+    Raises:
+        ValueError: ``out``, or a folder above it, is an existing file, or the
+            folder cannot be created (the message names the path and the reason).
+
+    Example:
+
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> output_folder(base / "runs" / "jax").is_dir()
+    True
+    >>> _ = (base / "notes.txt").write_text("x")
+    >>> output_folder(base / "notes.txt")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `out` must be a folder (created if missing), but '...notes.txt' is an existing file. Received: out='...notes.txt'
+    """
+    path = Path(out)
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(
+            f"`out` must be a folder (created if missing), but {str(blocking)!r} is an existing "
+            f"file. Received: out={str(out)!r}"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"`out` must be a folder that can be created or written to, but creating "
+            f"{str(err.filename or path)!r} failed: {err.strerror}. Received: out={str(out)!r}"
+        ) from None
+    return path
 
 
 def _first(x: np.ndarray, y: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,24 +40,33 @@ def paired_points(
     return np.array(sep), np.array(rob)
 
 
-def write_figures(runs: list[RunResult], config: DemoConfig) -> list[str]:
-    """Write the PNGs of the first seed's runs to ``config.out``; return their file names."""
+def write_figures(runs: list[RunResult], config: DemoConfig) -> dict[str, Any]:
+    """Write the PNGs of the first seed's runs to ``config.out``.
+
+    Returns ``{file name: matplotlib Figure}`` in the order written: the
+    training curves, the LPC model's latent histograms, separation vs
+    robustness (with at least 3 paired points), the 2-d latents (``dim=2``).
+    """
     from keras_lpc import plotting
 
     out = Path(config.out)
-    written = []
     first = {r.model: r for r in runs if r.seed == 0}
-    histories = {k: first[k].history for k in MODELS}
-    plotting.plot_training_curves(histories, path=out / "training_curves.png")
-    written.append("training_curves.png")
     lpc = first["lpc"]
-    plotting.plot_latent_histograms(lpc.z_test, lpc.y_test, path=out / "latent_histograms.png")
-    written.append("latent_histograms.png")
+    figures = {
+        "training_curves.png": plotting.plot_training_curves(
+            {k: first[k].history for k in MODELS}, path=out / "training_curves.png"
+        ),
+        "latent_histograms.png": plotting.plot_latent_histograms(
+            lpc.z_test, lpc.y_test, path=out / "latent_histograms.png"
+        ),
+    }
     sep, rob = paired_points(runs, config.collapse_every, config.robustness_every_run)
     if len(sep) >= 3:
-        plotting.plot_separation_vs_robustness(sep, rob, path=out / "separation_vs_robustness.png")
-        written.append("separation_vs_robustness.png")
+        figures["separation_vs_robustness.png"] = plotting.plot_separation_vs_robustness(
+            sep, rob, path=out / "separation_vs_robustness.png"
+        )
     if config.dim == 2:
-        plotting.plot_latents_2d(lpc.z_test, lpc.y_test, path=out / "latents_2d.png")
-        written.append("latents_2d.png")
-    return written
+        figures["latents_2d.png"] = plotting.plot_latents_2d(
+            lpc.z_test, lpc.y_test, path=out / "latents_2d.png"
+        )
+    return figures

@@ -72,12 +72,15 @@ class RunResult:
 def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
     """Accuracy, DeepFool, PGD, Lipschitz, collapse geometry and AUROC of a trained arm."""
     from keras_lpc import latents, metrics, robustness
+    from keras_lpc._latents import model_outputs
 
     model, seed, attack_idx = arm.model, arm.seed, arm.attack_idx
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
     z_te, z_tr = latents(model, x_te), latents(model, x_tr)
-    logits_te = np.asarray(model.predict(x_te, batch_size=256, verbose=0))
-    logits_tr = np.asarray(model.predict(x_tr, batch_size=256, verbose=0))
+    # eager forward passes in batches, as `latents`: `model.predict` would trace a
+    # new tf.function for every last-batch shape, and TensorFlow warns about it
+    logits_te = model_outputs(model, x_te, batch_size=256)
+    logits_tr = model_outputs(model, x_tr, batch_size=256)
     pred_te = logits_te.argmax(1)
     correct = pred_te == y_te
     # a barely trained model can predict one class only: its geometry is undefined

@@ -107,5 +107,39 @@ def train(kind: str, seed: int, data: Any, config: DemoConfig) -> TrainedArm:
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
-    logged = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    logged = per_epoch(history.history, callbacks, len(history.history["loss"]))
     return TrainedArm(kind, seed, model, logged, seconds, attack_idx)
+
+
+def per_epoch(
+    history: dict[str, list[float]], callbacks: list[Any], epochs: int
+) -> dict[str, list[float]]:
+    """The history with one float per epoch for every key, NaN where nothing was measured.
+
+    The metric callbacks with ``every > 1`` log NaN on the epochs they skip,
+    or (where a key is logged only when measured) leave a shorter list; such a
+    list is spread over the epochs the callback lists in ``computed_epochs``
+    (0-based, from the start of this ``fit``), so every figure and the report
+    place each value at the epoch it was measured.
+
+    Example:
+
+    >>> class Metric:
+    ...     prefix, metric_names, computed_epochs = "val_", ("nc1",), [0, 2]
+    >>> per_epoch({"loss": [3.0, 2.0, 1.0], "val_nc1": [0.9, 0.5]}, [Metric()], 3)
+    {'loss': [3.0, 2.0, 1.0], 'val_nc1': [0.9, nan, 0.5]}
+    """
+    logged = {k: [float(v) for v in values] for k, values in history.items()}
+    for callback in callbacks:
+        done = list(getattr(callback, "computed_epochs", ()))
+        for name in getattr(callback, "metric_names", ()):
+            key = callback.prefix + name
+            values = logged.get(key)
+            if values is None or len(values) >= epochs or len(values) != len(done):
+                continue
+            spread = [float("nan")] * epochs
+            for epoch, value in zip(done, values):
+                if 0 <= epoch < epochs:
+                    spread[epoch] = value
+            logged[key] = spread
+    return logged
