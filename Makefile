@@ -44,19 +44,19 @@ test: install
 	$(MAKE) --no-print-directory docs || status=1; \
 	for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc keras_lpc_cli.py -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
 # Both checks run, so one CI log shows every problem.
 lint: install
 	@status=0; \
-	$(VENV)/bin/ruff check keras_lpc tests benchmarks examples || status=1; \
-	$(VENV)/bin/ruff format --check keras_lpc tests benchmarks examples || status=1; \
+	$(VENV)/bin/ruff check keras_lpc keras_lpc_cli.py tests benchmarks examples || status=1; \
+	$(VENV)/bin/ruff format --check keras_lpc keras_lpc_cli.py tests benchmarks examples || status=1; \
 	exit $$status
 
 format: install
-	$(VENV)/bin/ruff format keras_lpc tests benchmarks examples
-	$(VENV)/bin/ruff check --fix keras_lpc tests benchmarks examples
+	$(VENV)/bin/ruff format keras_lpc keras_lpc_cli.py tests benchmarks examples
+	$(VENV)/bin/ruff check --fix keras_lpc keras_lpc_cli.py tests benchmarks examples
 
 # NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner.
 docs: install

@@ -22,7 +22,7 @@ OTHER = next(b for b in cli.BACKENDS if b != BACKEND)
 
 
 def _command(*args, env=None, timeout=600):
-    """Run ``python -m keras_lpc.cli ...`` on this checkout, TF_CPP_MIN_LOG_LEVEL unset."""
+    """Run ``python -m keras_lpc_cli ...`` on this checkout, TF_CPP_MIN_LOG_LEVEL unset."""
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     environ.update(env or {})
     environ = {k: v for k, v in environ.items() if v is not None}
@@ -43,7 +43,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     done = _command(
         "-m",
-        "keras_lpc.cli",
+        "keras_lpc_cli",
         "demo",
         "--backend",
         BACKEND,
@@ -96,7 +96,7 @@ def test_select_backend_after_keras_is_imported():
 
 def test_importing_the_command_does_not_import_keras():
     code = (
-        "import sys, keras_lpc.cli; "
+        "import sys, keras_lpc_cli; "
         "print([m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])"
     )
     done = _command("-c", code)
@@ -105,11 +105,11 @@ def test_importing_the_command_does_not_import_keras():
 
 
 def test_help_shows_defaults_and_version_answers():
-    done = _command("-m", "keras_lpc.cli", "demo", "--help")
+    done = _command("-m", "keras_lpc_cli", "demo", "--help")
     assert done.returncode == 0
     assert "(default: 60)" in done.stdout and "(default: digits)" in done.stdout
     assert "(default: None)" not in done.stdout
-    version = _command("-m", "keras_lpc.cli", "--version")
+    version = _command("-m", "keras_lpc_cli", "--version")
     assert version.returncode == 0
     assert version.stdout.strip() == f"keras-lpc {keras_lpc.__version__}"
 
