@@ -90,7 +90,7 @@ def run(lpc: bool, seed: int):
     )
     schedule = keras_lpc.schedules.Geometric(1e-3, 100.0, steps=80) if lpc else 0.0
     callbacks = [
-        keras_lpc.GammaAnnealing(schedule, unit="epoch", pace=False, hold_monitor=None),
+        keras_lpc.GammaAnnealing(schedule, unit="epoch"),
         keras_lpc.InformationMetrics((x_te, y_te), every=EVERY),
         keras_lpc.InformationMetrics((x_tr, y_tr), every=EVERY, prefix="train_"),
         Robustness(x_te, y_te, NOISE, EVERY, seed),

@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace) -> dict:
         if key == "G":
             return [keras_lpc.GammaAnnealing()]
         if key == "P":
-            return [keras_lpc.GammaAnnealing(python_schedule, hold_monitor=None)]
+            return [keras_lpc.GammaAnnealing(python_schedule)]
         return []
 
     def fit(key: str, epochs: int) -> None:

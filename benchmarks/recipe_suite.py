@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 
 import keras_lpc  # noqa: E402
 from keras_lpc import datasets  # noqa: E402
-from keras_lpc._latents import collect  # noqa: E402
-from keras_lpc.callbacks.pacing import TrainingPace  # noqa: E402
+from keras_lpc import latents_and_outputs as collect  # noqa: E402
+from keras_lpc.annealing import TrainingPace  # noqa: E402
 from keras_lpc.metrics import nc1  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,13 +171,11 @@ def build(task: Task, data: datasets.Split, classes: int) -> keras.Model:
 # ---------------------------------------------------------------------- arms
 # The prototypes were first run (the cached rows) as a subclass of the callback before
 # issue 19, assigning gamma from Python per batch; they are the same rules on the
-# library's TrainingPace now. The built-in hold is off in them (hold_fraction=0,
-# hold_baseline=None); the library's default combines both (the smaller rate).
+# library's TrainingPace now, without the Hold policy the library's default adds
+# (the default combines both: the smaller rate).
 def _prototype(pace: dict[str, float], **kwargs: Any) -> keras_lpc.GammaAnnealing:
     kwargs.setdefault("ramp_fraction", 0.7)
-    return keras_lpc.GammaAnnealing(
-        pacing=TrainingPace(**pace), hold_fraction=0.0, hold_baseline=None, **kwargs
-    )
+    return keras_lpc.GammaAnnealing(policy=TrainingPace(**pace), **kwargs)
 
 
 PROTOTYPES: dict[str, dict[str, Any]] = {
@@ -194,7 +192,7 @@ def arm_callback(arm: str) -> keras.callbacks.Callback | None:
     if arm == "default":
         return keras_lpc.GammaAnnealing()
     if arm == "clock":  # the default before issue 19: the quadratic ramp paced by the clock
-        return keras_lpc.GammaAnnealing(pacing=None)
+        return keras_lpc.GammaAnnealing(policy=keras_lpc.annealing.Hold())
     if arm in PROTOTYPES:
         return _prototype(**PROTOTYPES[arm])
     raise ValueError(f"unknown arm {arm!r}")

@@ -323,9 +323,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
 def gamma_annealing(schedule: str) -> keras_lpc.GammaAnnealing:
     """Our default (`GammaAnnealing()`) or the authors' per-epoch TwoPhaseExponential."""
     if schedule == "paper":
-        return keras_lpc.GammaAnnealing(
-            keras_lpc.schedules.TwoPhaseExponential(), unit="epoch", pace=False
-        )
+        return keras_lpc.GammaAnnealing(keras_lpc.schedules.TwoPhaseExponential(), unit="epoch")
     return keras_lpc.GammaAnnealing()
 
 

@@ -24,10 +24,10 @@ from keras_lpc import (
     datasets,
     metrics,
     optimizers,
+    readout,
     robustness,
     schedules,
 )
-from keras_lpc._latents import latents
 from keras_lpc.callbacks import (
     CollapseMetrics,
     GammaAnnealing,
@@ -35,6 +35,7 @@ from keras_lpc.callbacks import (
     RobustnessMetrics,
 )
 from keras_lpc.layers import LatentPointCollapse, latent_penalty
+from keras_lpc.readout import latents, latents_and_outputs
 from keras_lpc.surgery import with_lpc
 
 __version__ = "0.1.0"
@@ -53,8 +54,10 @@ __all__ = [
     "datasets",
     "latent_penalty",
     "latents",
+    "latents_and_outputs",
     "metrics",
     "optimizers",
+    "readout",
     "plotting",
     "robustness",
     "schedules",

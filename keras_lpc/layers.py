@@ -16,7 +16,7 @@ from keras_lpc.annealing.state import AnnealingState, EpochState
 
 __all__ = ["AnnealingState", "EpochState", "LatentPointCollapse", "latent_penalty"]
 
-# Layers being read by `keras_lpc._latents.recording`: layer -> list of z. Weak
+# Layers being read by `keras_lpc.readout.recording`: layer -> list of z. Weak
 # keys: an entry cannot outlive its layer nor be found by another one.
 # Module-level, because a list attribute would be tracked by Keras.
 _RECORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

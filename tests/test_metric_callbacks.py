@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import keras_lpc
-from keras_lpc import layers as layers_module
 from keras_lpc.callbacks import LatentMetricCallback, ModelMetricCallback
 from keras_lpc.metrics import collapse_metrics, information_metrics
 
@@ -436,56 +435,6 @@ def test_tensorboard_histograms_with_the_lpc_layer(tmp_path):
 
 
 # -- 18.5: keras_lpc.latents on every kind of model ---------------------------------------
-
-
-def _expected(lpc, h):
-    kernel = keras.ops.convert_to_numpy(lpc.projection.kernel)
-    bias = keras.ops.convert_to_numpy(lpc.projection.bias)
-    return h @ kernel + bias
-
-
-def test_latents_of_every_model_kind():
-    x, _ = _data(10)
-    inputs = keras.Input((4,))
-    lpc = keras_lpc.LatentPointCollapse(2, name="lpc")
-    functional = keras.Model(inputs, keras.layers.Dense(3)(lpc(inputs)))
-    inner = keras.Sequential([keras.Input((4,)), keras_lpc.LatentPointCollapse(2, name="in")])
-    nested = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(3)])
-    sequential = keras.Sequential([keras.Input((4,)), keras_lpc.LatentPointCollapse(2)])
-    sub = _Subclassed()
-    sub(x[:1])
-    cases = [
-        (functional, lpc, x),
-        (nested, inner.layers[0], x),
-        (sequential, sequential.layers[0], x),
-        (sub, sub.lpc, keras.ops.convert_to_numpy(sub.hidden(x))),
-    ]
-    for model, layer, h in cases:
-        z = keras_lpc.latents(model, x, batch_size=3)
-        assert z.dtype == np.float32
-        np.testing.assert_allclose(z, _expected(layer, h), rtol=1e-5, atol=1e-6)
-    two = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras_lpc.LatentPointCollapse(3, name="a"),
-            keras_lpc.LatentPointCollapse(2, name="b"),
-        ]
-    )
-    np.testing.assert_allclose(
-        keras_lpc.latents(two, x, layer="b"), keras.ops.convert_to_numpy(two(x)), rtol=1e-6
-    )
-
-
-def test_latents_leave_no_recorder_behind():
-    x, _ = _data(4)
-    model = _Subclassed(fail=True)
-    with pytest.raises(RuntimeError, match="boom"):
-        keras_lpc.latents(model, x)
-    assert len(layers_module._RECORDERS) == 0
-    keras_lpc.latents(_model(), x)
-    assert len(layers_module._RECORDERS) == 0
-    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
-        keras_lpc.latents(_model(), x, batch_size=0)
 
 
 def test_deepcopy_shares_the_data():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import keras_lpc
-from keras_lpc._latents import collect
+from keras_lpc import latents_and_outputs as collect
 from keras_lpc.metrics import nc1
 
 EPOCHS = 15

@@ -88,8 +88,6 @@ def make_annealing() -> keras_lpc.GammaAnnealing:
     return keras_lpc.GammaAnnealing(
         keras_lpc.schedules.Exponential(initial=0.1, factor=1.5, every=1, maximum=1e3),
         unit="step",
-        pace=False,
-        hold_monitor=None,
     )
 
 

@@ -26,19 +26,17 @@ import keras
 import numpy as np
 
 from keras_lpc._io import print_msg
-from keras_lpc._latents import (
-    check_inputs_fit,
-    check_label_values,
-    collect,
-    materialize,
-    model_outputs,
-    to_numpy,
-    validate_data,
-)
 from keras_lpc._models import find_lpc_layers, first_output
 from keras_lpc._validation import check_int
+from keras_lpc.callbacks._data import (
+    check_inputs_fit,
+    check_label_values,
+    materialize,
+    validate_data,
+)
 from keras_lpc.callbacks._legacy import legacy_positional  # noqa: F401  (used by subclasses)
 from keras_lpc.callbacks.ordering import lead_callbacks
+from keras_lpc.readout import latents_and_outputs, outputs, to_numpy
 
 
 class MetricCallback(keras.callbacks.Callback):
@@ -241,7 +239,7 @@ class LatentMetricCallback(MetricCallback):
 
     ``z`` is the output of the `LatentPointCollapse` layer ``layer`` (object or
     name; default the first) and ``outputs`` the model's first output, both
-    float32 NumPy arrays from one eager forward pass (`keras_lpc.latents`).
+    float32 NumPy arrays from one eager forward pass (`keras_lpc.latents_and_outputs`).
     Non-finite latents or outputs log NaN (one warning).
     """
 
@@ -256,7 +254,7 @@ class LatentMetricCallback(MetricCallback):
 
     def latents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(z, outputs)`` of the current model on ``x``."""
-        return collect(self.model, x, self.layer)
+        return latents_and_outputs(self.model, x, self.layer)
 
     def compute(self, z: np.ndarray, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         raise NotImplementedError  # pragma: no cover
@@ -278,6 +276,6 @@ class ModelMetricCallback(MetricCallback):
         raise NotImplementedError  # pragma: no cover
 
     def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        if not np.all(np.isfinite(model_outputs(self.model, x))):
+        if not np.all(np.isfinite(outputs(self.model, x))):
             raise ValueError("the model's outputs contain NaN or inf")
         return self.compute(self.model, x, y)

@@ -72,7 +72,7 @@ class RunResult:
 def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
     """Accuracy, DeepFool, PGD, Lipschitz, collapse geometry and AUROC of a trained arm."""
     from keras_lpc import latents, metrics, robustness
-    from keras_lpc._latents import model_outputs
+    from keras_lpc.readout import outputs as model_outputs
 
     model, seed, attack_idx = arm.model, arm.seed, arm.attack_idx
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
