@@ -126,8 +126,8 @@ class Hold(Policy):
     Example:
 
     >>> hold = Hold(fraction=0.8, baseline=None)
-    >>> [hold.decide({"accuracy": a}, count=0.0).rate for a in (0.5, 0.9, 0.6, 0.85)]
-    [1.0, 1.0, 0.0, 1.0]
+    >>> tuple(hold.decide({"accuracy": a}, count=0.0).rate for a in (0.5, 0.9, 0.6, 0.85))
+    (1.0, 1.0, 0.0, 1.0)
     """
 
     def __init__(
