@@ -6,9 +6,9 @@
 Each trial builds the design-card MLP (64-256-LatentPointCollapse(16)-10,
 SiLU, AdamW with the output layer at 10x the learning rate) whose
 hyperparameters come from `keras_lpc.tuning.gamma_hyperparameters`: the
-tuned ``lpc_max_gamma`` is the maximum of `GammaAnnealing`'s default ramp
-(quadratic from 0, per step, paced to end at 95 % of each trial, so
-Hyperband's short trials see the whole ramp too). The objective is `keras_lpc.tuning.CombinedObjective`:
+tuned ``lpc_max_gamma`` is the maximum of a quadratic ramp from 0, per step,
+on the clock, ending at 95 % of each trial (by its last step at the latest),
+so every trial, Hyperband's short ones too, trains at its tuned value. The objective is `keras_lpc.tuning.CombinedObjective`:
 
     val_accuracy_robustness = val_accuracy + weight * val_deepfool
 

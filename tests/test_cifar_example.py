@@ -143,11 +143,11 @@ def test_baseline_arm_has_no_annealing_and_keeps_gamma_zero(cifar):
 
 def test_paper_schedule_is_the_authors_per_epoch_two_phase(cifar):
     cb = cifar.gamma_annealing("paper")
-    assert cb.unit == "epoch" and cb.pace is False
+    assert cb.unit == "epoch" and cb.ramp_fraction is None and cb.policies == []
     # 1e-4, doubled every 5 epochs: 2e-4 at epoch 5, 1e-4 * 2**24 at epoch 120.
-    assert cb.value_at(4) == pytest.approx(1e-4)
-    assert cb.value_at(5) == pytest.approx(2e-4)
-    assert cb.value_at(120) == pytest.approx(1e-4 * 2**24)
+    assert cb.schedule(4) == pytest.approx(1e-4)
+    assert cb.schedule(5) == pytest.approx(2e-4)
+    assert cb.schedule(120) == pytest.approx(1e-4 * 2**24)
     assert cifar.gamma_annealing("default").schedule == keras_lpc.GammaAnnealing().schedule
 
 

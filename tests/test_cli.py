@@ -77,7 +77,7 @@ def test_backend_flag_overrides_keras_backend_and_is_recorded(demo_run):
 
 def test_backend_flag_works_with_keras_backend_unset():
     code = (
-        f"from keras_lpc import cli; assert cli.select_backend({BACKEND!r}) is None; "
+        f"import keras_lpc_cli as cli; assert cli.select_backend({BACKEND!r}) is None; "
         "import keras; print(keras.backend.backend())"
     )
     done = _command("-c", code, env={"KERAS_BACKEND": None})

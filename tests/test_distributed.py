@@ -99,7 +99,8 @@ F32 = 1.2e-7
 def test_gamma_follows_the_schedule_at_every_step(result):
     expected = [0.1 * 1.5**k for k in range(STEPS)]
     for run in ("single", "distributed"):
-        np.testing.assert_allclose(result[run]["step_gamma"], expected, rtol=1e-12)
+        # the float32 gamma the step computed (the layer's variable), to float32 rounding
+        np.testing.assert_allclose(result[run]["step_gamma"], expected, rtol=1e-6)
         assert result[run]["final_gamma"] == pytest.approx(0.1 * 1.5**11, rel=F32)
     assert result["max_abs_diff"]["step_gamma"] == 0.0
     assert result["max_abs_diff"]["final_gamma"] == 0.0

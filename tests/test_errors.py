@@ -43,7 +43,7 @@ SETUP: dict[str, str] = {
         "import numpy as np\n"
         "from keras_lpc import (CollapseMetrics, GammaAnnealing, InformationMetrics,\n"
         "    LatentPointCollapse, RobustnessMetrics, annealing, datasets, demo, latents,\n"
-        "    metrics, optimizers, plotting, robustness, schedules, tuning, with_lpc)"
+        "    metrics, optimizers, plotting, readout, robustness, schedules, tuning, with_lpc)"
     ),
     "data": (
         "x = np.zeros((4, 3), 'float32')  # 4 inputs with 3 features\n"
@@ -427,6 +427,18 @@ ROWS: tuple[Row, ...] = (
         "latents(lpc_model, x, batch_size=0)",
         ValueError,
         "`batch_size` must be an integer >= 1. Received: batch_size=0",
+    ),
+    Row(
+        CALLBACKS,
+        "readout.latents_and_outputs(lpc_model, np.zeros((0, 3)))",
+        ValueError,
+        "`x` must be a non-empty batch of inputs. Received: x with shape (0, 3)",
+    ),
+    Row(
+        CALLBACKS,
+        "readout.outputs(model, x, batch_size=-1)",
+        ValueError,
+        "`batch_size` must be an integer >= 1. Received: batch_size=-1",
     ),
     Row(
         CALLBACKS,
@@ -898,6 +910,13 @@ ROWS: tuple[Row, ...] = (
     # -- demo and command line
     Row(
         DEMO,
+        "demo.output_folder('/dev/null')",
+        ValueError,
+        "`out` must be a folder (created if missing), but '/dev/null' is an existing file. "
+        "Received: out='/dev/null'",
+    ),
+    Row(
+        DEMO,
         "demo.run_demo(epochs=0)",
         ValueError,
         "`epochs` must be an integer >= 1. Received: epochs=0",
@@ -1057,6 +1076,8 @@ def test_every_message_names_the_argument_and_the_value():
 
 # Public callables that need no row, and why.
 NO_ROW = {
+    # a context manager over a layer found by `latents`, whose rows are above
+    "recording": "takes a layer found and checked by latents()",
     # result containers: built by the library, not from user input
     "DeepFoolResult": "a result type",
     "LipschitzResult": "a result type",

@@ -124,7 +124,7 @@ class StepRecorder(keras.callbacks.Callback):
         # `self.model` syncs the JAX trainer's state into the variables.
         layer = self.model.get_layer("lpc")
         self.losses.append(float(logs["loss"]))
-        self.gammas.append(float(logs["gamma"]))
+        self.gammas.append(float(keras.ops.convert_to_numpy(layer.gamma)))
         self.per_replica.append([float(v) for v in self.replica_gammas(layer)])
 
 

@@ -61,6 +61,7 @@ class GammaSchedule:
         Example:
 
         >>> import keras
+        >>> from keras_lpc.schedules import Linear
         >>> float(Linear(0.0, 10.0, steps=100).ops_value(keras.ops.convert_to_tensor(25.0)))
         2.5
         """

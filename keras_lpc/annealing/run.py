@@ -40,6 +40,7 @@ class AnnealingRun:
     >>> from keras_lpc.annealing import Hold
     >>> run = AnnealingRun([Hold(baseline=None)], counts_per_epoch=4)
     >>> run.start(0, None)
+    'new'
     >>> run.begin_epoch(0).count, run.end_epoch({"accuracy": 0.9}, units=4).count
     (0.0, 4.0)
     >>> run.begin_epoch(1).rate, run.end_epoch({"accuracy": 0.1}, units=4).rate
