@@ -20,7 +20,8 @@ import keras
 from keras_lpc import schedules
 from keras_lpc._validation import check_float, check_int
 from keras_lpc.annealing.budget import default_schedule
-from keras_lpc.callbacks.gamma_annealing import CLOCK_RAMP_FRACTION, GammaAnnealing
+from keras_lpc.annealing.plan import CLOCK_RAMP_FRACTION
+from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
 from keras_lpc.layers import LatentPointCollapse
 
 

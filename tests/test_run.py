@@ -197,3 +197,41 @@ def test_resuming_without_a_matching_state_warns_and_uses_epoch_times_steps():
     with pytest.warns(UserWarning, match="does not match epoch 3 with 4 counts per epoch"):
         run.start(3, saved)
     assert run.count == 12.0
+
+
+# ------------------------------------------------------------ the plan of a run (plan.py)
+def test_plan_of_the_default_recipe_by_hand():
+    from keras_lpc.annealing.plan import plan
+
+    # 100 epochs of 10 steps at lr 1e-3: budget 1e3 * (1e-3 * 1000 / 4.5) ** 2 = 49.4
+    p = plan(
+        None,
+        auto_maximum=True,
+        ramp_fraction=0.7,
+        unit="step",
+        steps=10,
+        epochs=100,
+        learning_rate=1e-3,
+    )
+    assert p.schedule.stop == pytest.approx(1e3 * (1e-3 * 1000 / 4.5) ** 2)
+    assert p.scale == pytest.approx(1000 / 700) and p.counts_per_epoch == 10
+    assert not p.unknown_length
+    # a multiplier x10 on the head: budget x100, capped at 1e3; unknown lr: 1e3
+    assert plan(None, auto_maximum=True, ramp_fraction=0.7, unit="step", steps=10, epochs=100,
+                learning_rate=1e-3, multiplier=10.0).schedule.stop == 1e3  # fmt: skip
+    unknown = plan(None, auto_maximum=True, ramp_fraction=0.7, unit="step", steps=None,
+                   epochs=100, learning_rate=1e-3)  # fmt: skip
+    assert unknown.unknown_length and unknown.scale == 1.0 and unknown.schedule.stop == 1e3
+
+
+def test_plan_stretches_to_the_last_step_at_the_latest():
+    from keras_lpc.annealing.plan import plan
+    from keras_lpc.schedules import Linear
+
+    kwargs = dict(auto_maximum=False, unit="step", epochs=4, learning_rate=None)
+    # 16 steps, 0.95: 15.2 is past the last step (15), so the ramp ends at 15
+    assert plan(Linear(0, 1, 30), ramp_fraction=0.95, steps=4, **kwargs).scale == 2.0
+    assert plan(Linear(0, 1, 30), ramp_fraction=0.5, steps=4, **kwargs).scale == 30 / 8
+    assert plan(Linear(0, 1, 30), ramp_fraction=None, steps=4, **kwargs).scale == 1.0
+    per_epoch = plan(Linear(0, 1, 30), ramp_fraction=0.5, steps=4, **{**kwargs, "unit": "epoch"})
+    assert per_epoch.counts_per_epoch == 1 and per_epoch.scale == 30 / 2

@@ -154,10 +154,10 @@ def translate(
     if pace is False:
         ramp_fraction = None
     elif ramp_fraction == "auto" and schedule is not None:
+        from keras_lpc.annealing.plan import span_of
         from keras_lpc.annealing.schedules import get
 
-        span = getattr(get(schedule), "span", None)
-        span = span if isinstance(span, (int, float)) and 0 < span < float("inf") else None
+        span = span_of(get(schedule))
         if span is None and pace is True:
             raise ValueError(
                 "`pace=True` needs a schedule with a finite `span` (a keras_lpc schedule "

@@ -18,15 +18,11 @@ import keras
 from keras_lpc._io import print_msg
 from keras_lpc._models import find_lpc_layers
 from keras_lpc._validation import check_choice, check_float
-from keras_lpc.annealing import schedules
-from keras_lpc.annealing.budget import DEFAULT_MAXIMUM, default_schedule, gamma_budget
-from keras_lpc.annealing.pace import TrainingPace
-from keras_lpc.annealing.policies import Hold, Policy
+from keras_lpc.annealing import plan, schedules
+from keras_lpc.annealing.budget import DEFAULT_MAXIMUM, default_schedule
+from keras_lpc.annealing.plan import CLOCK_RAMP_FRACTION, PACED_RAMP_FRACTION  # noqa: F401
 from keras_lpc.annealing.run import AnnealingRun
 from keras_lpc.callbacks import _legacy, ordering
-
-PACED_RAMP_FRACTION = 0.7  # the default ramp's end when the training paces it
-CLOCK_RAMP_FRACTION = 0.95  # ... and when it follows the clock
 
 
 class GammaAnnealing(keras.callbacks.Callback):
@@ -142,9 +138,9 @@ class GammaAnnealing(keras.callbacks.Callback):
             if self._auto_schedule
             else schedules.get(schedule)
         )
-        self.policies = _policies(policy, self._auto_schedule)
-        self.ramp_fraction = _ramp_fraction(ramp_fraction, self._auto_schedule, self.policies)
-        if self.ramp_fraction is not None and _span(self.schedule) is None:
+        self.policies = plan.policies(policy, self._auto_schedule)
+        self.ramp_fraction = plan.ramp_fraction(ramp_fraction, self._auto_schedule, self.policies)
+        if self.ramp_fraction is not None and plan.span_of(self.schedule) is None:
             raise ValueError(
                 "`ramp_fraction` stretches a schedule that settles (a finite `span`). "
                 f"Received: ramp_fraction={ramp_fraction!r} with schedule={self.schedule!r}"
@@ -170,28 +166,26 @@ class GammaAnnealing(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         ordering.lead_callbacks(self)
-        params = self.params or {}
-        steps, epochs = params.get("steps"), params.get("epochs")
-        per_epoch = 1 if self.unit == "epoch" else (steps or 0)
-        total = epochs * per_epoch if epochs and per_epoch else None
-        budget = self._budget(steps, epochs)
-        if self._auto_schedule and self.max_gamma == "auto":
-            maximum = DEFAULT_MAXIMUM if budget is None else max(min(DEFAULT_MAXIMUM, budget), 0.1)
-            self.schedule = default_schedule(maximum)
+        params, optimizer = self.params or {}, getattr(self.model, "optimizer", None)
+        lr, multiplier = _learning_rate(optimizer)
+        run = plan.plan(
+            self.schedule,
+            auto_maximum=self._auto_schedule and self.max_gamma == "auto",
+            ramp_fraction=self.ramp_fraction,
+            unit=self.unit,
+            steps=params.get("steps"),
+            epochs=params.get("epochs"),
+            learning_rate=lr,
+            multiplier=multiplier,
+        )
+        self.schedule, self._budget_value = run.schedule, run.budget
         self.max_gamma_used = float(getattr(self.schedule, "stop", math.nan))
-        scale = 1.0
-        if self.ramp_fraction is not None and total:
-            # the end at ramp_fraction of the run, and by its last step at the latest
-            end = min(self.ramp_fraction * total, max(total - 1, 1))
-            scale = _span(self.schedule) / end
-        elif not total and (self.ramp_fraction is not None or self._auto_schedule):
+        if run.unknown_length:
             _warn_unknown_length(self.max_gamma_used)
         layers = self._targets()  # fails early if the model has none
-        classes = _classes(self.model)
         for policy in self.policies:
-            policy.reset(classes)
-        self._run = AnnealingRun(self.policies, per_epoch, scale)
-        self._budget_value = budget
+            policy.reset(_classes(self.model))
+        self._run = AnnealingRun(self.policies, run.counts_per_epoch, run.scale)
         # `fit` builds its train function before this hook; a custom training loop
         # (no train function, calls without training=True) gets gamma from Python.
         in_fit = getattr(self.model, "train_function", None) is not None
@@ -203,18 +197,6 @@ class GammaAnnealing(keras.callbacks.Callback):
         elif self.unit == "step":
             _warn_python_per_execution(self.model, self.schedule)
             self.on_train_batch_begin = self._assign_before_step
-
-    def _budget(self, steps: int | None, epochs: int | None) -> float | None:
-        """`gamma_budget` of this run, or None when its length or learning rate is unknown."""
-        optimizer = getattr(self.model, "optimizer", None)
-        if not steps or not epochs or optimizer is None:
-            return None
-        try:
-            lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        except (AttributeError, TypeError, ValueError):
-            return None
-        factors = [float(f) for f in getattr(optimizer, "multipliers", {}).values()]
-        return gamma_budget(epochs * steps, lr, max([1.0, *factors]))
 
     # ------------------------------------------------------------ epochs
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -302,51 +284,14 @@ class GammaAnnealing(keras.callbacks.Callback):
         }
 
 
-def _span(schedule: Any) -> float | None:
-    span = getattr(schedule, "span", None)
-    if span is None or not isinstance(span, (int, float)) or not math.isfinite(span) or span <= 0:
-        return None
-    return float(span)
-
-
-def _policies(policy: Any, auto_schedule: bool) -> list[Policy]:
-    """The policy objects for ``policy`` (see `GammaAnnealing`)."""
-    if isinstance(policy, str) and policy == "auto":
-        return [Hold(), TrainingPace()] if auto_schedule else []
-    if policy is None:
-        return []
-    items = list(policy) if isinstance(policy, (list, tuple)) else [policy]
-    out = []
-    for item in items:
-        if isinstance(item, dict) and item.get("class_name") in ("Hold", "TrainingPace"):
-            item = {"Hold": Hold, "TrainingPace": TrainingPace}[item["class_name"]](
-                **item["config"]
-            )
-        if not isinstance(item, Policy):
-            raise TypeError(
-                "`policy` must be 'auto', None, a keras_lpc.annealing.Policy (Hold, TrainingPace) "
-                f"or a list of them. Received: policy={policy!r}"
-            )
-        out.append(item)
-    return out
-
-
-def _ramp_fraction(value: Any, auto_schedule: bool, policies: list[Policy]) -> float | None:
-    if isinstance(value, str) and value == "auto":
-        if not auto_schedule:
-            return None
-        paced = any(isinstance(p, TrainingPace) for p in policies)
-        return PACED_RAMP_FRACTION if paced else CLOCK_RAMP_FRACTION
-    if value is None:
-        return None
-    if isinstance(value, str):
-        raise ValueError(
-            f"`ramp_fraction` must be 'auto', None or a number in (0, 1]. Received: ramp_fraction={value!r}"
-        )
-    value = check_float("ramp_fraction", value, strictly_positive=True)
-    if value > 1:
-        raise ValueError(f"`ramp_fraction` must be in (0, 1]. Received: ramp_fraction={value!r}")
-    return value
+def _learning_rate(optimizer: Any) -> tuple[float | None, float]:
+    """The optimizer's learning rate (``None`` if unknown) and its largest multiplier."""
+    try:
+        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    except (AttributeError, TypeError, ValueError):
+        return None, 1.0
+    factors = [float(f) for f in getattr(optimizer, "multipliers", {}).values()]
+    return lr, max([1.0, *factors])
 
 
 def _classes(model: Any) -> int | None:
