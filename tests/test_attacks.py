@@ -58,7 +58,8 @@ def test_one_eps_a_float_a_sequence_deprecated_and_the_curve(rng):
     y = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=1)
     for name, attack in (("fgsm", fgsm_accuracy), ("pgd", pgd_accuracy), ("apgd", apgd_accuracy)):
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no warning for one number
+            # no deprecation for one number
+            warnings.filterwarnings("error", ".*deprecated", DeprecationWarning)
             one = attack(model, x, y, 0.1)
             assert type(one) is float
             assert type(attack(model, x, y, np.float32(0.1))) is float

@@ -87,7 +87,8 @@ def test_a_callable_takes_the_same_signature_and_the_former_one_is_deprecated():
         return _to_boundary(None, x, labels, norm=norm, budget=budget, clip=clip, rng=None)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the current signature: no warning
+        # the current signature: no deprecation
+        warnings.filterwarnings("error", ".*deprecated", DeprecationWarning)
         now = minimal_perturbation(two_class(), X, attacks=[current], seed=5, verbose=0)
     with pytest.warns(DeprecationWarning, match="attack 'former': the signature fn\\(model"):
         old = minimal_perturbation(two_class(), X, attacks=[former], seed=5, verbose=0)
