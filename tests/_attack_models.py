@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
-from keras_lpc.robustness import Scorer
+from keras_lpc.robustness import Scorer, cast_model
 
 
 def linear(w, b, activation=None):
@@ -65,6 +66,15 @@ def tiny():
     model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
     x = rng.uniform(-1.0, 1.0, size=(12, 5)).astype("float32")
     return model, x, np.argmax(Scorer(model).forward(x), axis=1)
+
+
+def tiny_float64():
+    """`tiny` in float64 (`cast_model`): ``(model, x, labels)``; skips where Keras computes
+    float64 in float32 (JAX, PyTorch)."""
+    if not keras_computes_float64():
+        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
+    model, x, labels = tiny()
+    return cast_model(model), x.astype("float64"), labels
 
 
 def keras_computes_float64() -> bool:

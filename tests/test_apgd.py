@@ -6,7 +6,7 @@ import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
-from _attack_models import keras_computes_float64, linear, tiny, two_class
+from _attack_models import linear, tiny, tiny_float64, two_class
 
 from keras_lpc.robustness import Scorer, accuracy_curve, apgd_accuracy
 from keras_lpc.robustness.apgd import _checkpoints, apgd_ce_attack, apgd_dlr_attack, apgd_run
@@ -82,14 +82,9 @@ def test_compiled_apgd_equals_the_host_loop(small):
         reference.assert_same_run(ours, theirs, host, x, labels, norm, vectors=vectors, name=name)
 
 
-def test_compiled_apgd_in_float64_follows_the_host_loop(small):
+def test_compiled_apgd_in_float64_follows_the_host_loop():
     # both in float64 (TensorFlow): APGD-DLR where float32 walks apart, the same distances
-    if not keras_computes_float64():
-        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
-    from keras_lpc.robustness import cast_model
-
-    model, x, labels = small
-    model, x = cast_model(model), x.astype("float64")
+    model, x, labels = tiny_float64()
     scorer, host = Scorer(model), reference.HostScorer(model)
     eps = 0.3 * reference.lp_norm(x, "l2")
     kwargs = {"norm": "l2", "steps": 20, "clip": None, "loss": "dlr", "random_start": False}

@@ -8,7 +8,7 @@ import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
-from _attack_models import keras_computes_float64, linear, mlp, tiny
+from _attack_models import linear, mlp, tiny, tiny_float64
 
 from keras_lpc import backend
 from keras_lpc.robustness import (
@@ -119,14 +119,9 @@ def test_compiled_pgd_equals_the_host_loop(small):
     reference.assert_same_run(ours, theirs, host, x, labels, "l2", name="pgd l2")
 
 
-def test_compiled_pgd_in_float64_follows_the_host_loop(small):
+def test_compiled_pgd_in_float64_follows_the_host_loop():
     # both in float64 (TensorFlow): the same distances over a long run, with clip
-    if not keras_computes_float64():
-        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
-    from keras_lpc.robustness import cast_model
-
-    model, x, labels = small
-    model, x = cast_model(model), x.astype("float64")
+    model, x, labels = tiny_float64()
     scorer, host = Scorer(model), reference.HostScorer(model)
     eps = 0.3 * reference.lp_norm(x, "linf")
     kwargs = {"norm": "linf", "steps": 20, "clip": (-1.0, 1.0)}

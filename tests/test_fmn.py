@@ -6,7 +6,7 @@ import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
-from _attack_models import keras_computes_float64, linear, tiny
+from _attack_models import linear, tiny, tiny_float64
 
 from keras_lpc.robustness import Scorer
 from keras_lpc.robustness.fmn import fmn_attack
@@ -64,16 +64,11 @@ def test_compiled_fmn_equals_the_host_loop(small):
         np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-5, err_msg=norm)
 
 
-def test_compiled_fmn_in_float64_follows_the_host_loop(small):
+def test_compiled_fmn_in_float64_follows_the_host_loop():
     # both in float64 (TensorFlow): the same distances over a long run; the vectors may
     # differ where two iterates tie for the smallest norm to the last bit (the projection
     # puts iterates on the sphere of the best radius), so norms are compared
-    if not keras_computes_float64():
-        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
-    from keras_lpc.robustness import cast_model
-
-    model, x, labels = small
-    model, x = cast_model(model), x.astype("float64")
+    model, x, labels = tiny_float64()
     scorer, host = Scorer(model), reference.HostScorer(model)
     r = fmn_attack(scorer, x, labels, norm="l2", budget=40, clip=(-1.0, 1.0))
     expected = reference.fmn_attack(host, x, labels, norm="l2", steps=40, clip=(-1.0, 1.0))
