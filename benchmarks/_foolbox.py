@@ -105,10 +105,10 @@ def attack(factory: Any, label: str, fn: Any, bounds: tuple[float, float]) -> An
     """
     import keras
 
-    def run(model: Any, x: np.ndarray, labels: np.ndarray, *, norm: str, budget: int,
-            clip: Any, seed: int) -> np.ndarray:  # fmt: skip
+    def run(scorer: Any, x: np.ndarray, labels: np.ndarray, *, norm: str, budget: int,
+            clip: Any, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
         fb = load()
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(int(rng.integers(2**31 - 1)))
         fmodel = wrap(fn, bounds)
         xt = keras.ops.convert_to_tensor(x.astype("float32"))
         dtype = "int64" if keras.backend.backend() == "torch" else "int32"

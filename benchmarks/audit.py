@@ -101,10 +101,11 @@ class _Capture(keras.callbacks.Callback):
 
 def _margin(model, x, labels):
     """``f_y - max_{j != y} f_j`` per input, on the scores the attacks use."""
-    from keras_lpc.robustness._minnorm import losses
-    from keras_lpc.robustness._scores import forward
-
-    return losses(forward(model, x, 256, "auto").astype("float64"), labels, "margin")
+    scores = robustness.Scorer(model).forward(x)
+    rows = np.arange(len(x))
+    own = scores[rows, labels]
+    scores[rows, labels] = -np.inf
+    return own - scores.max(axis=1)
 
 
 def mechanism(model, xa, best, df) -> dict:
@@ -154,7 +155,7 @@ def run(name: str, seed: int, epochs: int, data, attack_samples: int = 300) -> d
     idx, full = row.attack_idx, row.deepfool_result
     xa, ya = data.x_test[idx], data.y_test[idx]
     top3 = robustness.deepfool(model, xa, y=ya, candidates=3)
-    apgd = np.atleast_1d(robustness.apgd_accuracy(model, xa, ya, [0.02, 0.05], steps=20))
+    apgd = robustness.accuracy_curve("apgd", model, xa, ya, [0.02, 0.05], steps=20)
     why = mechanism(model, xa, row.ensemble_result, full)
     # DeepFool is invariant to scaling all scores by one constant; 2 * softmax keeps the
     # library from skipping (or refusing) a plain softmax output.

@@ -86,9 +86,9 @@ def per_sample_loop(model, x):
     import keras
     import numpy as np
 
-    from keras_lpc.robustness._scores import score_function
+    from keras_lpc.robustness import Scorer
 
-    fn = score_function(model)
+    fn = Scorer(model).fn
     jac = _jacobian_rows(fn)
     out = []
     for xi in x:
@@ -114,9 +114,9 @@ def host_loop(model, x, batch_size=256):
     import numpy as np
 
     from keras_lpc import backend
-    from keras_lpc.robustness._scores import score_function
+    from keras_lpc.robustness import Scorer
 
-    fn = score_function(model)
+    fn = Scorer(model).fn
 
     def pairs(scores, aux):
         onehot = keras.ops.one_hot(aux, keras.ops.shape(scores)[1], dtype=scores.dtype)
@@ -203,9 +203,9 @@ def fused_torch(model, batch_size=256):
     import numpy as np
     import torch
 
-    from keras_lpc.robustness._scores import score_function
+    from keras_lpc.robustness import Scorer
 
-    fn = score_function(model)
+    fn = Scorer(model).fn
 
     def run(x):
         out = []
@@ -250,12 +250,12 @@ def foolbox_run(model, x):
     import numpy as np
 
     from benchmarks import _foolbox
-    from keras_lpc.robustness._scores import score_function
+    from keras_lpc.robustness import Scorer
 
     fb = _foolbox.load()
     name = keras.backend.backend()
     bounds = (float(x.min()) - 100.0, float(x.max()) + 100.0)
-    fn = score_function(model)
+    fn = Scorer(model).fn
     fmodel = _foolbox.wrap(fn, bounds)
     xt = keras.ops.convert_to_tensor(x)
     labels = np.argmax(keras.ops.convert_to_numpy(fn(x)), axis=1)

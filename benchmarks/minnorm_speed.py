@@ -59,11 +59,11 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
     import numpy as np
 
     from benchmarks._report import machine
-    from keras_lpc.robustness import decision
-    from keras_lpc.robustness._minnorm import Scorer
-    from keras_lpc.robustness._radius import first_order_radius, pgd_run
+    from keras_lpc.robustness import Scorer, decision
     from keras_lpc.robustness.apgd import apgd_run
+    from keras_lpc.robustness.attacks import pgd_run
     from keras_lpc.robustness.fmn import fmn_attack
+    from keras_lpc.robustness.radius import first_order_radius
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -88,7 +88,7 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
             decision._walk = reference.boundary_walk
         try:
             return decision.boundary_attack(
-                scorer, x, labels, norm="l2", iterations=max(1, steps // 4), clip=None,
+                scorer, x, labels, norm="l2", budget=max(1, steps // 4), clip=None,
                 rng=np.random.default_rng(0),
             )  # fmt: skip
         finally:
@@ -96,7 +96,7 @@ def run_backend(args: argparse.Namespace) -> list[dict]:
 
     cases = {
         "fmn l2": (
-            lambda: fmn_attack(scorer, x, labels, norm="l2", steps=steps, clip=None),
+            lambda: fmn_attack(scorer, x, labels, norm="l2", budget=steps, clip=None),
             lambda: reference.fmn_attack(host, x, labels, norm="l2", steps=steps, clip=None),
             lambda r: f"mean L2 norm {np.mean(np.linalg.norm(r, axis=1)):.5g}",
         ),

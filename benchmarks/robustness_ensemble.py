@@ -32,8 +32,7 @@ from benchmarks import _foolbox  # noqa: E402
 from benchmarks._report import machine, table, update_section  # noqa: E402
 from keras_lpc import datasets  # noqa: E402
 from keras_lpc.demo import build_model  # noqa: E402
-from keras_lpc.robustness import ATTACKS, minimal_perturbation  # noqa: E402
-from keras_lpc.robustness._scores import score_function  # noqa: E402
+from keras_lpc.robustness import ATTACKS, Scorer, minimal_perturbation  # noqa: E402
 
 CLIP = (0.0, 1.0)
 #: foolbox attack -> the keras_lpc attack it is compared with.
@@ -50,7 +49,7 @@ FOOLBOX_BUDGET = {"foolbox-ddn": 100, "foolbox-fmn": 100, "foolbox-fmn-mended": 
 def foolbox_attacks(model) -> list:
     """foolbox's minimum-norm attacks as `minimal_perturbation` callables (L2)."""
     fb = _foolbox.load()
-    fn = score_function(model)
+    fn = Scorer(model).fn
     mended = _foolbox.patched_l2_fmn()
     factories = {
         "foolbox-ddn": lambda b: fb.attacks.DDNAttack(steps=b),

@@ -114,8 +114,8 @@ def measure(
     xa, ya = data.x_test[attack_idx], data.y_test[attack_idx]
     df = robustness.deepfool(model, xa, y=ya)
     lip = robustness.lipschitz(model, xa, ya)
-    fgsm = np.atleast_1d(robustness.fgsm_accuracy(model, xa, ya, eps, clip=(0.0, 1.0)))
-    pgd = np.atleast_1d(robustness.pgd_accuracy(model, xa, ya, eps, steps=20, clip=(0.0, 1.0)))
+    fgsm = robustness.accuracy_curve("fgsm", model, xa, ya, eps, clip=(0.0, 1.0))
+    pgd = robustness.accuracy_curve("pgd", model, xa, ya, eps, steps=20, clip=(0.0, 1.0))
     result = {
         "test_accuracy": float(correct.mean()),
         "attacked_accuracy": float(np.mean(correct[attack_idx])),

@@ -1,4 +1,11 @@
-"""Finding `LatentPointCollapse` layers inside any Keras model."""
+"""Walking a Keras model: its layers, its recorded graph, its `LatentPointCollapse` layers.
+
+The one place that reads Keras' graph records (``_keras_history``, ``_inbound_nodes``):
+which layer produced a tensor (`producer`), which layers read a layer's output
+(`consumers`, `next_layers` through nested models), the operation behind a model's
+output (`output_operation`). Callers (`keras_lpc.optimizers`, `keras_lpc.surgery`,
+`keras_lpc.robustness`) keep only their own policy.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +37,126 @@ def iter_layers(model: Any):
             yield layer
         children = getattr(layer, "_layers", None) or getattr(layer, "layers", None) or []
         stack.extend(reversed(list(children)))
+
+
+def is_graph(model: Any) -> bool:
+    """Whether ``model`` records a graph of its layers (a functional model, or a built
+    `Sequential`): its outputs are symbolic tensors that know the layer producing them.
+
+    A subclassed model's ``call`` records none, nor does an unbuilt `Sequential`.
+    """
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return False
+    return (
+        isinstance(outputs, (list, tuple))
+        and bool(outputs)
+        and all(hasattr(t, "_keras_history") for t in outputs)
+    )
+
+
+def producer(tensor: Any) -> tuple[Any, Any]:
+    """The layer (operation) that produced the symbolic ``tensor`` and the node of that call
+    (whose ``input_tensors`` are what the layer read)."""
+    history = tensor._keras_history
+    layer = history.operation
+    return layer, layer._inbound_nodes[history.node_index]
+
+
+def output_operation(model: Any) -> Any:
+    """The operation producing ``model``'s first output (`first_output`): a layer, or the
+    Keras operation of a ``keras.ops`` call such as ``keras.ops.softmax``; the last layer
+    of a model that records no graph; ``None`` for a model without layers."""
+    if is_graph(model):
+        return producer(first_output(model.outputs))[0]
+    layers = getattr(model, "layers", None)
+    return layers[-1] if layers else None
+
+
+def consumers(layer: Any, container: Any) -> list[Any]:
+    """The layers of the graph model ``container`` that read ``layer``'s output."""
+    return [
+        candidate
+        for candidate in container.layers
+        if any(
+            any(parent.operation is layer for parent in node.parent_nodes)
+            for node in getattr(candidate, "_inbound_nodes", [])
+        )
+    ]
+
+
+def parents(model: Any) -> dict[int, list[keras.Model]]:
+    """``{id(layer): [models whose .layers hold it]}`` for every model nested in ``model``."""
+    found: dict[int, list[keras.Model]] = {}
+    for container in [model, *iter_layers(model)]:
+        if isinstance(container, keras.Model):
+            for child in container.layers:
+                found.setdefault(id(child), []).append(container)
+    return found
+
+
+def next_layers(
+    layer: Any,
+    container: keras.Model,
+    root: keras.Model,
+    parent_map: dict[int, list[keras.Model]],
+    unknown: list[str],
+) -> list[Any]:
+    """The layers fed by ``layer``'s output inside ``container``, then above it.
+
+    A `Sequential` container gives the next layer; a graph model every layer
+    whose recorded input is ``layer``'s output (`consumers`). When ``layer``
+    is the container's output (a layer closing a nested backbone), the search
+    continues with the layers that consume the container in its own parents
+    (``parent_map``, from `parents`), up to ``root``. A subclassed container
+    records no graph: its name goes into ``unknown``.
+    """
+    if isinstance(container, keras.Sequential):
+        layers = container.layers
+        index = next(i for i, la in enumerate(layers) if la is layer)
+        nexts = layers[index + 1 : index + 2]
+        is_output = index == len(layers) - 1
+    elif is_graph(container):
+        nexts = consumers(layer, container)
+        is_output = any(producer(t)[0] is layer for t in container.outputs)
+    else:
+        unknown.append(container.name)
+        return []
+    if is_output and container is not root:
+        for parent in parent_map.get(id(container), []):
+            nexts = nexts + next_layers(container, parent, root, parent_map, unknown)
+    return nexts
+
+
+def named_layers(model: Any, wanted: Any, arg: str) -> list[Any]:
+    """Resolve ``wanted`` (a layer, a layer name or a list of them) to layers inside ``model``.
+
+    Raises:
+        ValueError: an empty list, or a name / layer that is not in ``model``.
+        TypeError: an item that is neither a layer nor a name.
+    """
+    inside = [la for la in iter_layers(model) if not isinstance(la, keras.layers.InputLayer)]
+    items = wanted if isinstance(wanted, (list, tuple)) else [wanted]
+    if not items:
+        raise ValueError(f"`{arg}` must name at least one layer. Received: {arg}={wanted!r}")
+    found = []
+    for item in items:
+        if isinstance(item, str):
+            match = [la for la in inside if la.name == item]
+        elif isinstance(item, keras.layers.Layer):
+            match = [la for la in inside if la is item]
+        else:
+            raise TypeError(
+                f"`{arg}` must be a layer, a layer name or a list of them. Received: {arg}={item!r}"
+            )
+        if not match:
+            raise ValueError(
+                f"`{arg}` must name layers of the model (available: {[la.name for la in inside]}). "
+                f"Received: {arg}={getattr(item, 'name', item)!r}"
+            )
+        found.append(match[0])
+    return found
 
 
 def find_lpc_layers(

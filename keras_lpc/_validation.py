@@ -6,8 +6,10 @@ in the form ``"`name` must be <expected>. Received: name=<value>"``.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,26 @@ import numpy as np
 
 def _fail(name: str, expected: str, value: Any, error: type[Exception] = ValueError):
     raise error(f"`{name}` must be {expected}. Received: {name}={value!r}")
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module`` (an optional dependency), or raise the one "install the extra" error.
+
+    ``purpose`` says what needs it (e.g. ``"keras_lpc.plotting"``); the message names the
+    missing module and the extra to install, quoted for the shell::
+
+        keras_lpc.plotting needs matplotlib (missing: matplotlib): pip install 'keras-lpc[plot]'
+
+    Raises:
+        ImportError: ``module`` (or one of its own dependencies) cannot be imported.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{purpose} needs {module.split('.')[0]} (missing: {err.name or module}): "
+            f"pip install 'keras-lpc[{extra}]'"
+        ) from err
 
 
 def check_float(

@@ -29,7 +29,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_lpc._models import iter_layers
+from keras_lpc._models import iter_layers, named_layers, next_layers, parents
 from keras_lpc._validation import check_float
 from keras_lpc.layers import LatentPointCollapse
 
@@ -314,92 +314,6 @@ def with_lr_multipliers(
     return LRMultiplierOptimizer(optimizer, multipliers)
 
 
-def _is_graph(container: Any) -> bool:
-    """Whether ``container`` is a functional model (its layers connected by a recorded graph)."""
-    outputs = getattr(container, "outputs", None)
-    return (
-        isinstance(container, keras.Model)
-        and not isinstance(container, keras.Sequential)
-        and isinstance(outputs, (list, tuple))
-        and bool(outputs)
-        and all(hasattr(t, "_keras_history") for t in outputs)
-    )
-
-
-def _parents(model: keras.Model) -> dict[int, list[keras.Model]]:
-    """``{id(layer): [models whose .layers hold it]}`` for every model nested in ``model``."""
-    parents: dict[int, list[keras.Model]] = {}
-    for container in [model, *iter_layers(model)]:
-        if isinstance(container, keras.Model):
-            for child in container.layers:
-                parents.setdefault(id(child), []).append(container)
-    return parents
-
-
-def _next_layers(
-    layer: keras.layers.Layer,
-    container: keras.Model,
-    root: keras.Model,
-    parents: dict[int, list[keras.Model]],
-    unknown: list[str],
-) -> list[keras.layers.Layer]:
-    """The layers fed by ``layer``'s output inside ``container``, then above it.
-
-    A `Sequential` container gives the next layer; a functional one every
-    layer whose recorded input is ``layer``'s output. When ``layer`` is the
-    container's output (the LPC layer closing a nested backbone), the search
-    continues with the layers that consume the container in its own parents.
-    A subclassed container records no graph: its name goes into ``unknown``.
-    """
-    if isinstance(container, keras.Sequential):
-        layers = container.layers
-        index = next(i for i, la in enumerate(layers) if la is layer)
-        nexts = layers[index + 1 : index + 2]
-        is_output = index == len(layers) - 1
-    elif _is_graph(container):
-        nexts = [
-            candidate
-            for candidate in container.layers
-            if any(
-                any(parent.operation is layer for parent in node.parent_nodes)
-                for node in getattr(candidate, "_inbound_nodes", [])
-            )
-        ]
-        is_output = any(t._keras_history.operation is layer for t in container.outputs)
-    else:
-        unknown.append(container.name)
-        return []
-    if is_output and container is not root:
-        for parent in parents.get(id(container), []):
-            nexts = nexts + _next_layers(container, parent, root, parents, unknown)
-    return nexts
-
-
-def _named_heads(model: keras.Model, head: Any) -> list[keras.layers.Layer]:
-    """Resolve ``head`` (a layer, a layer name or a list of them) inside ``model``."""
-    inside = [la for la in iter_layers(model) if not isinstance(la, keras.layers.InputLayer)]
-    wanted = head if isinstance(head, (list, tuple)) else [head]
-    if not wanted:
-        raise ValueError(f"`head` must name at least one layer. Received: head={head!r}")
-    found = []
-    for item in wanted:
-        if isinstance(item, str):
-            match = [la for la in inside if la.name == item]
-        elif isinstance(item, keras.layers.Layer):
-            match = [la for la in inside if la is item]
-        else:
-            raise TypeError(
-                f"`head` must be a layer, a layer name or a list of them. Received: head={item!r}"
-            )
-        if not match:
-            raise ValueError(
-                f"`head` must name layers of the model (available: {[la.name for la in inside]}). "
-                f"Received: head={getattr(item, 'name', item)!r}"
-            )
-        found.append(match[0])
-    return found
-
-
 def lpc_multipliers(model: keras.Model, factor: float = 10.0, head: Any = None) -> dict[str, float]:
     """Learning-rate multipliers for the layer(s) fed by the model's LPC output.
 
@@ -454,22 +368,22 @@ def lpc_multipliers(model: keras.Model, factor: float = 10.0, head: Any = None) 
             f"Received: model={model.name!r} with layers {names}"
         )
     if head is not None:
-        return {la.name: factor for la in _named_heads(model, head)}
-    parents = _parents(model)
+        return {la.name: factor for la in named_layers(model, head, "head")}
+    parent_map = parents(model)
     heads: dict[str, float] = {}
     unknown: list[str] = []
-    frontier = [(la, parent) for la in sources for parent in parents.get(id(la), [])]
+    frontier = [(la, parent) for la in sources for parent in parent_map.get(id(la), [])]
     seen = {id(la) for la in sources}
     while frontier:
         layer, container = frontier.pop()
-        for nxt in _next_layers(layer, container, model, parents, unknown):
+        for nxt in next_layers(layer, container, model, parent_map, unknown):
             if id(nxt) in seen:
                 continue
             seen.add(id(nxt))
             if nxt.trainable_weights or not nxt.built:
                 heads[nxt.name] = factor
             else:
-                frontier.extend((nxt, parent) for parent in parents.get(id(nxt), []))
+                frontier.extend((nxt, parent) for parent in parent_map.get(id(nxt), []))
     if not heads and unknown:
         lpc = sources[0].name
         raise ValueError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import as_labels, as_latents, check_int, epoch_positions
+from keras_lpc._validation import as_labels, as_latents, check_int, epoch_positions, require
 from keras_lpc.metrics._stats import class_means
 
 __all__ = [
@@ -50,12 +50,7 @@ _TITLES = {
 
 def _figure(panels: int = 1, columns: int = 3, panel_size: float = 3.6) -> Any:
     """A Figure with a grid of ``panels`` Axes (row-major); unused cells removed."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise ImportError(
-            "keras_lpc.plotting needs matplotlib. Install it with `pip install keras-lpc[plot]`."
-        ) from err
+    Figure = require("matplotlib.figure", "plot", "keras_lpc.plotting").Figure
     cols = max(1, min(columns, panels))
     if panels == 4 and columns == 3:
         cols = 2  # a 2 x 2 grid rather than 3 + 1

@@ -6,7 +6,8 @@ from typing import Any
 
 import keras
 
-from keras_lpc._models import iter_layers
+from keras_lpc._models import is_graph, iter_layers, producer
+from keras_lpc._validation import require
 from keras_lpc.layers import LatentPointCollapse
 
 __all__ = ["require_keras_hub", "with_lpc"]
@@ -14,18 +15,7 @@ __all__ = ["require_keras_hub", "with_lpc"]
 
 def require_keras_hub() -> Any:
     """Import keras_hub, or raise an ImportError naming the extra to install."""
-    try:
-        import keras_hub
-    except ImportError as err:
-        raise ImportError(
-            f"KerasHub models need keras-hub: pip install 'keras-lpc[hub]' (missing: {err.name})"
-        ) from err
-    return keras_hub
-
-
-def _is_graph(model: keras.Model) -> bool:
-    outputs = getattr(model, "outputs", None)
-    return isinstance(outputs, (list, tuple)) and all(hasattr(t, "_keras_history") for t in outputs)
+    return require("keras_hub", "hub", "KerasHub models")
 
 
 def _describe(model: Any) -> str:
@@ -47,9 +37,7 @@ def _head_of(model: keras.Model) -> tuple[keras.layers.Layer, Any, list[keras.la
     tensor = model.outputs[0]
     after: list[keras.layers.Layer] = []
     while True:
-        history = tensor._keras_history
-        layer = history.operation
-        node = layer._inbound_nodes[history.node_index]
+        layer, node = producer(tensor)
         if isinstance(layer, keras.layers.InputLayer):
             raise ValueError(
                 "`model` must end in a Dense classification head. Received: model="
@@ -143,13 +131,13 @@ def with_lpc(model: keras.Model, dim: int | None = 16, **layer_kwargs: Any) -> k
             f"{_describe(model)} with "
             f"{[la.name for la in iter_layers(model) if isinstance(la, LatentPointCollapse)]}"
         )
-    if not isinstance(model, keras.Sequential) and not _is_graph(model):
+    if not isinstance(model, keras.Sequential) and not is_graph(model):
         raise TypeError(
             "`model` must be a Sequential or functional keras.Model: a subclassed model's call() "
             "cannot be rewired; add LatentPointCollapse in its call() before the head instead. "
             f"Received: model={_describe(model)}"
         )
-    if not model.built or not _is_graph(model):
+    if not model.built or not is_graph(model):
         raise ValueError(
             "`model` must be built with a known input shape (start a Sequential with "
             f"keras.Input, or call model.build(input_shape)). Received: model={_describe(model)}, "

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from keras_lpc import schedules
-from keras_lpc._validation import check_float, check_int
+from keras_lpc._validation import check_float, check_int, require
 from keras_lpc.annealing.budget import default_schedule
 from keras_lpc.annealing.plan import CLOCK_RAMP_FRACTION
 from keras_lpc.callbacks.gamma_annealing import GammaAnnealing
@@ -27,13 +27,7 @@ from keras_lpc.layers import LatentPointCollapse
 
 def require_keras_tuner() -> Any:
     """Import keras_tuner, or raise an ImportError naming the extra to install."""
-    try:
-        import keras_tuner
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "keras_lpc.tuning needs KerasTuner: pip install 'keras-lpc[tune]'"
-        ) from err
-    return keras_tuner
+    return require("keras_tuner", "tune", "keras_lpc.tuning")
 
 
 @dataclasses.dataclass

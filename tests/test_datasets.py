@@ -229,7 +229,7 @@ def test_tfds_failed_download_says_what_to_do(tfds, tmp_path, monkeypatch):
 
 def test_tfds_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
-    with pytest.raises(ImportError, match=r"pip install keras-lpc\[data\]"):
+    with pytest.raises(ImportError, match=r"pip install 'keras-lpc\[data\]'"):
         load_tfds("mnist")
 
 

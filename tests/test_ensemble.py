@@ -1,54 +1,25 @@
-"""The verified attack ensemble (`minimal_perturbation`) and its attacks, against closed forms.
+"""The verified attack ensemble (`minimal_perturbation`) against closed forms.
 
 The models are linear classifiers whose distance to the decision boundary is
-known analytically (``|margin| / ||w||`` in L2, ``/ ||w||_1`` in L-inf), the
+known analytically (``|margin| / ||w||`` in L2, ``/ ||w||_1`` in L-inf) and the
 same classifiers with their input gradients masked (zero, or drowned by a
-tiny high-frequency term) and a small trained MLP. Budgets are small.
+tiny high-frequency term). Budgets are small.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
+from _attack_models import closed_form, linear, two_class
 from keras import ops
 
-from keras_lpc.robustness import (
-    ATTACKS,
-    apgd_accuracy,
-    minimal_perturbation,
-    pgd_accuracy,
-)
-from keras_lpc.robustness._minnorm import Scorer, loss_grad, loss_of, losses
-from keras_lpc.robustness._radius import pgd_run
-from keras_lpc.robustness.apgd import apgd_run
-from keras_lpc.robustness.fmn import fmn_attack
+from keras_lpc.robustness import ATTACKS, _registry, deepfool, minimal_perturbation
 
 SMALL = {"deepfool": 10, "fmn": 30, "pgd": 5, "apgd-ce": 5, "apgd-dlr": 5, "boundary": 15}
-
-
-def _linear(w, b):
-    model = keras.Sequential([keras.Input((w.shape[0],)), keras.layers.Dense(w.shape[1])])
-    model.set_weights([w.astype("float32"), b.astype("float32")])
-    return model
-
-
-def _closed_form(w, b, x, norm):
-    """Distance from each x to the nearest other-class region of a linear classifier."""
-    f = x.astype("float64") @ w + b
-    k0 = f.argmax(1)
-    rows = np.arange(len(x))
-    dist = np.full(len(x), np.inf)
-    for j in range(w.shape[1]):
-        wj = w[:, [j]] - w[:, k0]  # (d, n)
-        size = np.linalg.norm(wj, ord=2 if norm == "l2" else 1, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = (f[rows, k0] - f[:, j]) / size
-        dist = np.where(k0 == j, dist, np.minimum(dist, d))
-    return dist / np.linalg.norm(x.reshape(len(x), -1), ord=2 if norm == "l2" else np.inf, axis=1)
 
 
 class _Masked(keras.layers.Layer):
@@ -76,12 +47,12 @@ class _Masked(keras.layers.Layer):
 @pytest.fixture
 def linear3(rng):
     w, b = rng.normal(size=(6, 3)), rng.normal(size=3)
-    return w, b, _linear(w, b), rng.normal(size=(24, 6)).astype("float32")
+    return w, b, linear(w, b), rng.normal(size=(24, 6)).astype("float32")
 
 
-def test_linear_every_attack_finds_the_closed_form(linear3):
+def test_linear_every_attack_finds_theclosed_form(linear3):
     w, b, model, x = linear3
-    exact = _closed_form(w, b, x, "l2")
+    exact = closed_form(w, b, x, "l2")
     res = minimal_perturbation(model, x, attacks=ATTACKS, budget=SMALL, verbose=0)
     assert set(res.by_attack) == set(ATTACKS)
     for name, dist in res.by_attack.items():
@@ -106,7 +77,7 @@ def test_linear_every_attack_finds_the_closed_form(linear3):
 
 def test_linear_linf(linear3):
     w, b, model, x = linear3
-    exact = _closed_form(w, b, x, "linf")
+    exact = closed_form(w, b, x, "linf")
     res = minimal_perturbation(model, x, norm="linf", budget=SMALL, verbose=0)
     assert list(res.by_attack) == ["fmn", "apgd-ce", "apgd-dlr", "boundary"]
     for name, dist in res.by_attack.items():
@@ -159,15 +130,16 @@ def test_shattered_gradients_do_not_hide_the_boundary(rng):
 
 def test_a_claim_that_does_not_flip_is_never_counted(linear3):
     w, b, model, x = linear3
-    exact = _closed_form(w, b, x, "l2")
+    exact = closed_form(w, b, x, "l2")
 
-    def liar(model, x, labels, *, norm, budget, clip, seed):
+    def liar(scorer, x, labels, *, norm, budget, clip, rng):
         # claims a tiny perturbation everywhere; it flips nothing
         return 1e-3 * np.sign(x)
 
-    def half_right(model, x, labels, *, norm, budget, clip, seed):
+    def half_right(scorer, x, labels, *, norm, budget, clip, rng):
         # far past the boundary on the first half of the inputs, NaN on the rest
-        r = minimal_perturbation(model, x, attacks=["deepfool"], verbose=0).perturbation * 3.0
+        r = minimal_perturbation(scorer.model, x, attacks=["deepfool"], verbose=0).perturbation
+        r = r * 3.0
         r[len(x) // 2 :] = np.nan
         return r
 
@@ -181,7 +153,7 @@ def test_a_claim_that_does_not_flip_is_never_counted(linear3):
     assert (res.best_attack == "deepfool").all()
     np.testing.assert_allclose(res.per_sample, 1.02 * exact, rtol=1e-3, atol=1e-4)
 
-    def wrong_shape(model, x, labels, *, norm, budget, clip, seed):
+    def wrong_shape(scorer, x, labels, *, norm, budget, clip, rng):
         return np.zeros((len(x), 2))
 
     with pytest.raises(ValueError, match="attack 'wrong_shape' must return a perturbation"):
@@ -205,15 +177,14 @@ def test_labels_given_and_clip(linear3):
 
 
 def test_a_deepfool_result_is_reused_not_rerun(linear3, monkeypatch):
-    from keras_lpc.robustness import deepfool, ensemble
-
     w, b, model, x = linear3
     y = (x @ w + b).argmax(1)
     y[:3] = (y[:3] + 1) % 3  # three misclassified inputs: not attacked, distance 0
     df = deepfool(model, x, max_iter=10)
     ran = minimal_perturbation(model, x, y, attacks=["deepfool"], budget=10, verbose=0)
     calls = []
-    monkeypatch.setattr(ensemble, "deepfool", lambda *a, **k: calls.append(1))
+    entry = dataclasses.replace(_registry._TABLE["deepfool"], fn=lambda *a, **k: calls.append(1))
+    monkeypatch.setitem(_registry._TABLE, "deepfool", entry)
     given = minimal_perturbation(model, x, y, attacks=["deepfool"], verbose=0, deepfool_result=df)
     assert calls == []  # DeepFool did not run a second time
     np.testing.assert_array_equal(given.by_attack["deepfool"], ran.by_attack["deepfool"])
@@ -228,81 +199,6 @@ def test_a_deepfool_result_is_reused_not_rerun(linear3, monkeypatch):
         minimal_perturbation(model, x, deepfool_result=df.perturbation)
 
 
-def test_loss_gradients_match_finite_differences(rng):
-    model = keras.Sequential(
-        [keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(4)]
-    )
-    x = rng.normal(size=(6, 5))
-    labels = rng.integers(0, 4, size=6)
-    scorer = Scorer(model)
-    h = 1e-2
-    steps = h * np.eye(5)[:, None, :]  # (5, 1, 5): one coordinate at a time
-    points = np.concatenate([x[None] + steps, x[None] - steps]).reshape(-1, 5)
-    scores = scorer.forward(points.astype("float32")).reshape(2, 5, 6, -1)
-    for kind in ("margin", "soft-margin", "ce", "dlr"):
-        _, g = loss_grad(scorer, x, labels, kind)
-        up = np.stack([losses(s, labels, kind) for s in scores[0]], axis=1)
-        down = np.stack([losses(s, labels, kind) for s in scores[1]], axis=1)
-        np.testing.assert_allclose(g, (up - down) / (2 * h), rtol=0.05, atol=2e-3, err_msg=kind)
-    # the losses on tensors (inside the compiled attacks) are the NumPy ones
-    z = scorer.forward(x.astype("float32"))
-    for kind in ("margin", "soft-margin", "ce", "dlr"):
-        for c in (4, 2):
-            on_device = loss_of(
-                ops.convert_to_tensor(z[:, :c]), ops.convert_to_tensor(labels % c, "int32"), kind
-            )
-            np.testing.assert_allclose(
-                ops.convert_to_numpy(on_device),
-                losses(z[:, :c], labels % c, kind),
-                rtol=1e-5,
-                atol=1e-6,
-                err_msg=kind,
-            )
-
-
-def _mlp(rng, n=48):
-    model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
-    )
-    return model, rng.normal(size=(n, 4)).astype("float32")
-
-
-def test_fmn_distance_shrinks_as_steps_grow(rng):
-    model, x = _mlp(rng)
-    scorer = Scorer(model)
-    labels = np.argmax(scorer.forward(x), axis=1)
-    sizes, flips = [], []
-    for steps in (6, 18, 54):
-        r = fmn_attack(scorer, x, labels, norm="l2", steps=steps, clip=None)
-        flips.append(np.argmax(scorer.forward((x + r).astype("float32")), axis=1) != labels)
-        sizes.append(np.linalg.norm(r, axis=1))
-    assert flips[0].mean() <= flips[1].mean() <= flips[2].mean() and flips[2].mean() >= 0.9
-    both = flips[0] & flips[1] & flips[2]
-    means = [s[both].mean() for s in sizes]
-    assert means[0] >= means[1] >= means[2], means
-
-
-def test_apgd_accuracy(rng):
-    # closed form: f_0 - f_1 = 2 x_0, L-inf distance |x_0|
-    w, b = np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2)
-    x, y = np.array([[1.0, 0.0], [3.0, 0.0]], "float32"), np.array([0, 0])
-    for loss in ("ce", "dlr"):
-        acc = apgd_accuracy(_linear(w, b), x, y, [0.5, 1.5, 3.5], loss=loss, steps=10)
-        np.testing.assert_array_equal(acc, [1.0, 0.5, 0.0])
-    # on a small trained model, APGD is at least as strong as PGD (same start, eps and budget)
-    model, xs = _mlp(rng, n=64)
-    ys = (xs[:, 0] + xs[:, 1] > 0).astype("int32") + (xs[:, 2] > 1).astype("int32")
-    model.compile(
-        keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.fit(xs, ys, epochs=15, batch_size=16, verbose=0)
-    eps = [0.2, 0.5]
-    pgd = pgd_accuracy(model, xs, ys, eps, steps=5, random_start=False)
-    apgd = apgd_accuracy(model, xs, ys, eps, steps=5)
-    assert (apgd <= pgd).all(), (apgd, pgd)
-    assert 0.1 < pgd[1] < pgd[0] < 0.9  # the comparison is not vacuous
-
-
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -311,7 +207,7 @@ def test_apgd_accuracy(rng):
         ({"budget": 2.5}, TypeError, "`budget` must be an integer >= 1. Received: budget=2.5"),
         ({"budget": {"bondary": 3}}, ValueError, "`budget` must only name attacks"),
         ({"budget": {"fmn": 0}}, ValueError, "`budget['fmn']` must be an integer >= 1"),
-        ({"attacks": ["fgsm"]}, ValueError, "`attacks` must name built-in attacks"),
+        ({"attacks": ["fgsm"]}, ValueError, "`attacks` must name registered attacks"),
         ({"attacks": []}, ValueError, "`attacks` must be a non-empty list"),
         ({"attacks": [3]}, TypeError, "`attacks` must hold attack names (str) or callables"),
         ({"attacks": ["fmn", "fmn"]}, ValueError, "`attacks` must not repeat a name"),
@@ -324,220 +220,7 @@ def test_apgd_accuracy(rng):
     ],
 )
 def test_bad_input(kwargs, error, message):
-    model = _linear(np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2))
+    model = two_class()
     x = np.array([[1.0, 0.0], [2.0, 0.0]], "float32")
     with pytest.raises(error, match=re.escape(message)):
         minimal_perturbation(model, x, **kwargs)
-
-
-def test_apgd_bad_input():
-    model = _linear(np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2))
-    x, y = np.array([[1.0, 0.0]], "float32"), np.array([0])
-    with pytest.raises(ValueError, match="`loss` must be one of 'ce', 'dlr'. Received: loss='mse'"):
-        apgd_accuracy(model, x, y, 0.1, loss="mse")
-    with pytest.raises(ValueError, match="`eps` must be a number >= 0"):
-        apgd_accuracy(model, x, y, -0.1)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A tanh MLP with weights drawn by NumPy (the same model on every backend), 12 inputs
-    and their predicted labels; module-wide, so its compiled attacks are shared."""
-    rng = np.random.default_rng(7)
-    model = keras.Sequential(
-        [keras.Input((5,)), keras.layers.Dense(12, activation="tanh"), keras.layers.Dense(4)]
-    )
-    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
-    x = rng.uniform(-1.0, 1.0, size=(12, 5)).astype("float32")
-    return model, x, np.argmax(Scorer(model).forward(x), axis=1)
-
-
-def test_compiled_fmn_equals_the_host_loop(tiny):
-    # the former float64 host loop (tests/_reference_attacks.py) against the compiled
-    # float32 one: over a few steps they agree to float32 rounding; over many, an iterate
-    # lying within rounding of the boundary can be adversarial in one and not the other
-    model, x, labels = tiny
-    scorer, host = Scorer(model, batch_size=8), reference.HostScorer(model)
-    for norm, clip in (("l2", None), ("linf", (-1.0, 1.0))):
-        r = fmn_attack(scorer, x, labels, norm=norm, steps=10, clip=clip)
-        expected = reference.fmn_attack(host, x, labels, norm=norm, steps=10, clip=clip)
-        assert r.dtype == np.float64 and r.shape == x.shape
-        assert (np.abs(expected).max(axis=1) > 0).all()  # every input flipped
-        np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-5, err_msg=norm)
-
-
-def _fixed_radius_cases(x):
-    """(attack, norm, loss, clip, random start, eps) for `apgd_run` / `pgd_run` checks.
-
-    DLR is constant (1) where the label ranks third, so its gradient there is rounding
-    noise that ``s(g)`` turns into a full step: float32 and float64 then walk apart. The
-    DLR case has a radius small enough that no input gets there within the checked steps.
-    """
-    l2, linf = reference.lp_norm(x, "l2"), reference.lp_norm(x, "linf")
-    return [
-        ("apgd", "l2", "ce", (-1.0, 1.0), True, 0.3 * l2),
-        ("apgd", "linf", "dlr", None, False, 0.15 * linf),
-        ("pgd", "l2", "ce", None, True, 0.3 * l2),
-    ]
-
-
-def _both_runs(case, scorer, host, x, labels, steps):
-    attack, norm, loss, clip, start, eps = case
-    kwargs = {"norm": norm, "steps": steps, "clip": clip}
-    if attack == "pgd":
-        ours = pgd_run(scorer, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
-        theirs = reference.pgd_run(host, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
-    else:
-        kwargs.update(loss=loss, random_start=start)
-        ours = apgd_run(scorer, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
-        theirs = reference.apgd_run(host, x, labels, eps, rng=np.random.default_rng(3), **kwargs)
-    return ours, theirs
-
-
-def test_compiled_apgd_and_pgd_equal_the_host_loop(tiny):
-    # Every adversarial iterate on the sphere ||delta|| = eps ties for the smallest norm up
-    # to rounding, so the kept vectors are compared where the norm is exact (L-inf without
-    # clip) and the norms, the flips and the inputs broken everywhere.
-    model, x, labels = tiny
-    scorer, host = Scorer(model, batch_size=8), reference.HostScorer(model)
-    for case in _fixed_radius_cases(x):
-        ours, theirs = _both_runs(case, scorer, host, x, labels, steps=10)
-        name = f"{case[0]} {case[1]} {case[2]} clip={case[3]}"
-        np.testing.assert_array_equal(ours.found, theirs.found, err_msg=name)
-        assert 0 < ours.found.sum() < len(x), name  # neither all nor none broken
-        np.testing.assert_allclose(ours.size, theirs.size, rtol=1e-5, err_msg=name)
-        assert ours.delta.dtype == np.float64 and ours.delta.shape == x.shape
-        flipped = reference.predict(host, x + ours.delta) != labels
-        np.testing.assert_array_equal(flipped, ours.found, err_msg=name)
-        size = reference.lp_norm(ours.delta, case[1])[ours.found]
-        np.testing.assert_allclose(size, ours.size[ours.found], rtol=1e-5, err_msg=name)
-        if case[1] == "linf" and case[3] is None:
-            np.testing.assert_allclose(ours.delta, theirs.delta, atol=1e-5, err_msg=name)
-
-
-def test_compiled_attacks_in_float64_follow_the_host_loop(tiny):
-    # both in float64 (TensorFlow): the same distances over a long run; the vectors may
-    # differ where two iterates tie for the smallest norm to the last bit (the projection
-    # puts iterates on the sphere of the best radius), so norms are compared
-    if keras.backend.result_type("float64", "float64") != "float64":
-        pytest.skip("float64 runs on the TensorFlow backend only (see cast_model)")
-    from keras_lpc.robustness import cast_model
-
-    model, x, labels = tiny
-    model, x = cast_model(model), x.astype("float64")
-    scorer, host = Scorer(model), reference.HostScorer(model)
-    r = fmn_attack(scorer, x, labels, norm="l2", steps=40, clip=(-1.0, 1.0))
-    expected = reference.fmn_attack(host, x, labels, norm="l2", steps=40, clip=(-1.0, 1.0))
-    size = reference.lp_norm(r, "l2")
-    np.testing.assert_allclose(size, reference.lp_norm(expected, "l2"), rtol=1e-10)
-    assert np.mean(size > 0) >= 0.8  # inside the box, some inputs cannot flip
-    assert (reference.predict(host, x + r) != labels)[size > 0].all()
-    # APGD-DLR where float32 walks apart (see _fixed_radius_cases), PGD with clip
-    l2, linf = reference.lp_norm(x, "l2"), reference.lp_norm(x, "linf")
-    for case in (
-        ("apgd", "l2", "dlr", None, False, 0.3 * l2),
-        ("pgd", "linf", "ce", (-1.0, 1.0), True, 0.3 * linf),
-    ):
-        ours, theirs = _both_runs(case, scorer, host, x, labels, steps=20)
-        np.testing.assert_array_equal(ours.found, theirs.found)
-        assert 0 < ours.found.sum() < len(x)
-        np.testing.assert_allclose(ours.size, theirs.size, rtol=1e-10)
-
-
-@pytest.mark.parametrize("clip", [None, (-0.5, 0.5)])
-def test_boundary_normal_estimate_on_the_device_matches_the_formula(rng, clip):
-    # the walk's estimate v = mean_i (phi_i - mean phi) u_i, computed in the compiled loop
-    # from directions drawn on the device, recomputed here from the same draws on the host
-    from keras_lpc import backend
-    from keras_lpc.robustness import decision
-
-    w, b = rng.normal(size=(5, 2)), rng.normal(size=2)
-    model = _linear(w, b)
-    scorer = Scorer(model)
-    best = rng.normal(size=(7, 5)).astype("float32")
-    labels = rng.integers(0, 2, 7)
-    radius = rng.uniform(0.2, 2.0, 7)
-    seed = np.array([12345, 3])
-    count = 30  # two passes of 20 probes, the last 10 weighted 0
-
-    def estimate(seed):  # the walk's estimate alone, compiled as the walk compiles it
-        def make(fn):
-            def loop(best, labels, radius, count, seed, bounds, clipped):
-                labels = ops.cast(labels, "int32")
-                return (
-                    decision._normal_sum(fn, best, labels, radius, count, seed, bounds, clipped),
-                )
-
-            return loop
-
-        (v,) = scorer.run(
-            ("test-boundary-normal",),
-            make,
-            [best, labels.astype("int32"), radius.astype("float32")],
-            [np.asarray(count, "int32"), seed.astype("int32"), *decision._bounds(clip, "float32")],
-        )
-        return v.astype("float64")
-
-    v = estimate(seed)
-    padded = backend.pad(best, backend.bucket(7))
-    u = np.concatenate(
-        [
-            ops.convert_to_numpy(
-                backend.normal(
-                    ops.convert_to_tensor(padded),
-                    20,
-                    ops.convert_to_tensor(seed.astype("int32")),
-                    i,
-                )
-            )
-            for i in (0, 1)
-        ]
-    )[:count, :7].astype("float64")
-    u /= np.linalg.norm(u, axis=2, keepdims=True)
-    probes = best[None] + radius[None, :, None] * u
-    if clip is not None:
-        probes = np.clip(probes, *clip)
-    pred = (probes.reshape(-1, 5) @ w + b).argmax(1).reshape(count, 7)
-    phi = np.where(pred != labels[None], 1.0, -1.0)
-    mean = phi.mean(axis=0)
-    centred = np.where(np.abs(mean) == 1.0, phi, phi - mean)
-    expected = np.einsum("km,kmd->md", centred, u) / count
-    np.testing.assert_allclose(v, expected, rtol=1e-4, atol=1e-6)
-    # a pure function of the seed: the same seed, the same estimate; another seed, another
-    np.testing.assert_array_equal(v, estimate(seed))
-    other = estimate(np.array([12345, 4]))
-    assert not np.allclose(v, other)
-
-
-@pytest.mark.parametrize(("norm", "tolerance"), [("l2", 1.01), ("linf", 1.01)])
-def test_boundary_walk_on_the_device_reaches_the_closest_point(rng, norm, tolerance):
-    # a linear two-class model: the closest other-class point lies |margin| / ||u||_dual
-    # away (u = w_0 - w_1); the walk starts on the boundary far from it (along a random
-    # direction) and must come within `tolerance` of it, every point still adversarial
-    import _reference_attacks as reference
-
-    from keras_lpc.robustness import decision
-
-    w, b = rng.normal(size=(8, 2)), rng.normal(size=2)
-    model = _linear(w, b)
-    scorer = Scorer(model)
-    x = rng.normal(size=(12, 8))
-    labels = decision.predict(scorer, x)
-    u = w[:, 0] - w[:, 1]
-    margin = x @ u + b[0] - b[1]
-    exact = np.abs(margin) / np.linalg.norm(u, ord=2 if norm == "l2" else 1)
-    r = rng.normal(size=x.shape)
-    start = x + (-1.001 * margin / (r @ u))[:, None] * r  # just past the boundary along r
-    assert (decision.predict(scorer, start) != labels).all()
-    size = reference.lp_norm(start - x, norm)
-    assert (size > 1.5 * exact).all()  # far from the closest point
-    oracle = decision._Oracle(scorer, None)
-    walked = decision._walk(
-        oracle, x, labels, start.copy(), norm, 40, 100, np.random.default_rng(0)
-    )
-    assert (decision.predict(scorer, walked) != labels).all()
-    ratio = reference.lp_norm(walked - x, norm) / exact
-    assert ratio.min() >= 1 - 1e-4 and ratio.max() <= tolerance, ratio
-    # queries counted per step: the probes, the step sizes and the boundary search
-    counts = np.minimum(100, np.ceil(20 * np.sqrt(np.arange(1, 41))))
-    assert oracle.queries == 12 * (counts.sum() + 40 * (12 + 3 * 7))

@@ -754,7 +754,7 @@ ROWS: tuple[Row, ...] = (
         ROBUSTNESS,
         "robustness.minimal_perturbation(model, x, attacks=['fgsm'])",
         ValueError,
-        "`attacks` must name built-in attacks ('deepfool', 'fmn', 'pgd', 'apgd-ce', "
+        "`attacks` must name registered attacks ('deepfool', 'fmn', 'pgd', 'apgd-ce', "
         "'apgd-dlr', 'boundary') or be callables. Received: attacks=['fgsm'] with 'fgsm'",
     ),
     Row(
@@ -801,6 +801,38 @@ ROWS: tuple[Row, ...] = (
         "robustness.apgd_accuracy(model, x, y, 0.1, loss='mse')",
         ValueError,
         "`loss` must be one of 'ce', 'dlr'. Received: loss='mse'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.accuracy_curve('cw', model, x, y, [0.1, 0.2])",
+        ValueError,
+        "`attack` must be one of 'fgsm', 'pgd', 'apgd'. Received: attack='cw'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.register_attack('fmn', lambda *a, **k: None)",
+        ValueError,
+        "`name` must not be registered already (pass replace=True to replace it). "
+        "Received: name='fmn'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.register_attack('mine', 'fn')",
+        TypeError,
+        "`fn` must be a callable attack. Received: fn='fn'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.unregister_attack('fgsm')",
+        ValueError,
+        "`name` must be a registered attack ('deepfool', 'fmn', 'pgd', 'apgd-ce', 'apgd-dlr', "
+        "'boundary'). Received: name='fgsm'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.Scorer(model, batch_size=0)",
+        ValueError,
+        "`batch_size` must be an integer >= 1. Received: batch_size=0",
     ),
     # -- optimizers
     Row(

@@ -225,5 +225,5 @@ def test_objective_vs_gamma_marks_best(tmp_path):
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"pip install keras-lpc\[plot\]"):
+    with pytest.raises(ImportError, match=r"pip install 'keras-lpc\[plot\]'"):
         plotting.plot_latents_2d(np.zeros((2, 2)), [0, 1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_EXTRA = "pip install keras-lpc[data]"
+from keras_lpc._validation import require
 
 
 def require_tfds() -> tuple[Any, Any]:
@@ -20,16 +20,8 @@ def require_tfds() -> tuple[Any, Any]:
     Raises:
         ImportError: if either package is missing; the message names the extra.
     """
-    try:
-        import tensorflow as tf
-        import tensorflow_datasets as tfds
-    except ImportError as err:
-        raise ImportError(
-            "keras_lpc.datasets.load_tfds needs tensorflow and tensorflow-datasets "
-            f"(missing: {err.name}). Install them with `{_EXTRA}` "
-            "(plus `pip install tensorflow-cpu` if TensorFlow is not installed)."
-        ) from err
-    return tf, tfds
+    purpose = "keras_lpc.datasets.load_tfds"
+    return require("tensorflow", "data", purpose), require("tensorflow_datasets", "data", purpose)
 
 
 def pipeline(

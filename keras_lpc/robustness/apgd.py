@@ -2,7 +2,8 @@
 
 `apgd_accuracy` is the accuracy under Auto-PGD at a fixed radius. Inside
 `minimal_perturbation`, `apgd_run` at per-sample radii becomes a minimum-norm
-attack through the radius search of `keras_lpc.robustness._radius`.
+attack (`apgd_ce_attack`, `apgd_dlr_attack`) through the radius search of
+`keras_lpc.robustness.radius`.
 
 Each run is one compiled ``keras.ops.fori_loop`` per batch on the device
 (`keras_lpc.backend`), its state backend tensors in the model's input dtype
@@ -21,21 +22,21 @@ from keras import ops
 
 from keras_lpc import backend
 from keras_lpc._validation import check_choice, check_int
-from keras_lpc.robustness._minnorm import (
-    COTANGENTS,
+from keras_lpc.robustness._checks import check_clip, check_eps, one_or_many, prepare
+from keras_lpc.robustness._core import Scorer, bounds, per_input
+from keras_lpc.robustness._losses import COTANGENTS, loss_of
+from keras_lpc.robustness._norms import (
     NORMS,
-    Scorer,
-    check_clip,
+    Tracker,
     clip_delta,
+    draw_start,
     keep_smallest,
-    loss_of,
     norm_of,
     per_row,
     project,
     steepest,
 )
-from keras_lpc.robustness._radius import Tracker, draw_start, per_input
-from keras_lpc.robustness.attacks import _bounds, _eps_list, _result, _setup
+from keras_lpc.robustness.radius import minimum_norm
 
 LOSSES = ("ce", "dlr")
 
@@ -199,16 +200,21 @@ def apgd_run(
         lambda fn: _apgd_loop(fn, norm, clipped),
         per_input(scorer, x, labels, eps, start),
         (dtype(rho), dtype(momentum), _checkpoints(steps), np.bool_(loss == "dlr"))
-        + _bounds(clip, dtype),
+        + bounds(clip, scorer.dtype),
     )
     return Tracker.of(size, delta, norm)
+
+
+#: The ensemble's ``"apgd-ce"`` and ``"apgd-dlr"`` attacks: `apgd_run` inside the radius search.
+apgd_ce_attack = minimum_norm(apgd_run, "apgd-ce", loss="ce")
+apgd_dlr_attack = minimum_norm(apgd_run, "apgd-dlr", loss="dlr")
 
 
 def apgd_accuracy(
     model: Any,
     x: Any,
     y: Any,
-    eps: float | list[float],
+    eps: float,
     *,
     loss: str = "ce",
     norm: str = "linf",
@@ -218,8 +224,8 @@ def apgd_accuracy(
     random_start: bool = False,
     seed: int = 0,
     outputs: str = "auto",
-) -> float | np.ndarray:
-    """Accuracy under Auto-PGD (Croce & Hein, 2020) for one or several ``eps``.
+) -> float:
+    """Accuracy under Auto-PGD (Croce & Hein, 2020).
 
     From ``x`` (or a random point of the eps-ball), ``steps`` momentum steps ascend the
     loss, with step size ``eta`` starting at ``2 eps`` and halved (restarting
@@ -237,7 +243,8 @@ def apgd_accuracy(
         model: a Keras classifier returning class scores (N, C), C >= 2.
         x: inputs, a batch matching the model's input shape.
         y: labels (N,) or one-hot rows.
-        eps: a radius ``>= 0`` (input units, in ``norm``) or a list of them.
+        eps: the radius, a number ``>= 0`` (input units, in ``norm``); a sequence of
+            them is deprecated: use `keras_lpc.robustness.accuracy_curve`.
         loss: ``"ce"`` or ``"dlr"``.
         norm: ``"linf"`` or ``"l2"``.
         steps: iterations, ``>= 1``.
@@ -251,7 +258,8 @@ def apgd_accuracy(
             returns (see `keras_lpc.robustness.deepfool`).
 
     Returns:
-        The accuracy (a float in [0, 1]), or an array of them, one per eps.
+        The accuracy, a float in [0, 1] (for a deprecated sequence of budgets,
+        a float64 array of them).
 
     Raises:
         ValueError: negative ``eps``, ``steps < 1``, unknown ``loss`` or ``norm``,
@@ -265,19 +273,17 @@ def apgd_accuracy(
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     >>> model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2)])
     >>> x, y = np.array([[1.0, 0.0], [3.0, 0.0]]), np.array([0, 0])
-    >>> print(apgd_accuracy(model, x, y, [0.5, 2.0, 4.0], steps=20))  # distances 1 and 3
-    [1.  0.5 0. ]
+    >>> apgd_accuracy(model, x, y, 2.0, steps=20)  # L-inf distances 1 and 3
+    0.5
     """
-    values, scalar = _eps_list(eps)
+    values, scalar = check_eps(eps, "apgd_accuracy")
     loss = check_choice("loss", loss, LOSSES)
     norm = check_choice("norm", norm, NORMS)
     steps = check_int("steps", steps, minimum=1)
     clip = check_clip(clip)
-    x, y, _ = _setup(model, x, y, batch_size, outputs)
-    scorer = Scorer(model, batch_size, outputs)
+    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs)
     accs = []
     for e in values:
-        rng = np.random.default_rng(seed)
         t = apgd_run(
             scorer,
             x,
@@ -287,8 +293,8 @@ def apgd_accuracy(
             steps=steps,
             loss=loss,
             clip=clip,
-            rng=rng,
+            rng=np.random.default_rng(seed),
             random_start=bool(random_start),
         )
         accs.append(float(np.mean(~t.found)))
-    return _result(accs, scalar)
+    return one_or_many(accs, scalar)

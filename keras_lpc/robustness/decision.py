@@ -36,15 +36,8 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc.robustness._minnorm import (
-    Scorer,
-    column,
-    flat,
-    lp_norm,
-    norm_of,
-    per_row,
-    predict,
-)
+from keras_lpc.robustness._core import Scorer, bounds
+from keras_lpc.robustness._norms import column, flat, lp_norm, norm_of, per_row
 
 _SPLIT = 3  # points queried per round of the boundary search
 _ROUNDS = 7  # rounds: the bracket shrinks to 4**-7 = 6e-5 of the segment
@@ -63,7 +56,7 @@ class _Oracle:
         if self.clip is not None:
             points = np.clip(points, *self.clip)
         self.queries += len(points)
-        return predict(self.scorer, points) != labels
+        return self.scorer.predict(points, batch_size=self.scorer.query_batch_size) != labels
 
 
 def _blend(x: np.ndarray, target: np.ndarray, t: np.ndarray, norm: str) -> np.ndarray:
@@ -154,14 +147,13 @@ def _starts(
     return points, dists
 
 
-def _normal_sum(fn, best, labels, radius, count, seed, bounds, clipped):
+def _normal_sum(fn, best, labels, radius, count, seed, clip):
     """The normal estimate ``v = mean_i (phi_i - mean phi) u_i`` per row, in ``keras.ops``.
 
     ``best`` (n, ...) boundary points, ``labels`` (n,) int32, probe radii
     ``radius`` (n,), ``count`` the probes per row, ``seed`` (2,) int32,
-    ``bounds`` (2,) and ``clipped`` (1 where the probes are clipped to
-    ``bounds``). Probes ``best + radius u_i``, ``u_i`` uniform on the unit
-    sphere, ``phi_i = +1`` where the label changes and ``-1`` where not;
+    ``clip`` ``(lo, hi)`` (the probes clipped to it) or None. Probes
+    ``best + radius u_i``, ``u_i`` uniform on the unit sphere, ``phi_i = +1`` where the label changes and ``-1`` where not;
     ``_CHUNK`` probes per pass, the ones past ``count`` weighted 0; the mean
     is not subtracted where all ``phi_i`` agree (as in HopSkipJump).
     """
@@ -174,7 +166,7 @@ def _normal_sum(fn, best, labels, radius, count, seed, bounds, clipped):
         u = backend.normal(best, _CHUNK, seed, i)  # (k, n, ...)
         u = u / ops.maximum(ops.sqrt(ops.sum(u * u, axis=axes, keepdims=True)), 1e-30)
         probes = best[None] + ops.reshape(radius, (1, -1, *tail)) * u
-        pred = _labels_at(fn, probes, bounds, clipped)
+        pred = _labels_at(fn, probes, clip)
         k = ops.cast(i * _CHUNK + ops.arange(_CHUNK), best.dtype)
         weight = ops.cast(k < total, best.dtype)[:, None]  # (k, 1)
         phi = ops.where(pred != labels[None], 1.0, -1.0) * weight  # (k, n)
@@ -190,10 +182,11 @@ def _normal_sum(fn, best, labels, radius, count, seed, bounds, clipped):
     return (s1 - per_row(centre, s0) * s0) / total
 
 
-def _labels_at(fn, points, bounds, clipped):
-    """Predicted labels (k, n) int32 at points (k, n, ...), clipped to ``bounds`` where ``clipped``."""
+def _labels_at(fn, points, clip):
+    """Predicted labels (k, n) int32 at points (k, n, ...), clipped to ``clip`` (or None)."""
     k = points.shape[0]
-    points = ops.where(clipped > 0, ops.clip(points, bounds[0], bounds[1]), points)
+    if clip is not None:
+        points = ops.clip(points, clip[0], clip[1])
     pred = ops.argmax(fn(ops.reshape(points, (-1, *points.shape[2:]))), axis=1)
     return ops.reshape(ops.cast(pred, "int32"), (k, -1))
 
@@ -207,7 +200,7 @@ def _blend_ops(x, target, t, norm: str):
     return x + ops.clip(d, -e, e)
 
 
-def _search_ops(fn, x, target, labels, norm, bounds, clipped):
+def _search_ops(fn, x, target, labels, norm, clip):
     """`_to_boundary` in ``keras.ops``: ``_ROUNDS`` rounds of ``_SPLIT`` probes from ``target``."""
     lo = ops.zeros_like(labels, dtype=x.dtype)
     hi = ops.ones_like(lo)
@@ -218,7 +211,7 @@ def _search_ops(fn, x, target, labels, norm, bounds, clipped):
         lo, hi = bracket
         ts = lo[None] + frac[:, None] * (hi - lo)[None]  # (S, n)
         pts = ops.stack([_blend_ops(x, target, ts[j], norm) for j in range(_SPLIT)])
-        adv = _labels_at(fn, pts, bounds, clipped) != labels[None]  # (S, n)
+        adv = _labels_at(fn, pts, clip) != labels[None]  # (S, n)
         first = ops.where(ops.any(adv, axis=0), ops.argmax(ops.cast(adv, "int32"), axis=0), _SPLIT)
         at_first = ops.sum(ops.where(split == first[None], ts, 0.0), axis=0)
         before = ops.sum(ops.where(split == first[None] - 1, ts, 0.0), axis=0)
@@ -228,11 +221,12 @@ def _search_ops(fn, x, target, labels, norm, bounds, clipped):
     return _blend_ops(x, target, hi, norm)
 
 
-def _walk_loop(norm: str, dim: int) -> Any:
+def _walk_loop(norm: str, dim: int, clipped: bool) -> Any:
     """The whole walk, one compiled loop per batch (see `_walk`)."""
 
     def make(fn: Any) -> Any:
-        def loop(x, best, labels, iterations, probes, seed, bounds, clipped):
+        def loop(x, best, labels, iterations, probes, seed, lo, hi):
+            clip = (lo, hi) if clipped else None
             labels = ops.cast(labels, "int32")
             tail = (1,) * (len(x.shape) - 1)
             halves = ops.reshape(0.5 ** ops.cast(ops.arange(_HALVINGS), x.dtype), (-1, 1, *tail))
@@ -244,7 +238,7 @@ def _walk_loop(norm: str, dim: int) -> Any:
                 d2 = ops.maximum(norm_of(best - x, "l2"), 1e-12)
                 count = ops.minimum(ops.cast(probes, x.dtype), ops.ceil(20.0 * ops.sqrt(tf_)))
                 seed_t = ops.stack([seed[0], ops.cast(t, "int32")])
-                v = _normal_sum(fn, best, labels, d2 / dim**0.5, count, seed_t, bounds, clipped)
+                v = _normal_sum(fn, best, labels, d2 / dim**0.5, count, seed_t, clip)
                 if norm == "linf":
                     v, xi = ops.sign(v), d / ops.sqrt(tf_)
                 else:
@@ -253,12 +247,12 @@ def _walk_loop(norm: str, dim: int) -> Any:
                     xi = d2 / ops.sqrt(tf_)
                 # geometric step b + xi v, xi halved until adversarial (all sizes at once)
                 steps = best[None] + halves * per_row(xi, x)[None] * v[None]  # (H, n, ...)
-                adv = _labels_at(fn, steps, bounds, clipped) != labels[None]  # (H, n)
+                adv = _labels_at(fn, steps, clip) != labels[None]  # (H, n)
                 found = ops.any(adv, axis=0)
                 first = ops.argmax(ops.cast(adv, "int32"), axis=0)
                 pick = ops.reshape(ops.cast(rows == first[None], x.dtype), (_HALVINGS, -1, *tail))
                 target = ops.sum(pick * steps, axis=0)
-                b = _search_ops(fn, x, target, labels, norm, bounds, clipped)
+                b = _search_ops(fn, x, target, labels, norm, clip)
                 better = found & (norm_of(b - x, norm) < d)
                 return ops.where(per_row(better, x), b, best)
 
@@ -267,14 +261,6 @@ def _walk_loop(norm: str, dim: int) -> Any:
         return loop
 
     return make
-
-
-def _bounds(clip: tuple[float, float] | None, dtype: str) -> list[np.ndarray]:
-    """The settings ``bounds`` (2,) and ``clipped`` of the compiled loops."""
-    return [
-        np.asarray(clip if clip is not None else (0.0, 0.0), dtype),
-        np.asarray(clip is not None, dtype),
-    ]
 
 
 def _walk(
@@ -304,16 +290,18 @@ def _walk(
     counts = np.minimum(probes, np.ceil(20 * np.sqrt(np.arange(1, iterations + 1))))
     oracle.queries += int(len(x) * (counts.sum() + iterations * (_HALVINGS + _SPLIT * _ROUNDS)))
     dim = flat(x).shape[1]
+    clipped = oracle.clip is not None
     (walked,) = scorer.run(
-        ("boundary-walk", norm, dim, _CHUNK, _HALVINGS, _SPLIT, _ROUNDS),
-        _walk_loop(norm, dim),
+        ("boundary-walk", norm, dim, clipped, _CHUNK, _HALVINGS, _SPLIT, _ROUNDS),
+        _walk_loop(norm, dim, clipped),
         [x.astype(dtype), best.astype(dtype), labels.astype("int32")],
         [
             np.asarray(iterations, "int32"),
             np.asarray(probes, "int32"),
             np.asarray([base, 0], "int32"),
-            *_bounds(oracle.clip, dtype),
+            *bounds(oracle.clip, dtype),
         ],
+        batch_size=scorer.query_batch_size,
     )
     return walked.astype("float64")
 
@@ -324,7 +312,7 @@ def boundary_attack(
     labels: np.ndarray,
     *,
     norm: str,
-    iterations: int,
+    budget: int,
     clip: tuple[float, float] | None,
     rng: np.random.Generator,
     probes: int = 100,
@@ -332,22 +320,24 @@ def boundary_attack(
 ) -> np.ndarray:
     """Perturbations (N, ...) found from label queries only (zeros where none was found).
 
-    The start costs ``21 (C + 8) + 64`` queries per input; each of
-    ``iterations`` walk steps costs, per start, ``B_t = min(probes, 20 sqrt(t))``
+    The ensemble's ``"boundary"`` attack; its queries run in batches of
+    ``scorer.query_batch_size``. The start costs ``21 (C + 8) + 64`` queries per
+    input; each of the ``budget`` walk steps costs, per start, ``B_t = min(probes, 20 sqrt(t))``
     probe queries, ``_HALVINGS`` step-size queries and ``_SPLIT * _ROUNDS``
     boundary-search queries.
     """
     x = x.astype("float64")
     oracle = _Oracle(scorer, clip)
     n = len(x)
-    points, dists = _starts(oracle, x, labels, predict(scorer, x), norm, rng)
+    preds = scorer.predict(x, batch_size=scorer.query_batch_size)
+    points, dists = _starts(oracle, x, labels, preds, norm, rng)
     k = min(starts, len(points))
     order = np.argsort(dists, axis=0, kind="stable")[:k]  # (k, n)
     chosen = np.take_along_axis(dists, order, axis=0)
     ok = np.isfinite(chosen).reshape(-1)
     rows = np.tile(np.arange(n), k)[ok]
     start = points[order.reshape(-1)[ok], rows]
-    walked = _walk(oracle, x[rows], labels[rows], start, norm, iterations, probes, rng)
+    walked = _walk(oracle, x[rows], labels[rows], start, norm, budget, probes, rng)
     size = lp_norm(walked - x[rows], norm)
     out = np.zeros_like(x)
     sel = np.lexsort((size, rows))  # by input, then by distance: keep each input's first

@@ -12,16 +12,9 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc._validation import check_choice, check_float, check_int
-from keras_lpc.robustness._scores import (
-    OUTPUTS,
-    batches,
-    check_clip,
-    check_inputs,
-    check_labels,
-    forward,
-    score_function,
-)
+from keras_lpc._validation import check_float, check_int
+from keras_lpc.robustness._checks import check_clip, prepare
+from keras_lpc.robustness._core import Scorer, bounds
 
 
 @dataclass
@@ -251,33 +244,9 @@ def deepfool(
     overshoot = check_float("overshoot", overshoot, minimum=0.0)
     max_iter = check_int("max_iter", max_iter, minimum=1)
     candidates = check_int("candidates", candidates, minimum=2)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    outputs = check_choice("outputs", outputs, OUTPUTS)
     clip = check_clip(clip)
-    x = check_inputs(model, x)
-    scores = forward(model, x, batch_size, outputs)
-    k = min(candidates, scores.shape[1])
-    # Stable sort of -scores: ties go to the lower class index, as np.argmax does.
-    classes = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype("int32")
-    label = classes[:, 0].astype("int64")
-    true = None if y is None else check_labels(y, len(x), scores.shape[1])
-    fn = score_function(model, outputs)
-    run = backend.cached(
-        model,
-        ("deepfool", outputs, clip is not None),
-        lambda: backend.jit(_attack(fn, clip is not None), model.variables),
-    )
-    dtype = x.dtype.type
-    settings = (dtype(overshoot), np.int32(max_iter)) + tuple(
-        dtype(v) for v in (clip if clip is not None else (0.0, 0.0))
-    )
-    parts = []
-    for a, b, size in batches(len(x), batch_size):
-        valid = np.arange(size) < b - a
-        out = run(backend.pad(x[a:b], size), backend.pad(classes[a:b], size), valid, *settings)
-        parts.append([np.asarray(ops.convert_to_numpy(t))[: b - a] for t in out])
-    r, fooled, iterations = (np.concatenate(p) for p in zip(*parts))
-    r = r.astype(x.dtype, copy=False)
+    scorer, x, true, scores = prepare(model, x, y, batch_size, outputs)
+    r, fooled, iterations, label = _run(scorer, x, scores, overshoot, max_iter, candidates, clip)
     flat = len(x), -1
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.linalg.norm(r.reshape(flat).astype("float64"), axis=1) / np.linalg.norm(
@@ -295,7 +264,7 @@ def deepfool(
         )
     score = float(np.mean(per_sample[fooled])) if unflipped < len(x) else float("nan")
     score_correct = None
-    if true is not None:
+    if y is not None:
         correct = (true == label) & fooled
         score_correct = float(np.mean(per_sample[correct])) if correct.any() else float("nan")
     return DeepFoolResult(
@@ -309,3 +278,46 @@ def deepfool(
         unflipped=unflipped,
         flipped_fraction=float(np.mean(fooled)),
     )
+
+
+def _run(
+    scorer: Scorer,
+    x: np.ndarray,
+    scores: np.ndarray,
+    overshoot: float,
+    max_iter: int,
+    candidates: int,
+    clip: tuple[float, float] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The DeepFool loop on ``x`` with clean ``scores``: ``(r, fooled, iterations, label)``."""
+    k = min(candidates, scores.shape[1])
+    # Stable sort of -scores: ties go to the lower class index, as np.argmax does.
+    classes = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype("int32")
+    clipped = clip is not None
+    r, fooled, iterations = scorer.run(
+        ("deepfool", clipped),
+        lambda fn: _attack(fn, clipped),
+        (x, classes, np.ones(len(x), dtype=bool)),  # padded rows: False, never start
+        (np.dtype(x.dtype).type(overshoot), np.int32(max_iter), *bounds(clip, x.dtype)),
+    )
+    return r.astype(x.dtype, copy=False), fooled, iterations, classes[:, 0].astype("int64")
+
+
+def deepfool_attack(
+    scorer: Scorer,
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    norm: str,
+    budget: int,
+    clip: tuple[float, float] | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The ensemble's ``"deepfool"`` attack: `deepfool`'s perturbations (N, ...) with its
+    defaults (overshoot 0.02, 10 candidates) and ``max_iter=budget``.
+
+    DeepFool moves away from the clean prediction (the ensemble attacks only inputs
+    whose label is their prediction) with L2 steps whatever ``norm``; ``rng`` is not used.
+    """
+    x = np.asarray(x, dtype=scorer.dtype)
+    return _run(scorer, x, scorer.forward(x), 0.02, budget, 10, clip)[0]

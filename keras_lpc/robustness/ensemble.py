@@ -12,8 +12,7 @@ really changes the prediction.
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,36 +20,15 @@ import keras
 import numpy as np
 
 from keras_lpc._validation import check_choice, check_int
-from keras_lpc.robustness._minnorm import NORMS, Scorer, check_clip, lp_norm, predict
-from keras_lpc.robustness._radius import bisect_min_norm, first_order_radius, pgd_run
-from keras_lpc.robustness._scores import OUTPUTS, check_inputs, check_labels
-from keras_lpc.robustness.apgd import apgd_run
-from keras_lpc.robustness.decision import boundary_attack
-from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
-from keras_lpc.robustness.fmn import fmn_attack
+from keras_lpc.robustness import _registry
+from keras_lpc.robustness._checks import check_clip, check_inputs, check_labels
+from keras_lpc.robustness._core import Scorer
+from keras_lpc.robustness._norms import NORMS, lp_norm
+from keras_lpc.robustness._registry import ATTACKS, AttackFn
+from keras_lpc.robustness.deepfool import DeepFoolResult
 
-#: Names of the built-in attacks, in the order they run.
-ATTACKS = ("deepfool", "fmn", "pgd", "apgd-ce", "apgd-dlr", "boundary")
-#: The attacks run by default for each norm.
-DEFAULT_ATTACKS = {
-    "l2": ("deepfool", "fmn", "pgd", "boundary"),
-    "linf": ("fmn", "apgd-ce", "apgd-dlr", "boundary"),
-}
-#: Default budget of each attack (its unit is in `minimal_perturbation`'s docstring).
-DEFAULT_BUDGET = {
-    "deepfool": 50,
-    "fmn": 100,
-    "pgd": 20,
-    "apgd-ce": 20,
-    "apgd-dlr": 20,
-    "boundary": 40,
-}
-#: Radius-search stages of the PGD / APGD minimum-norm attacks.
-STAGES = 8
 #: DeepFool over-reads an input when its distance exceeds this many times the best.
 OVERESTIMATE = 1.5
-
-AttackFn = Callable[..., Any]
 
 
 @dataclass
@@ -94,114 +72,6 @@ class MinimalPerturbationResult:
     norm: str = "l2"
 
 
-def _run_builtin(
-    name: str,
-    model: Any,
-    scorer: Scorer,
-    x: np.ndarray,
-    labels: np.ndarray,
-    norm: str,
-    budget: int,
-    clip: tuple[float, float] | None,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    if name == "deepfool":
-        with warnings.catch_warnings():  # unflipped inputs: the ensemble reports them itself
-            warnings.simplefilter("ignore")
-            res = deepfool(
-                model,
-                x,
-                max_iter=budget,
-                clip=clip,
-                batch_size=scorer.batch_size,
-                outputs=scorer.outputs,
-            )
-        return res.perturbation
-    if name == "fmn":
-        return fmn_attack(scorer, x, labels, norm=norm, steps=budget, clip=clip)
-    if name == "boundary":
-        queries = Scorer(
-            model, 16 * scorer.batch_size, scorer.outputs
-        )  # forward passes only: larger batches
-        return boundary_attack(queries, x, labels, norm=norm, iterations=budget, clip=clip, rng=rng)
-    if name == "pgd":
-
-        def run(xs: np.ndarray, idx: np.ndarray, eps: np.ndarray) -> Any:
-            return pgd_run(
-                scorer, xs, labels[idx], eps, norm=norm, steps=budget, clip=clip, rng=rng
-            )
-
-    else:
-        loss = name.split("-")[1]
-
-        def run(xs: np.ndarray, idx: np.ndarray, eps: np.ndarray) -> Any:
-            return apgd_run(
-                scorer,
-                xs,
-                labels[idx],
-                eps,
-                norm=norm,
-                steps=budget,
-                loss=loss,
-                clip=clip,
-                rng=rng,
-            )
-
-    start = 1.1 * first_order_radius(scorer, x, labels, norm)
-    return bisect_min_norm(run, x, norm, STAGES, start)
-
-
-def _names(attacks: Any, norm: str) -> list[tuple[str, str | AttackFn]]:
-    if attacks is None:
-        attacks = DEFAULT_ATTACKS[norm]
-    if isinstance(attacks, str) or callable(attacks):
-        attacks = (attacks,)
-    if not isinstance(attacks, Sequence) or len(attacks) == 0:
-        raise ValueError(
-            "`attacks` must be a non-empty list of attack names (one of "
-            f"{', '.join(repr(a) for a in ATTACKS)}) or callables. Received: attacks={attacks!r}"
-        )
-    out: list[tuple[str, str | AttackFn]] = []
-    for a in attacks:
-        if isinstance(a, str):
-            if a not in ATTACKS:
-                raise ValueError(
-                    f"`attacks` must name built-in attacks ({', '.join(repr(n) for n in ATTACKS)})"
-                    f" or be callables. Received: attacks={list(attacks)!r} with {a!r}"
-                )
-            out.append((a, a))
-        elif callable(a):
-            out.append((getattr(a, "__name__", type(a).__name__), a))
-        else:
-            raise TypeError(
-                "`attacks` must hold attack names (str) or callables. "
-                f"Received: attacks={list(attacks)!r} with {a!r}"
-            )
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"`attacks` must not repeat a name. Received: attacks={names!r}")
-    return out
-
-
-def _budgets(budget: Any, names: list[str]) -> dict[str, int]:
-    if budget is None:
-        return {n: DEFAULT_BUDGET.get(n, 100) for n in names}
-    if isinstance(budget, dict):
-        unknown = sorted(str(k) for k in set(budget) - set(names) - set(ATTACKS))
-        if unknown:
-            raise ValueError(
-                f"`budget` must only name attacks ({', '.join(sorted(set(names) | set(ATTACKS)))})."
-                f" Received: budget={budget!r}"
-            )
-        out = {n: DEFAULT_BUDGET.get(n, 100) for n in names}
-        out.update(
-            {k: check_int(f"budget[{k!r}]", v, minimum=1) for k, v in budget.items() if k in out}
-        )
-        return out
-    value = check_int("budget", budget, minimum=1)
-    return dict.fromkeys(names, value)
-
-
 def _verify(
     scorer: Scorer,
     x: np.ndarray,
@@ -225,7 +95,7 @@ def _verify(
         xa = np.clip(xa, *clip)
     xa = xa.astype(scorer.dtype)
     r = xa.astype("float64") - x
-    flipped = finite & (predict(scorer, xa) != labels)
+    flipped = finite & (scorer.predict(xa) != labels)
     size = lp_norm(r, norm)
     return r, np.where(flipped, size, np.inf)
 
@@ -274,10 +144,15 @@ def minimal_perturbation(
     ============  =========================================  ===============================
 
     Defaults: ``deepfool, fmn, pgd, boundary`` for L2 and ``fmn, apgd-ce,
-    apgd-dlr, boundary`` for L-inf. A callable in ``attacks`` is run as
-    ``fn(model, x, labels, norm=, budget=, clip=, seed=)`` and must return a
-    perturbation of ``x``'s shape; it is verified like the built-ins and
-    reported under its ``__name__`` (default budget 100).
+    apgd-dlr, boundary`` for L-inf. Every attack, built-in, registered with
+    `register_attack` or a callable in ``attacks``, is run as
+    ``fn(scorer, x, labels, *, norm, budget, clip, rng)`` (``scorer`` the
+    model's `Scorer`, ``rng`` a NumPy ``Generator`` seeded by ``seed`` and the
+    attack's position) and returns a perturbation of ``x``'s shape; it is
+    verified like the built-ins and reported under its name (a callable's
+    ``__name__``, default budget 100). A callable with the former signature
+    ``fn(model, x, labels, *, norm, budget, clip, seed)`` (a ``seed`` parameter
+    and no ``rng``) still runs, with a ``DeprecationWarning``.
 
     Args:
         model: a Keras classifier returning class scores (N, C), C >= 2 (a final
@@ -285,9 +160,10 @@ def minimal_perturbation(
         x: inputs, a batch matching the model's input shape.
         y: optional true labels (N,) or one-hot rows.
         norm: ``"l2"`` or ``"linf"``.
-        attacks: names from ``ATTACKS`` and/or callables; default per ``norm``.
+        attacks: names from ``ATTACKS`` (registered attacks) and/or callables;
+            default per ``norm``.
         budget: an integer ``>= 1`` for every attack, or a dict name -> integer
-            (names of built-in attacks that do not run are ignored).
+            (names of registered attacks that do not run are ignored).
         clip: optional ``(lo, hi)`` range of valid inputs.
         seed: seed of the random parts (random starts, probe directions).
         batch_size: inputs per forward or backward pass.
@@ -305,7 +181,8 @@ def minimal_perturbation(
         A `MinimalPerturbationResult`.
 
     Raises:
-        ValueError: unknown ``norm`` or attack name, repeated attack, a ``budget``
+        ValueError: unknown ``norm`` or attack name, an attack that does not
+            support ``norm``, repeated attack, a ``budget``
             naming an attack that does not run, ``budget < 1``, bad ``clip``, ``x``
             or ``y``; a perturbation of the wrong shape from a custom attack.
         TypeError: a non-integer ``budget`` or ``seed``, an attack that is neither a
@@ -323,14 +200,13 @@ def minimal_perturbation(
     0.6 ['boundary', 'deepfool', 'fmn', 'pgd']
     """
     norm = check_choice("norm", norm, NORMS)
-    chosen = _names(attacks, norm)
-    budgets = _budgets(budget, [n for n, _ in chosen])
+    chosen = _registry.resolve(attacks, norm)
+    budgets = _registry.budgets(budget, [n for n, _ in chosen])
     clip = check_clip(clip)
     seed = check_int("seed", seed)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
     if verbose not in (0, 1, "auto"):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}")
-    outputs = check_choice("outputs", outputs, OUTPUTS)
+    scorer = Scorer(model, batch_size, outputs)
     x = check_inputs(model, x)
     if deepfool_result is not None:
         if not isinstance(deepfool_result, DeepFoolResult):
@@ -343,7 +219,6 @@ def minimal_perturbation(
                 f"`deepfool_result` must come from the same inputs, shape {x.shape}. "
                 f"Received: a perturbation with shape {np.shape(deepfool_result.perturbation)}"
             )
-    scorer = Scorer(model, batch_size, outputs)
     preds = np.argmax(scorer.forward(x), axis=1)
     labels = preds if y is None else check_labels(y, len(x), scorer.classes)
     n = len(x)
@@ -362,19 +237,11 @@ def minimal_perturbation(
             order = ATTACKS.index(name) if name in ATTACKS else len(ATTACKS) + i
             if name == "deepfool" and deepfool_result is not None:
                 r = np.asarray(deepfool_result.perturbation)[active]
-            elif isinstance(attack, str):
-                rng = np.random.default_rng([seed, order])
-                r = _run_builtin(attack, model, scorer, xa, la, norm, budgets[name], clip, rng)
             else:
-                r = attack(
-                    model,
-                    xa.copy(),
-                    la.copy(),
-                    norm=norm,
-                    budget=budgets[name],
-                    clip=clip,
-                    seed=seed,
-                )
+                r = _registry.run(
+                    attack, scorer, xa, la, norm=norm, budget=budgets[name], clip=clip,
+                    seed=seed, order=order,
+                )  # fmt: skip
             r, d = _verify(scorer, xa, r, la, clip, norm, name)
             dist[active], delta[active] = d, r
         by_attack[name], deltas[name] = dist, delta

@@ -37,19 +37,17 @@ import numpy as np
 from keras import ops
 
 from keras_lpc import backend
-from keras_lpc.robustness._minnorm import (
-    COTANGENTS,
-    Scorer,
+from keras_lpc.robustness._core import Scorer, bounds, per_input
+from keras_lpc.robustness._losses import COTANGENTS, loss_of
+from keras_lpc.robustness._norms import (
     clip_delta,
     dual_norm_of,
     keep_smallest,
-    loss_of,
     norm_of,
     per_row,
     project,
     steepest,
 )
-from keras_lpc.robustness.attacks import _bounds
 
 
 def _step_cot(scores: Any, aux: tuple[Any, Any]) -> Any:
@@ -130,23 +128,24 @@ def fmn_attack(
     labels: np.ndarray,
     *,
     norm: str,
-    steps: int,
+    budget: int,
     clip: tuple[float, float] | None,
+    rng: np.random.Generator | None = None,
     gamma: tuple[float, float] = (0.05, 0.001),
     alpha: tuple[float, float] = (1.0, 0.01),
 ) -> np.ndarray:
     """The smallest adversarial perturbation FMN found per input (N, ...), zeros where none.
 
-    Computed in the model's input dtype (``scorer.dtype``) on the device, returned
-    as float64.
+    ``budget`` steps; deterministic (``rng`` is not used). Computed in the model's
+    input dtype (``scorer.dtype``) on the device, returned as float64.
     """
     clipped = clip is not None
     dtype = np.dtype(scorer.dtype).type
-    settings = (*(dtype(v) for v in (*gamma, *alpha)), np.int32(steps), *_bounds(clip, dtype))
+    settings = (*(dtype(v) for v in (*gamma, *alpha)), np.int32(budget), *bounds(clip, dtype))
     (best,) = scorer.run(
         ("fmn", norm, clipped),
         lambda fn: _loop(fn, norm, clipped),
-        (np.asarray(x, dtype=scorer.dtype), np.asarray(labels, dtype="int32")),
+        per_input(scorer, x, labels),
         settings,
     )
     return best.astype("float64")

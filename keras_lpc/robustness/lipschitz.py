@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from keras import ops
 
 from keras_lpc import backend
-from keras_lpc._validation import check_choice, check_int
-from keras_lpc.robustness._scores import (
-    OUTPUTS,
-    batches,
-    check_inputs,
-    check_labels,
-    forward,
-    score_function,
-)
+from keras_lpc.robustness._checks import prepare
+from keras_lpc.robustness._losses import COTANGENTS
+from keras_lpc.robustness._norms import norm_of
 
 
 @dataclass
@@ -29,13 +23,13 @@ class LipschitzResult:
     per_sample: np.ndarray
 
 
-def _margin_cotangent(scores: Any, labels: Any) -> Any:
-    # e_y - e_j with j = argmax_{j != y} f_j: the gradient of the margin.
-    classes = ops.shape(scores)[1]
-    own = ops.one_hot(labels, classes, dtype=scores.dtype)
-    others = ops.where(own > 0, ops.full_like(scores, -np.inf), scores)
-    rival = ops.one_hot(ops.argmax(others, axis=1), classes, dtype=scores.dtype)
-    return ops.expand_dims(own - rival, 0)
+def _norms(fn: Callable[[Any], Any]) -> Callable[[Any, Any], tuple[Any]]:
+    # the gradient of the margin is e_y - e_j with j = argmax_{j != y} f_j (its maximiser)
+    def norms(x: Any, labels: Any) -> tuple[Any]:
+        _, g = backend.vjp(fn, x, COTANGENTS["margin"], labels)
+        return (norm_of(g[0], "l2"),)
+
+    return norms
 
 
 def lipschitz(
@@ -80,23 +74,7 @@ def lipschitz(
     >>> print(round(res.max, 3), round(res.mean, 3))  # ||w_0 - w_1|| = ||(3, -4)||
     5.0 5.0
     """
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    outputs = check_choice("outputs", outputs, OUTPUTS)
-    x = check_inputs(model, x)
-    scores = forward(model, x, batch_size, outputs)
-    labels = np.argmax(scores, axis=1) if y is None else check_labels(y, len(x), scores.shape[1])
-    labels = labels.astype("int32")
-    fn = score_function(model, outputs)
-
-    def norms(x: Any, labels: Any) -> Any:
-        _, g = backend.vjp(fn, x, _margin_cotangent, labels)
-        flat = ops.reshape(g[0], (ops.shape(x)[0], -1))
-        return ops.sqrt(ops.sum(flat * flat, axis=1))
-
-    run = backend.cached(model, ("lipschitz", outputs), lambda: backend.jit(norms, model.variables))
-    parts = []
-    for a, b, size in batches(len(x), batch_size):
-        out = run(backend.pad(x[a:b], size), backend.pad(labels[a:b], size))
-        parts.append(np.asarray(ops.convert_to_numpy(out))[: b - a])
-    per_sample = np.concatenate(parts).astype("float64")
+    scorer, x, labels, _ = prepare(model, x, y, batch_size, outputs)
+    (per_sample,) = scorer.run("lipschitz", _norms, (x, labels), ())
+    per_sample = per_sample.astype("float64")
     return LipschitzResult(float(per_sample.max()), float(per_sample.mean()), per_sample)
