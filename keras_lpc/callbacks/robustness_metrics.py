@@ -13,7 +13,6 @@ from keras_lpc._validation import check_float
 from keras_lpc.callbacks._base import ModelMetricCallback, legacy_positional
 from keras_lpc.robustness import deepfool as deepfool_fn
 from keras_lpc.robustness import lipschitz as lipschitz_fn
-from keras_lpc.robustness import pgd_accuracy
 
 
 class RobustnessMetrics(ModelMetricCallback):
@@ -138,7 +137,7 @@ class RobustnessMetrics(ModelMetricCallback):
             if bar:
                 bar.add(1)
         if self.pgd_eps:
-            accs = np.ravel(pgd_accuracy(model, x, y, self.pgd_eps))
+            accs = robustness_module.accuracy_curve("pgd", model, x, y, self.pgd_eps)
             values.update({f"pgd_accuracy_{e:g}": a for e, a in zip(self.pgd_eps, accs)})
             if bar:
                 bar.add(1)

@@ -99,7 +99,7 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
     # verified ensemble (one of them gradient-free) finds, re-checked by a
     # forward pass; DeepFool is reported beside it as the papers' metric.
     best = robustness.minimal_perturbation(model, xa, seed=seed, verbose=0, deepfool_result=df)
-    pgd = np.atleast_1d(robustness.pgd_accuracy(model, xa, ya, list(config.pgd_eps), steps=20))
+    pgd = robustness.accuracy_curve("pgd", model, xa, ya, list(config.pgd_eps), steps=20)
     lip = robustness.lipschitz(model, xa, ya)
     shifts = latent_shifts(model, xa, df.perturbation, z_te, pred_te, seed)
     return RunResult(
