@@ -235,3 +235,12 @@ def test_plan_stretches_to_the_last_step_at_the_latest():
     assert plan(Linear(0, 1, 30), ramp_fraction=None, steps=4, **kwargs).scale == 1.0
     per_epoch = plan(Linear(0, 1, 30), ramp_fraction=0.5, steps=4, **{**kwargs, "unit": "epoch"})
     assert per_epoch.counts_per_epoch == 1 and per_epoch.scale == 30 / 2
+
+
+def test_a_state_saved_before_the_epoch_ended_resumes_when_no_policy_decides():
+    # e.g. KerasTuner's checkpoint of a Hyperband trial, listed before GammaAnnealing
+    saved = AnnealingState(EpochState(0, 0.0, -math.inf, 1.0), None, 4)
+    run = AnnealingRun([], counts_per_epoch=4)
+    assert run.start(1, saved) == "resumed" and run.count == 4.0
+    with pytest.warns(UserWarning, match="does not match epoch 1"):
+        AnnealingRun([Hold()], counts_per_epoch=4).start(1, saved)  # a policy would decide

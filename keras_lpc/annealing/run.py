@@ -92,7 +92,14 @@ class AnnealingRun:
         its latest count, mapped onto this run's scale.
         """
         if epoch > 0:
-            slots = (saved.current, saved.next) if saved is not None else ()
+            slots = [saved.current, saved.next] if saved is not None else []
+            if saved is not None and saved.next is None and not self.policies:
+                # saved before the epoch's end was decided (a checkpoint callback of
+                # another library listed first): without policies the next epoch
+                # follows from the current one
+                cur = saved.current
+                ahead = cur.count + cur.rate * saved.counts_per_epoch
+                slots.append(EpochState(cur.epoch + 1, ahead, cur.best, cur.rate, cur.policy))
             for slot in slots:
                 if (
                     slot is not None
