@@ -50,12 +50,12 @@ def test_entropy_high_dimensional_gaussian(rng):
 
 
 def test_brute_force_and_tree_paths_agree(rng, monkeypatch):
-    from keras_lpc.metrics import information
+    from keras_lpc.metrics import _estimators
 
     z = rng.normal(size=(500, 5))
     y = (z[:, 0] + 0.5 * rng.normal(size=500) > 0).astype(int)
     brute = kl_entropy(z), mutual_information(z, y)
-    monkeypatch.setattr(information, "_TREE_MAX_DIM", 10)
+    monkeypatch.setattr(_estimators, "TREE_MAX_DIM", 10)
     tree = kl_entropy(z), mutual_information(z, y)
     np.testing.assert_allclose(brute, tree, rtol=1e-9)
 
@@ -100,7 +100,7 @@ def test_mi_duplicated_points_count_every_copy(rng):
 
 
 def test_filtered_search_fallback_and_trees_agree(rng, monkeypatch):
-    from keras_lpc.metrics import _neighbours, information
+    from keras_lpc.metrics import _estimators, _neighbours
 
     y = rng.integers(0, 4, 600)
     y[:2] = 9  # a class of 2 (k capped at 1)
@@ -108,7 +108,7 @@ def test_filtered_search_fallback_and_trees_agree(rng, monkeypatch):
     filtered = interaction_information_per_feature(z, y)
     monkeypatch.setattr(_neighbours, "MAX_CANDIDATES_PER_ROW", 0)  # every row exact
     np.testing.assert_allclose(interaction_information_per_feature(z, y), filtered, rtol=1e-12)
-    monkeypatch.setattr(information, "_TREE_MAX_DIM", 10)  # k-d trees in every space
+    monkeypatch.setattr(_estimators, "TREE_MAX_DIM", 10)  # k-d trees in every space
     np.testing.assert_allclose(
         interaction_information_per_feature(z, y), filtered, rtol=1e-9, atol=1e-12
     )
