@@ -4,6 +4,7 @@ where History, KerasTuner and TensorBoard read them."""
 from __future__ import annotations
 
 import copy
+import csv
 
 import keras
 import numpy as np
@@ -11,6 +12,11 @@ import pytest
 
 import keras_lpc
 from keras_lpc import metrics as M
+from keras_lpc.metrics import collapse_metrics
+
+
+def _np(t):
+    return keras.ops.convert_to_numpy(t)
 
 
 def _data(n=48, seed=0):
@@ -69,13 +75,31 @@ def test_keras_tuner_objective(rng, tmp_path):
         build,
         objective=kt.Objective("val_separation_ratio", "max"),
         max_trials=1,
-        directory=str(tmp_path),
+        directory=str(tmp_path / "tuner"),
     )
+    log = tmp_path / "log.csv"  # KerasTuner deep-copies callbacks: their files stay
     tuner.search(
-        x, y, epochs=1, verbose=0, callbacks=[keras_lpc.CollapseMetrics((x, y), labels="true")]
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            keras_lpc.CollapseMetrics((x, y), labels="true"),
+            keras.callbacks.CSVLogger(str(log)),
+        ],
     )
-    score = tuner.oracle.get_best_trials(1)[0].score
-    assert np.isfinite(score) and score > 0
+    trial = tuner.oracle.get_best_trials(1)[0]
+    with open(log) as f:
+        logged = [float(row["val_separation_ratio"]) for row in csv.DictReader(f)]
+    assert len(logged) == 2 and np.all(np.isfinite(logged))
+    # the score is the value the callback logged at the objective's best epoch
+    best = int(np.argmax(logged))
+    assert trial.score == pytest.approx(logged[best], rel=1e-6)
+    assert trial.metrics.get_best_step("val_separation_ratio") == best
+    # ... and the function's value on the model KerasTuner saved at that epoch
+    model = tuner.get_best_models(1)[0]
+    expected = collapse_metrics(keras_lpc.latents(model, x), y)["separation_ratio"]
+    assert trial.score == pytest.approx(expected, rel=1e-5)
 
 
 def test_bad_arguments():
@@ -88,8 +112,14 @@ def test_bad_arguments():
 
 
 def test_tensorboard_histograms_with_the_lpc_layer(tmp_path):
+    """TensorBoard's event files hold the LPC layer's weights and CollapseMetrics' values."""
+    ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from tensorboard.util import tensor_util
+
     x, y = _data(32)
     model = _model()
+    lpc = model.get_layer("lpc")
+    lpc.gamma.assign(0.25)  # no annealer: gamma stays 0.25
     board = keras.callbacks.TensorBoard(str(tmp_path), histogram_freq=1)
     history = model.fit(
         x,
@@ -99,5 +129,28 @@ def test_tensorboard_histograms_with_the_lpc_layer(tmp_path):
         validation_data=(x, y),
         callbacks=[board, keras_lpc.CollapseMetrics((x, y))],
     )
-    assert "val_nc1" in history.history
-    assert list((tmp_path / "train").iterdir()) and list((tmp_path / "validation").iterdir())
+
+    def read(run):
+        events = ea.EventAccumulator(str(tmp_path / run), size_guidance={ea.TENSORS: 0})
+        events.Reload()
+        return {
+            tag: tensor_util.make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+            for tag in events.Tags()["tensors"]
+        }
+
+    train, validation = read("train"), read("validation")
+    # every key of CollapseMetrics reaches the validation run ("val_" stripped), as logged
+    for name in keras_lpc.CollapseMetrics((x, y)).metric_names:
+        assert float(validation["epoch_" + name]) == pytest.approx(
+            history.history["val_" + name][0], rel=1e-6
+        ), name
+    # a histogram of every variable of the LPC layer, as it is after the epoch: rows of
+    # (left edge, right edge, count) that count every element and span its values
+    assert len(lpc.weights) == 9  # gamma, six annealing numbers, the projection's two
+    for variable in lpc.weights:
+        histogram = train[variable.path + "/histogram"]
+        values = _np(variable)
+        assert histogram[:, 2].sum() == values.size, variable.path
+        assert histogram[:, 0].min() == pytest.approx(values.min(), rel=1e-6), variable.path
+        assert histogram[:, 1].max() == pytest.approx(values.max(), rel=1e-6), variable.path
+    assert train["lpc/gamma/histogram"][:, :2].max() == pytest.approx(0.25)
