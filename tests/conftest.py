@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -58,6 +61,46 @@ def _seed_and_policy():
     keras.config.set_dtype_policy(policy)
     keras.backend.clear_session()
     _freeze_if_new_modules()
+
+
+# What importing keras-lpc does in a new process, for tests/test_cli.py and
+# tests/test_datasets.py: one interpreter start (Keras and its backend) for them all.
+_FRESH_PYTHON = """
+import json, sys
+import keras_lpc_cli as cli
+out = {"after_cli": [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]}
+out["select_backend"] = cli.select_backend(sys.argv[1])
+import keras
+out["backend"] = keras.backend.backend()
+import keras_lpc
+before = set(sys.modules)
+import keras_lpc.datasets, keras_lpc.plotting
+out["added_by_datasets_and_plotting"] = sorted(
+    m for m in set(sys.modules) - before
+    if m.split(".")[0] in ("tensorflow_datasets", "matplotlib", "tensorflow")
+)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_python() -> dict:
+    """A new Python, KERAS_BACKEND unset: import keras_lpc_cli, select this session's
+    backend with it, import keras, keras_lpc, then keras_lpc.datasets and .plotting;
+    what it found at each stage (see `_FRESH_PYTHON`)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTHONPATH")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_PYTHON, keras.backend.backend()],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
