@@ -248,7 +248,7 @@ def test_kernel_and_bias_are_the_projections():
     assert identity.kernel is None and identity.bias is None
 
 
-# -- the penalty's float16 / bfloat16 edges (from test_nonfinite.py) ----------------------
+# -- the penalty's float16 / bfloat16 edges ------------------------------------------------
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

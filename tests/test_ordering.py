@@ -90,7 +90,7 @@ def test_outside_a_callback_list_it_warns_which_callback_to_move():
         assert ordering.lead_callbacks(_Writer()) is False
 
 
-# -- keras_lpc's keys among Keras' own callbacks in fit (from test_metric_callbacks.py) -------
+# -- keras_lpc's keys among Keras' own callbacks in fit ---------------------------------------
 
 
 def _pair(n=48, seed=0):
