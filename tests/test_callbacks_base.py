@@ -98,6 +98,8 @@ def test_deepcopy_shares_the_data():
 
 
 # -- non-finite values: a diverging run -------------------------------------------------
+# A training run whose weights turn NaN must not crash the metric callbacks: they log
+# NaN and warn once each, and `keras.callbacks.TerminateOnNaN` still stops the run.
 
 
 def _np(t):
