@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.keras-lpc-installed
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
-# pytest-xdist workers per backend (CI has 2 cores; 0 runs the suite in one process)
+# pytest-xdist workers per backend (CI has 2 cores; 0 runs the suite in one process).
+# --dist loadscope keeps each test module on one worker, so a module's shared
+# fixture (a demo run, a trained model) is built once, not once per worker;
+# --durations=25 lists the slowest tests in the CI log.
 PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test test-one lint format docs bench clean
@@ -44,7 +47,7 @@ test: install
 	$(MAKE) --no-print-directory docs || status=1; \
 	for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc keras_lpc_cli.py -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || status=1; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest tests keras_lpc keras_lpc_cli.py -n $(PYTEST_WORKERS) --dist loadscope --durations=25 $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
 # Both checks run, so one CI log shows every problem.

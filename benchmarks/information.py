@@ -42,31 +42,31 @@ def former_mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
     from scipy.special import digamma
     from sklearn.neighbors import NearestNeighbors
 
-    from keras_lpc.metrics import information as info
+    from keras_lpc.metrics import _estimators as est
 
     n_y = np.bincount(y)[y]
     keep = n_y > 1
     z, y, n_y = z[keep], y[keep], n_y[keep]
     n = len(z)
     k_i = np.minimum(k, n_y - 1).astype(np.float64)
-    if z.shape[1] <= info._TREE_MAX_DIM:
+    if z.shape[1] <= est.TREE_MAX_DIM:
         radius = np.empty(n)
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
-            radius[idx] = info._kth_distance(z[idx], int(k_i[idx[0]]))
-        m = info._count_within(z, radius) - 1
+            radius[idx] = est.kth_distance(z[idx], int(k_i[idx[0]]))
+        m = est.count_within(z, radius) - 1
     else:
         width = min(n - 1, max(64, 4 * k))
         dist, ind = NearestNeighbors(n_neighbors=width, algorithm="brute").fit(z).kneighbors()
         same = np.cumsum(y[ind] == y[:, None], axis=1)
         found = same[:, -1] >= k_i
         radius = dist[np.arange(n), np.argmax(same >= k_i[:, None], axis=1)]
-        limit = radius * (1 + info._RTOL) + info._ATOL
+        limit = radius * (1 + est.RTOL) + est.ATOL
         m = np.count_nonzero(dist <= limit[:, None], axis=1)
         rest = np.flatnonzero(~(found & (dist[:, -1] > limit)))
         if rest.size:
-            radius[rest] = info._class_radius(z, y, k_i, rest)
-            m[rest] = info._count_within(z, radius[rest], rest) - 1
+            radius[rest] = est.class_radius(z, y, k_i, rest)
+            m[rest] = est.count_within(z, radius[rest], rest) - 1
     m = np.maximum(m, k_i)
     return float(digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i)) - np.mean(digamma(m)))
 

@@ -262,7 +262,7 @@ def latent_penalty(z: Any, gamma: Any) -> Any:
     ``3.4e38 / 65504 ** 2 = 7.9e28``. bfloat16 and float32 latents give a
     finite one while ``|z| < sqrt(3.4e38 / max(gamma, n))``, ``n`` the number
     of elements averaged (1.8e16 at gamma 1e6), and inf beyond
-    (tests/test_nonfinite.py).
+    (tests/test_layers.py).
 
     Args:
         z: latents of any shape.

@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The garbage collector's full pass visits every object of every imported module:
+# with Keras and its backend loaded that is 0.4-0.7 million objects and 0.3-1 s on
+# CI's two cores, once per test (`clear_session` collects). Objects that exist once
+# the modules are imported live for the whole session, so they are moved out of
+# the collector's sight (`gc.freeze`): after collection, and again after a test
+# that imported new modules (tensorflow for tf.data under JAX, matplotlib...).
+# Only objects alive at that moment are frozen: the module-level state of the
+# new modules and the fixtures then held.
+_frozen_modules = 0
+
+# PyTorch's intra-op threads spin while they wait for each other: with its default
+# (one thread per core) and other processes on the cores (CI's `pytest -n 2` on two
+# cores, or other jobs), a small model's train step took 126 ms against 5.9 ms with
+# one thread (measured here, a 16-64-64-8-5 MLP). One thread per test process, and
+# for the processes the tests start, unless OMP_NUM_THREADS says otherwise.
+if keras.backend.backend() == "torch" and "OMP_NUM_THREADS" not in os.environ:
+    import torch  # noqa: E402
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _freeze_if_new_modules() -> None:
+    global _frozen_modules
+    if len(sys.modules) != _frozen_modules:
+        gc.collect()
+        gc.freeze()
+        _frozen_modules = len(sys.modules)
+
+
+def pytest_collection_finish(session):
+    _freeze_if_new_modules()
 
 
 def pytest_report_header(config):
@@ -22,6 +60,47 @@ def _seed_and_policy():
     yield
     keras.config.set_dtype_policy(policy)
     keras.backend.clear_session()
+    _freeze_if_new_modules()
+
+
+# What importing keras-lpc does in a new process, for tests/test_cli.py and
+# tests/test_datasets.py: one interpreter start (Keras and its backend) for them all.
+_FRESH_PYTHON = """
+import json, sys
+import keras_lpc_cli as cli
+out = {"after_cli": [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]}
+out["select_backend"] = cli.select_backend(sys.argv[1])
+import keras
+out["backend"] = keras.backend.backend()
+import keras_lpc
+before = set(sys.modules)
+import keras_lpc.datasets, keras_lpc.plotting
+out["added_by_datasets_and_plotting"] = sorted(
+    m for m in set(sys.modules) - before
+    if m.split(".")[0] in ("tensorflow_datasets", "matplotlib", "tensorflow")
+)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_python() -> dict:
+    """A new Python, KERAS_BACKEND unset: import keras_lpc_cli, select this session's
+    backend with it, import keras, keras_lpc, then keras_lpc.datasets and .plotting;
+    what it found at each stage (see `_FRESH_PYTHON`)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTHONPATH")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_PYTHON, keras.backend.backend()],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

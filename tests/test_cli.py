@@ -75,14 +75,10 @@ def test_backend_flag_overrides_keras_backend_and_is_recorded(demo_run):
     assert done.stdout == ""  # --quiet
 
 
-def test_backend_flag_works_with_keras_backend_unset():
-    code = (
-        f"import keras_lpc_cli as cli; assert cli.select_backend({BACKEND!r}) is None; "
-        "import keras; print(keras.backend.backend())"
-    )
-    done = _command("-c", code, env={"KERAS_BACKEND": None})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == BACKEND
+def test_backend_flag_works_with_keras_backend_unset(fresh_python):
+    # a new process without KERAS_BACKEND (conftest.py's fresh_python)
+    assert fresh_python["select_backend"] is None
+    assert fresh_python["backend"] == BACKEND
 
 
 def test_select_backend_after_keras_is_imported():
@@ -94,14 +90,8 @@ def test_select_backend_after_keras_is_imported():
     )
 
 
-def test_importing_the_command_does_not_import_keras():
-    code = (
-        "import sys, keras_lpc_cli; "
-        "print([m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])"
-    )
-    done = _command("-c", code)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+def test_importing_the_command_does_not_import_keras(fresh_python):
+    assert fresh_python["after_cli"] == []
 
 
 def test_help_shows_defaults_and_version_answers():

@@ -26,16 +26,40 @@ def _is_png(path: str | Path) -> bool:
     return data[:8] == PNG_MAGIC and len(data) > 10_000
 
 
-def test_quickstart_trains_and_logs_gamma_and_nc1():
+def test_quickstart_trains_and_logs_gamma_and_nc1(monkeypatch):
+    import keras
+
+    import keras_lpc
+
+    made = []
+
+    class Kept(keras_lpc.CollapseMetrics):  # the example's callback, kept for its model
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(keras_lpc, "CollapseMetrics", Kept)
     result = _load("quickstart").main(epochs=4)
+    (callback,) = made
+    model = callback.model
+    lpc = model.layers[1]
+    assert isinstance(lpc, keras_lpc.LatentPointCollapse) and lpc.dim == 16
     # 4 epochs x ceil(1437 / 32) = 180 AdamW steps at lr 1e-3 are too few for 1e3:
     # the default maximum is gamma_budget = 1e3 * (1e-3 * 180 / 4.5) ** 2 = 1.6, and the
     # ramp, paced by the training accuracy (held while it rises fast), ends below it
     assert 0.0 < result["gamma"] <= 1e3 * (1e-3 * 180 / 4.5) ** 2 + 1e-6
+    assert result["gamma"] == pytest.approx(float(keras.ops.convert_to_numpy(lpc.gamma)))
+    # every = max(1, 4 // 10) = 1: NC1 measured at every epoch, the last on the final model,
+    # on all 360 test digits (max_samples 10000) grouped by the model's predictions
+    assert callback.computed_epochs == [0, 1, 2, 3]
+    data = keras_lpc.datasets.load_digits()
+    z, logits = keras_lpc.readout.latents_and_outputs(model, data.x_test)
+    predicted = np.argmax(logits, axis=1)
+    nc1 = keras_lpc.metrics.nc1(z, predicted)
+    assert result["val_nc1"] == pytest.approx(nc1, rel=1e-4)
+    assert result["test_accuracy"] == pytest.approx(np.mean(predicted == data.y_test), abs=1e-6)
     # digits after 180 steps: well above chance (0.1)
     assert result["test_accuracy"] >= 0.85
-    # NC1 was computed at the last epoch: finite, not yet collapsed after 4 epochs
-    assert 0.0 < result["val_nc1"] < 10.0
 
 
 def test_synthetic_hypercube_shrinks_latents_and_draws_both_models(tmp_path):

@@ -1,18 +1,18 @@
-"""Information metrics: known answers (nats) for entropy, MI and GIB synergy, and the callback."""
+"""keras_lpc.metrics.information: known answers (nats) for entropy and mutual information."""
 
 from __future__ import annotations
 
-import copy
+import math
 
-import keras
 import numpy as np
 import pytest
+from _strategies import SEEDS, SETTINGS, assert_close, labelled, rename, similarity
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-import keras_lpc
-from keras_lpc.callbacks import plot_information
+from keras_lpc import metrics as M
 from keras_lpc.metrics import (
     information_metrics,
-    interaction_information,
     interaction_information_per_feature,
     kl_entropy,
     mutual_information,
@@ -49,71 +49,6 @@ def test_entropy_high_dimensional_gaussian(rng):
     assert kl_entropy(z) == pytest.approx(4 * np.log(2 * np.pi * np.e), abs=0.15)
 
 
-def test_brute_force_and_tree_paths_agree(rng, monkeypatch):
-    from keras_lpc.metrics import information
-
-    z = rng.normal(size=(500, 5))
-    y = (z[:, 0] + 0.5 * rng.normal(size=500) > 0).astype(int)
-    brute = kl_entropy(z), mutual_information(z, y)
-    monkeypatch.setattr(information, "_TREE_MAX_DIM", 10)
-    tree = kl_entropy(z), mutual_information(z, y)
-    np.testing.assert_allclose(brute, tree, rtol=1e-9)
-
-
-def _ross_by_hand(x, y, k):
-    """Ross's counts m_i by dense brute force with exact differences (small inputs only)."""
-    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
-    np.fill_diagonal(d, np.inf)
-    radius = np.array([np.sort(d[i, y == y[i]])[k - 1] for i in range(len(x))])
-    return (d <= (radius * (1 + 1e-9) + 1e-12)[:, None]).sum(axis=1)
-
-
-@pytest.mark.parametrize("columns", [[0], [1], [0, 1, 2, 3], [0, 1, 2, 3, 4]])
-def test_neighbour_counts_match_brute_force_with_ties(rng, columns):
-    from keras_lpc.metrics import _neighbours
-
-    x = np.round(rng.normal(size=(300, 5)), 1)  # many ties, and duplicate rows
-    y = rng.integers(0, 3, 300)
-    k_i = np.full(300, 3.0)
-    expected = _ross_by_hand(x[:, columns], y, 3)
-    if len(columns) == 1:
-        got = _neighbours.ross_counts_1d(x[:, columns[0]], y, k_i)
-    else:
-        counts, unsolved = _neighbours.ross_counts(x, y, k_i, [np.array(columns)])
-        got = np.where(unsolved[0], expected, counts[0])
-        assert unsolved.mean() < 0.5
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_mi_duplicated_points_count_every_copy(rng):
-    # 40 distinct points in 5-d, 25 copies each: every radius is 0 and every ball holds the
-    # 24 other copies, in every subset of the features, so with N_y the class sizes
-    # I = psi(N) - <psi(N_y)> + psi(3) - psi(24) in each space and II = -I per feature.
-    from scipy.special import digamma
-
-    z = np.repeat(rng.normal(size=(40, 5)), 25, axis=0)
-    y = np.repeat(np.arange(40) % 3, 25)
-    n_y = np.bincount(y)[y]
-    exact = digamma(len(y)) - digamma(n_y).mean() + digamma(3) - digamma(24)
-    assert mutual_information(z, y) == pytest.approx(exact, rel=1e-12)
-    np.testing.assert_allclose(interaction_information_per_feature(z, y), -exact, rtol=1e-12)
-
-
-def test_filtered_search_fallback_and_trees_agree(rng, monkeypatch):
-    from keras_lpc.metrics import _neighbours, information
-
-    y = rng.integers(0, 4, 600)
-    y[:2] = 9  # a class of 2 (k capped at 1)
-    z = rng.normal(size=(600, 6)) + np.eye(10, 6)[y]
-    filtered = interaction_information_per_feature(z, y)
-    monkeypatch.setattr(_neighbours, "MAX_CANDIDATES_PER_ROW", 0)  # every row exact
-    np.testing.assert_allclose(interaction_information_per_feature(z, y), filtered, rtol=1e-12)
-    monkeypatch.setattr(information, "_TREE_MAX_DIM", 10)  # k-d trees in every space
-    np.testing.assert_allclose(
-        interaction_information_per_feature(z, y), filtered, rtol=1e-9, atol=1e-12
-    )
-
-
 def test_entropy_scaling_and_standardized_variant(rng):
     z = rng.normal(size=(1000, 4))
     # H(s z) = H(z) + d log s exactly for the estimator (distances scale by s).
@@ -136,6 +71,20 @@ def test_entropy_subsampling_is_deterministic(rng):
 
 
 # --- mutual information --------------------------------------------------------------
+
+
+def test_mi_duplicated_points_count_every_copy(rng):
+    # 40 distinct points in 5-d, 25 copies each: every radius is 0 and every ball holds the
+    # 24 other copies, in every subset of the features, so with N_y the class sizes
+    # I = psi(N) - <psi(N_y)> + psi(3) - psi(24) in each space and II = -I per feature.
+    from scipy.special import digamma
+
+    z = np.repeat(rng.normal(size=(40, 5)), 25, axis=0)
+    y = np.repeat(np.arange(40) % 3, 25)
+    n_y = np.bincount(y)[y]
+    exact = digamma(len(y)) - digamma(n_y).mean() + digamma(3) - digamma(24)
+    assert mutual_information(z, y) == pytest.approx(exact, rel=1e-12)
+    np.testing.assert_allclose(interaction_information_per_feature(z, y), -exact, rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [1, 6])
@@ -186,41 +135,6 @@ def test_mi_plugin_on_collapsed_points(rng):
     )
 
 
-# --- interaction information ---------------------------------------------------------
-
-
-def test_ii_xor_is_pure_synergy(rng):
-    z = rng.normal(size=(3000, 2))
-    y = (z[:, 0] > 0) ^ (z[:, 1] > 0)
-    values = interaction_information_per_feature(z, y)
-    mean = interaction_information(z, y)
-    assert isinstance(mean, float) and mean == pytest.approx(float(np.mean(values)), abs=1e-12)
-    assert mean == pytest.approx(LN2, abs=0.08)
-    assert values.shape == (2,)
-    with pytest.warns(DeprecationWarning, match="interaction_information_per_feature"):
-        old_mean, old_values = interaction_information(z, y, per_feature=True)
-    assert old_mean == mean and np.array_equal(old_values, values)
-
-
-def test_ii_copies_are_pure_redundancy(rng):
-    z, y = _copies(rng, d=3)
-    assert interaction_information(z, y) == pytest.approx(-LN2, abs=0.01)
-
-
-def test_ii_features_subset_and_subsampling(rng):
-    z = rng.normal(size=(2000, 3))
-    y = (z[:, 0] > 0) ^ (z[:, 1] > 0)  # feature 2 is noise
-    values = interaction_information_per_feature(z, y)
-    # Feature 2 adds nothing: I(z; y) = I(z_{-2}; y) and I(z_2; y) = 0, so II_2 = 0.
-    assert abs(values[2]) < 0.08
-    assert values[0] == pytest.approx(LN2, abs=0.15)
-    sub = interaction_information(z, y, features=[2, 0])
-    assert sub == pytest.approx(np.mean(values[[2, 0]]), abs=1e-12)
-    assert interaction_information(z, y, max_samples=800, seed=3) == interaction_information(
-        z, y, max_samples=800, seed=3
-    )
-
-
 def test_information_metrics_dict(rng):
     z, y = _copies(rng, n=1000)
     out = information_metrics(z, y)
@@ -258,10 +172,6 @@ def test_information_metrics_dict(rng):
             r"Received: method='ksg'",
         ),
         (lambda z, y: mutual_information(z, y, n_clusters=0), ValueError, r"`n_clusters` must"),
-        (lambda z, y: interaction_information(z[:, :1], y), ValueError, r"at least 2 features"),
-        (lambda z, y: interaction_information(z, y, features=[0, 5]), ValueError, r"`features`"),
-        (lambda z, y: interaction_information(z, y, features=[0, 0]), ValueError, r"`features`"),
-        (lambda z, y: interaction_information(z, y, features=[0.5]), ValueError, r"`features`"),
     ],
 )
 def test_bad_input(rng, call, error, match):
@@ -271,62 +181,40 @@ def test_bad_input(rng, call, error, match):
         call(z, y)
 
 
-# --- callback ------------------------------------------------------------------------
+# --- properties (hypothesis) ---------------------------------------------------------
 
 
-def _model():
-    return keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(8, activation="silu"),
-            keras_lpc.LatentPointCollapse(3),
-            keras.layers.Dense(2),
-        ]
-    )
+@SETTINGS
+@given(labelled(max_d=5, max_size=5), st.integers(1, 3), SEEDS)
+def test_kl_entropy_invariant_to_rigid_motions_and_shifted_by_scaling(data, k, seed):
+    z, _ = data
+    assume(k < len(z))
+    d = z.shape[1]
+    q, t, s = similarity(seed, d)
+    h = M.kl_entropy(z, k=k)
+    assert h < math.inf and not math.isnan(h)  # -inf when k points coincide
+    assert_close(M.kl_entropy(z @ q + t, k=k), h, rtol=1e-9, atol=1e-9)
+    assert_close(M.kl_entropy(s * z, k=k), h + d * math.log(s), rtol=1e-9, atol=1e-9)
+    standardized = M.kl_entropy(z, k=k, standardize=True)
+    assert_close(M.kl_entropy(s * z + t, k=k, standardize=True), standardized, atol=1e-9)
 
 
-def test_callback_logs_the_functions_values(rng):
-    x = rng.normal(size=(200, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    model = _model()
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    cb = keras_lpc.InformationMetrics((x, y), every=2, max_samples=150, prefix="t_")
-    history = model.fit(x, y, epochs=2, batch_size=50, verbose=0, callbacks=[cb])
-    assert len(history.history["t_entropy"]) == 2  # logged every epoch
-    assert cb.computed_epochs == [0, 1]  # the first and the last epoch
-    xs, ys = cb.arrays()
-    assert len(xs) == 150
-    z, _ = cb.latents(xs)
-    expected = information_metrics(z, ys, k=3, standardize=True)
-    for name, value in expected.items():
-        assert history.history["t_" + name][-1] == pytest.approx(value, rel=1e-6, abs=1e-9)
-    assert copy.deepcopy(cb).k == 3
-
-
-def test_callback_bad_arguments():
-    x, y = np.zeros((4, 4)), np.zeros(4)
-    with pytest.raises(ValueError, match=r"Received: method='x'"):
-        keras_lpc.InformationMetrics((x, y), method="x")
-    with pytest.raises(ValueError, match=r"`k` must be an integer >= 1. Received: k=0"):
-        keras_lpc.InformationMetrics((x, y), k=0)
-
-
-def test_plot_information(tmp_path):
-    logs = {"val_entropy": [1.0, np.nan, 0.5], "val_mutual_information": [0.1, 0.2, 0.3]}
-    fig = plot_information({**logs, "gamma": [1e-3, 1e-2, 1e-1]}, path=str(tmp_path / "a.png"))
-    assert (tmp_path / "a.png").stat().st_size > 0
-    assert len(fig.axes) == 4  # two drawn keys, each with its gamma twin
-    line = fig.axes[0].lines[0]
-    np.testing.assert_allclose(line.get_xdata(), [1, 3])  # the NaN epoch is skipped
-    with pytest.raises(ValueError, match=r"`history` must hold"):
-        plot_information({"loss": [1.0]})
-
-
-def test_plot_information_places_sparse_values_at_their_epochs():
-    # History keeps only the logged epochs: 2 values over 6 epochs -> epochs 3 and 6.
-    fig = plot_information({"loss": [1.0] * 6, "val_entropy": [0.4, 0.2]})
-    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [3, 6])
-    fig = plot_information({"val_entropy": [0.4, 0.2]}, every=10)
-    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [10, 20])
-    with pytest.raises(ValueError, match=r"`every` must be an integer >= 1. Received: every=0"):
-        plot_information({"val_entropy": [0.4]}, every=0)
+@SETTINGS
+@given(labelled(max_d=3, max_size=5), SEEDS)
+def test_mutual_information_invariant_to_feature_scaling_and_class_names(data, seed):
+    z, labels = data
+    assume(len(z) > 3)
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** rng.uniform(-2, 2, z.shape[1])
+    shift = 10.0 * rng.normal(size=z.shape[1])
+    mi = M.mutual_information(z, labels)
+    assert math.isfinite(mi)
+    assert_close(M.mutual_information(z * scale + shift, labels), mi, atol=1e-9)
+    assert_close(M.mutual_information(z, rename(labels, seed)), mi, atol=1e-9)
+    out = M.information_metrics(z, labels)
+    assert not math.isnan(out["entropy"]) and out["entropy"] < math.inf
+    assert_close(out["mutual_information"], mi, atol=1e-9)
+    if z.shape[1] >= 2:
+        assert math.isfinite(out["interaction_information"])
+    else:
+        assert math.isnan(out["interaction_information"])

@@ -246,3 +246,79 @@ def test_kernel_and_bias_are_the_projections():
     assert no_bias.bias is None and no_bias.kernel is no_bias.projection.kernel
     identity = LatentPointCollapse()
     assert identity.kernel is None and identity.bias is None
+
+
+# -- the penalty's float16 / bfloat16 edges ------------------------------------------------
+# The penalty gamma * mean(z ** 2) is computed in float32, so from finite float16 latents
+# it is finite for any gamma up to 3.4e38 / 65504 ** 2 = 7.9e28 (1e6 is the schedules'
+# maximum). bfloat16 latents have float32's exponent range: the penalty is finite for
+# |z| < sqrt(3.4e38 / max(gamma, n)) with n the number of averaged elements (the mean
+# sums before it divides), 1.84e16 at gamma 1e6, and overflows to inf (never NaN)
+# beyond; measured the same on all three backends.
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _penalty_layer(policy, gamma):
+    keras.config.set_dtype_policy(policy)
+    layer = keras_lpc.LatentPointCollapse(gamma=gamma)  # penalises its input as it comes
+    assert layer.compute_dtype == policy.split("_")[1]
+    return layer
+
+
+def _eager_penalty(layer, z):
+    out = layer(z)
+    assert keras.backend.standardize_dtype(out.dtype) == layer.compute_dtype
+    (penalty,) = layer.losses
+    assert keras.backend.standardize_dtype(penalty.dtype) == "float32"
+    return float(_np(penalty))
+
+
+def _compiled_penalty(layer, z):
+    """The loss of ``evaluate`` on a model whose output is z with targets z: the penalty.
+
+    One sample per batch: Keras' loss tracker sums ``loss * batch_size``,
+    which would overflow first near float32's maximum.
+    """
+    model = keras.Sequential([keras.Input(z.shape[1:]), layer])
+    model.compile(loss="mse")
+    return float(model.evaluate(z, z, batch_size=1, verbose=0))
+
+
+def test_float16_penalty_is_finite_at_float16_max_and_keeps_subnormals():
+    layer = _penalty_layer("mixed_float16", 1e6)
+    big = np.full((4, 3), np.finfo(np.float16).max, "float32")  # 65504
+    expected = 1e6 * 65504.0**2  # 4.29e15, far below float32's maximum
+    assert _eager_penalty(layer, big) == pytest.approx(expected, rel=1e-6)
+    assert _compiled_penalty(layer, big) == pytest.approx(expected, rel=1e-6)
+    # The smallest float16 subnormal 2**-24 squares to 0 in float16 but not in float32.
+    tiny = np.full((4, 3), 2.0**-24, "float32")
+    assert _eager_penalty(layer, tiny) == pytest.approx(1e6 * 2.0**-48, rel=1e-6)
+    # Any gamma up to 3.4e38 / 65504**2 keeps float16 latents finite.
+    layer.gamma.assign(7.9e28)
+    assert np.isfinite(_eager_penalty(layer, big))
+
+
+def _bfloat16_neighbours(value: float) -> tuple[float, float]:
+    """The bfloat16 numbers just below and just above a positive ``value``."""
+    bits = int(np.array(value, np.float32).view(np.uint32)) >> 16  # truncation: rounds down
+    below = np.array(bits << 16, np.uint32).view(np.float32)
+    above = np.array((bits + 1) << 16, np.uint32).view(np.float32)
+    return float(below), float(above)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 1e6])
+def test_bfloat16_penalty_is_finite_up_to_the_float32_overflow_edge(gamma):
+    layer = _penalty_layer("mixed_bfloat16", gamma)
+    n = 12  # elements averaged: one sample of 12 features
+    edge = np.sqrt(FLOAT32_MAX / max(gamma, n))  # 5.3e18 at gamma 1, 1.84e16 at gamma 1e6
+    below, above = _bfloat16_neighbours(edge)
+    assert below < edge < above
+    assert max(gamma, n) * below**2 / FLOAT32_MAX > 0.98  # within 2% of float32's maximum
+    z = np.full((1, n), below, "float32")  # exactly representable in bfloat16
+    assert _eager_penalty(layer, z) == pytest.approx(gamma * below**2, rel=1e-6)
+    assert _compiled_penalty(layer, z) == pytest.approx(gamma * below**2, rel=1e-6)
+    if gamma >= n:
+        # One bfloat16 step further the true value exceeds float32's maximum: inf, not NaN.
+        assert _eager_penalty(layer, np.full((1, n), above, "float32")) == np.inf

@@ -19,57 +19,35 @@ References:
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
-from keras_lpc._validation import (
-    as_labels,
-    as_latents,
-    check_choice,
-    check_int,
-    subsample,
+from keras_lpc._validation import standardize as standardize_features
+from keras_lpc.metrics._estimators import (
+    METHODS,
+    check_k,
+    check_max_samples,
+    estimate_mi,
+    flat_latents,
+    kth_distance,
+    label_codes,
+    prepare,
+    subset_rows,
 )
-from keras_lpc._validation import (
-    standardize as standardize_features,
+from keras_lpc.metrics.synergy import (
+    interaction_information,
+    interaction_information_per_feature,
 )
-from keras_lpc.metrics._neighbours import ross_counts, ross_counts_1d
 
-METHODS = ("knn", "plugin")
-_TREE_MAX_DIM = 3
-_RTOL = 1e-9
-_ATOL = 1e-12
-
-
-def _latents(z: Any) -> np.ndarray:
-    return as_latents(z, flatten=True)
-
-
-def _labels(y: Any, n: int) -> np.ndarray:
-    """Class labels as integer codes 0..C-1 (any values; one-hot rows are argmax-ed)."""
-    arr = as_labels(y, n, "y", integer=False, one_hot=True)
-    return np.unique(arr, return_inverse=True)[1].reshape(-1)
-
-
-def _subset(z: np.ndarray, y: np.ndarray | None, max_samples: int | None, seed: int):
-    rows = subsample(len(z), max_samples, seed)
-    if rows is None:
-        return z, y
-    return z[rows], (None if y is None else y[rows])
-
-
-def _check_k(k: Any, n: int) -> int:
-    k = check_int("k", k, minimum=1)
-    if k >= n:
-        raise ValueError(f"`k` must be smaller than the number of samples ({n}). Received: k={k}")
-    return k
-
-
-def _check_max_samples(max_samples: Any) -> int | None:
-    return None if max_samples is None else check_int("max_samples", max_samples, minimum=2)
+__all__ = [
+    "information_metrics",
+    "interaction_information",
+    "interaction_information_per_feature",
+    "kl_entropy",
+    "mutual_information",
+]
 
 
 def kl_entropy(
@@ -119,160 +97,19 @@ def kl_entropy(
     >>> print(round(kl_entropy(z), 2), round(2 * np.log(2.0), 2))  # box of side 2
     1.39 1.39
     """
-    arr = _latents(z)
-    max_samples = _check_max_samples(max_samples)
-    arr, _ = _subset(arr, None, max_samples, seed)
+    arr = flat_latents(z)
+    max_samples = check_max_samples(max_samples)
+    arr, _ = subset_rows(arr, None, max_samples, seed)
     n, d = arr.shape
-    k = _check_k(k, n)
+    k = check_k(k, n)
     if standardize:
         arr = standardize_features(arr)
-    dist = _kth_distance(arr, k)
+    dist = kth_distance(arr, k)
     log_volume = 0.5 * d * np.log(np.pi) - gammaln(0.5 * d + 1.0)
     with np.errstate(divide="ignore"):
         mean_log_r = float(np.mean(np.log(dist)))
     value = digamma(n) - digamma(k) + log_volume + d * mean_log_r
     return float(value / d if standardize else value)
-
-
-def _kth_distance(
-    z: np.ndarray, k: int, queries: np.ndarray | None = None, chunk: int = 1024
-) -> np.ndarray:
-    """Euclidean distance from rows ``queries`` of ``z`` (all) to their k-th nearest other row."""
-    if z.shape[1] <= _TREE_MAX_DIM and queries is None:
-        return cKDTree(z).query(z, k=k + 1)[0][:, -1]
-    # k-d trees degrade to slow brute force in many dimensions: tiled GEMM instead.
-    queries = np.arange(len(z)) if queries is None else queries
-    sq = np.einsum("ij,ij->i", z, z)
-    out = np.empty(len(queries))
-    for start in range(0, len(queries), chunk):
-        part = slice(start, start + chunk)
-        rows = queries[part]
-        d2 = z[rows] @ z.T
-        d2 *= -2.0
-        d2 += sq[None, :]
-        d2 += sq[rows, None]
-        d2[np.arange(len(rows)), rows] = np.inf  # not its own neighbour
-        out[part] = np.partition(d2, k - 1, axis=1)[:, k - 1]
-    return np.sqrt(np.maximum(out, 0.0))
-
-
-def _count_within(
-    z: np.ndarray, radius: np.ndarray, queries: np.ndarray | None = None, chunk: int = 1024
-) -> np.ndarray:
-    """Rows of ``z`` within Euclidean ``radius`` of each row ``queries`` (itself included)."""
-    if z.shape[1] <= _TREE_MAX_DIM and queries is None:
-        return cKDTree(z).query_ball_point(z, r=radius * (1 + _RTOL), return_length=True)
-    queries = np.arange(len(z)) if queries is None else queries
-    sq = np.einsum("ij,ij->i", z, z)
-    counts = np.empty(len(queries), dtype=np.int64)
-    for start in range(0, len(queries), chunk):
-        part = slice(start, start + chunk)
-        rows = queries[part]
-        # |a - b|^2 <= r^2  <=>  |b|^2 - 2 a.b <= r^2 - |a|^2, in tiles of `chunk` rows.
-        lhs = z[rows] @ z.T
-        lhs *= -2.0
-        lhs += sq[None, :]
-        rhs = radius[part] ** 2 * (1 + _RTOL) + _ATOL - sq[rows]
-        counts[part] = np.count_nonzero(lhs <= rhs[:, None], axis=1)
-    return counts
-
-
-def _class_radius(z: np.ndarray, y: np.ndarray, k_i: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Distance from each of ``rows`` to its ``k_i``-th nearest neighbour of its own class."""
-    radius = np.empty(len(rows))
-    for c in np.unique(y[rows]):  # a loop over classes
-        members = np.flatnonzero(y == c)
-        mine = np.flatnonzero(y[rows] == c)
-        local = np.searchsorted(members, rows[mine])
-        full = len(mine) == len(members)
-        radius[mine] = _kth_distance(z[members], int(k_i[rows[mine[0]]]), None if full else local)
-    return radius
-
-
-def _mi_knn(z: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Ross (2014) estimator of I(z; y), continuous z, integer-coded y."""
-    return float(_mi_knn_spaces(z, y, k, [np.arange(z.shape[1])])[0])
-
-
-def _mi_knn_spaces(z: np.ndarray, y: np.ndarray, k: int, spaces: list[np.ndarray]) -> np.ndarray:
-    """Ross's I(z_s; y) for several column subsets ``s`` of ``z`` (one value each, nats)."""
-    counts = np.bincount(y)
-    n_y = counts[y]
-    keep = n_y > 1  # a class seen once carries no neighbour information
-    z, y, n_y = z[keep], y[keep], n_y[keep]
-    n = len(z)
-    if n < 2:
-        return np.zeros(len(spaces))
-    k_i = np.minimum(k, n_y - 1).astype(np.float64)
-    m = np.empty((len(spaces), n))
-    wide = [s for s, columns in enumerate(spaces) if len(columns) > _TREE_MAX_DIM]
-    for s, columns in enumerate(spaces):
-        if len(columns) == 1:  # sorting
-            m[s] = ross_counts_1d(z[:, columns[0]], y, k_i)
-        elif len(columns) <= _TREE_MAX_DIM:  # k-d trees
-            x = np.ascontiguousarray(z[:, columns])
-            radius = np.empty(n)
-            for c in np.unique(y):  # a loop over classes
-                idx = np.flatnonzero(y == c)
-                radius[idx] = _kth_distance(x[idx], int(k_i[idx[0]]))
-            m[s] = _count_within(x, radius) - 1
-    if wide:
-        # One filtered brute-force search per space, bounded by the radii of the union of
-        # their columns; counts it cannot settle (ties, collapsed latents) are exact below.
-        counts_wide, unsolved = ross_counts(z, y, k_i, [spaces[s] for s in wide])
-        for row, s in enumerate(wide):
-            m[s] = counts_wide[row]
-            rest = np.flatnonzero(unsolved[row])
-            if rest.size:
-                x = np.ascontiguousarray(z[:, spaces[s]])
-                radius = _class_radius(x, y, k_i, rest)
-                m[s, rest] = _count_within(x, radius, rest) - 1
-    # m_i: points of any class within the same radius, the point itself excluded;
-    # at least the k_i neighbours of its own class (guards against rounding).
-    m = np.maximum(m, k_i)
-    base = digamma(n) - np.mean(digamma(n_y)) + np.mean(digamma(k_i))
-    return base - np.mean(digamma(m), axis=1)
-
-
-def _mi_plugin(z: np.ndarray, y: np.ndarray, n_clusters: int | None, seed: int) -> float:
-    """Plug-in I(cluster(z); y) from the contingency table of k-means clusters."""
-    from sklearn.cluster import KMeans
-
-    if n_clusters is None:
-        n_clusters = int(y.max()) + 1
-    n_clusters = min(n_clusters, len(np.unique(z, axis=0)))
-    if n_clusters > 1:
-        cluster = KMeans(n_clusters, n_init=4, random_state=seed).fit_predict(z)
-    else:
-        cluster = np.zeros(len(z), dtype=np.int64)
-    n_y = int(y.max()) + 1
-    joint = np.bincount(cluster * n_y + y, minlength=n_clusters * n_y).reshape(n_clusters, n_y)
-    p = joint / len(z)
-    outer = p.sum(axis=1, keepdims=True) * p.sum(axis=0, keepdims=True)
-    nz = p > 0
-    return float(np.sum(p[nz] * np.log(p[nz] / outer[nz])))
-
-
-def _mutual_information(
-    z: np.ndarray, y: np.ndarray, k: int, method: str, n_clusters: int | None, seed: int
-) -> float:
-    if method == "plugin":
-        return _mi_plugin(z, y, n_clusters, seed)
-    return _mi_knn(z, y, k)
-
-
-def _prepare(
-    z: Any, y: Any, k: Any, method: Any, n_clusters: Any, max_samples: Any, seed: int
-) -> tuple[np.ndarray, np.ndarray, int, str, int | None]:
-    arr = _latents(z)
-    labels = _labels(y, len(arr))
-    method = check_choice("method", method, METHODS)
-    if n_clusters is not None:
-        n_clusters = check_int("n_clusters", n_clusters, minimum=1)
-    arr, labels = _subset(arr, labels, _check_max_samples(max_samples), seed)
-    labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
-    k = _check_k(k, len(arr))
-    return standardize_features(arr), labels, k, method, n_clusters
 
 
 def mutual_information(
@@ -336,160 +173,8 @@ def mutual_information(
     >>> abs(mutual_information(rng.normal(size=(2000, 3)), y)) < 0.03  # independent
     True
     """
-    arr, labels, k, method, n_clusters = _prepare(z, y, k, method, n_clusters, max_samples, seed)
-    return _mutual_information(arr, labels, k, method, n_clusters, seed)
-
-
-def interaction_information(
-    z: Any,
-    y: Any,
-    k: int = 3,
-    features: Any = None,
-    max_samples: int | None = None,
-    per_feature: bool = False,
-    method: str = "knn",
-    n_clusters: int | None = None,
-    seed: int = 0,
-) -> float:
-    """Synergy of the Generalized Information Bottleneck: mean interaction information.
-
-    For each latent feature ``z_k`` and the remaining features ``z_{-k}``:
-
-    ```
-    II(z_k; z_{-k}; y) = I(z_k, z_{-k}; y) - I(z_k; y) - I(z_{-k}; y)
-    synergy            = mean over k of II(z_k; z_{-k}; y)
-    ```
-
-    in nats. Positive: information about ``y`` available only from the
-    features jointly (synergy); negative: the same information held by
-    ``z_k`` and by the rest (redundancy). ``I(z; y) = I(z_k, z_{-k}; y)`` is
-    estimated once; each term uses `mutual_information` with the same
-    ``k``/``method``, so ``2 d + 1`` estimates in all (``2 |features| + 1``).
-    The per-feature values come from `interaction_information_per_feature`.
-
-    Args:
-        z: latents, shape ``(N, d)`` with ``d >= 2``.
-        y: labels, shape ``(N,)`` or one-hot ``(N, C)``.
-        k: neighbour order, an integer in ``[1, N)``.
-        features: indices of the features to average over (``None``: all).
-        max_samples: estimate on a random subset of this size (``None``: all).
-        per_feature: deprecated; ``True`` returned ``(mean, values)``: use
-            `interaction_information_per_feature` instead.
-        method: ``"knn"`` or ``"plugin"`` (see `mutual_information`).
-        n_clusters: clusters for ``method="plugin"``.
-        seed: seed of the subset and of k-means.
-
-    Returns:
-        The mean interaction information in nats, always a float.
-
-    Raises:
-        TypeError: ``z`` is not numeric, or an integer argument is not one.
-        ValueError: ``d < 2``, bad or repeated ``features``, shapes disagree,
-            ``k >= N``, or an unknown ``method``.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_lpc.metrics import interaction_information
-    >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(size=(2000, 2))
-    >>> y = (z[:, 0] > 0) ^ (z[:, 1] > 0)  # XOR: pure synergy, +ln 2
-    >>> print(round(interaction_information(z, y), 1))  # k-NN blurs the XOR edges
-    0.6
-    """
-    values = interaction_information_per_feature(
-        z, y, k, features, max_samples, method=method, n_clusters=n_clusters, seed=seed
-    )
-    mean = float(np.mean(values))
-    if per_feature:
-        warnings.warn(
-            "interaction_information(per_feature=True) is deprecated and will be removed; "
-            "use interaction_information_per_feature(...) for the per-feature values.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return (mean, values)  # type: ignore[return-value]
-    return mean
-
-
-def interaction_information_per_feature(
-    z: Any,
-    y: Any,
-    k: int = 3,
-    features: Any = None,
-    max_samples: int | None = None,
-    *,
-    method: str = "knn",
-    n_clusters: int | None = None,
-    seed: int = 0,
-) -> np.ndarray:
-    """Interaction information ``II(z_k; z_{-k}; y)`` of each feature ``k`` (nats).
-
-    ```
-    II(z_k; z_{-k}; y) = I(z_k, z_{-k}; y) - I(z_k; y) - I(z_{-k}; y)
-    ```
-
-    The values whose mean is `interaction_information`, with the same
-    arguments, estimators and edge cases.
-
-    Args:
-        z: latents, shape ``(N, d)`` with ``d >= 2``.
-        y: labels, shape ``(N,)`` or one-hot ``(N, C)``.
-        k: neighbour order, an integer in ``[1, N)``.
-        features: indices of the features (``None``: all, in order).
-        max_samples: estimate on a random subset of this size (``None``: all).
-        method: ``"knn"`` or ``"plugin"`` (see `mutual_information`).
-        n_clusters: clusters for ``method="plugin"``.
-        seed: seed of the subset and of k-means.
-
-    Returns:
-        A float64 array of shape ``(len(features),)``, one value per feature.
-
-    Raises:
-        TypeError, ValueError: as `interaction_information`.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_lpc.metrics import interaction_information_per_feature
-    >>> rng = np.random.default_rng(0)
-    >>> y = rng.integers(0, 2, 2000)        # both features copy y: -ln 2 each
-    >>> z = y[:, None] + 0.01 * rng.normal(size=(2000, 2))
-    >>> print(np.round(interaction_information_per_feature(z, y), 2))
-    [-0.69 -0.69]
-    """
-    arr, labels, k, method, n_clusters = _prepare(z, y, k, method, n_clusters, max_samples, seed)
-    d = arr.shape[1]
-    if d < 2:
-        raise ValueError(
-            f"`z` must have at least 2 features for interaction information. "
-            f"Received: z with {d} feature"
-        )
-    if features is None:
-        index = np.arange(d)
-    else:
-        index = np.asarray(features).reshape(-1)
-        if (
-            index.size == 0
-            or not np.issubdtype(index.dtype, np.integer)
-            or index.min() < -d
-            or index.max() >= d
-            or len(np.unique(index % d)) != index.size
-        ):
-            raise ValueError(
-                f"`features` must be distinct integer indices in [0, {d}). "
-                f"Received: features={features!r}"
-            )
-        index = index % d
-
-    spaces = [np.arange(d)]
-    spaces += [np.array([j]) for j in index] + [np.delete(np.arange(d), j) for j in index]
-    if method == "knn":  # every space in one call: one shared bound on the radii
-        mi = _mi_knn_spaces(arr, labels, k, spaces)
-    else:
-        mi = np.array([_mi_plugin(arr[:, s], labels, n_clusters, seed) for s in spaces])
-    joint, alone, rest = mi[0], mi[1 : 1 + len(index)], mi[1 + len(index) :]
-    return joint - alone - rest
+    arr, labels, k, method, n_clusters = prepare(z, y, k, method, n_clusters, max_samples, seed)
+    return estimate_mi(arr, labels, k, method, n_clusters, seed)
 
 
 def information_metrics(
@@ -537,9 +222,9 @@ def information_metrics(
     >>> print({name: round(v, 2) for name, v in out.items()})
     {'entropy': -5.71, 'mutual_information': 0.69, 'interaction_information': -0.69}
     """
-    arr = _latents(z)
-    labels = _labels(y, len(arr))
-    arr, labels = _subset(arr, labels, _check_max_samples(max_samples), seed)
+    arr = flat_latents(z)
+    labels = label_codes(y, len(arr))
+    arr, labels = subset_rows(arr, labels, check_max_samples(max_samples), seed)
     synergy = (
         interaction_information(arr, labels, k, features, method=method, seed=seed)
         if arr.shape[1] >= 2

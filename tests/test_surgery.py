@@ -27,20 +27,46 @@ def _head(model):
     return [la for la in model.layers if la.weights][-1]
 
 
-def _train_one_step(model, x, y, from_logits):
+class _InsertedGamma(keras.callbacks.Callback):
+    """Reads gamma of one given layer object after every train step."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer, self.values = layer, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        model = self.model  # on JAX this property syncs the trainer's state into the variables
+        assert any(layer is self.layer for layer in model.layers)
+        self.values.append(float(_np(self.layer.gamma)))
+
+
+def _train_steps(model, lpc, x, y, from_logits, steps=3):
+    """``steps`` full-batch steps under `GammaAnnealing` with gamma = 1, 2, 3 at steps 0, 1, 2."""
     model.compile(
         keras.optimizers.SGD(0.1),
         keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
-        # one step: tracing MobileNetV2's train step takes minutes on TF; on JAX the
-        # compiled step (8 s) is cheaper than eager dispatch of each op (32 s)
+        # tracing MobileNetV2's train step takes minutes on TF; on JAX the compiled
+        # step (8 s) is cheaper than eager dispatch of each op (32 s)
         run_eagerly=keras.backend.backend() != "jax",
     )
+    schedule = keras_lpc.schedules.Linear(1.0, 1.0 + steps, steps=steps)  # 1 + step
+    inserted = _InsertedGamma(lpc)
     history = model.fit(
-        x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[keras_lpc.GammaAnnealing()]
+        x,
+        y,
+        batch_size=len(x),
+        epochs=steps,
+        verbose=0,
+        callbacks=[keras_lpc.GammaAnnealing(schedule), inserted],
     )
-    assert np.isfinite(history.history["loss"][0])
-    assert "gamma" in history.history
+    assert np.all(np.isfinite(history.history["loss"]))
+    # the annealer reached the inserted layer: its own variable followed the schedule
+    # step by step (an annealer driving another layer, or none, would leave it at 0)
+    expected = [1.0 + step for step in range(steps)]
+    assert inserted.values == pytest.approx(expected)
+    assert history.history["gamma"] == pytest.approx(expected)
+    assert float(_np(lpc.gamma)) == pytest.approx(expected[-1])
 
 
 def _check(base, new, x, y, classes, activation, from_logits):
@@ -54,13 +80,15 @@ def _check(base, new, x, y, classes, activation, from_logits):
     assert new_head.kernel.shape == (lpc[0].dim, classes)
     assert new.output_shape == base.output_shape == (None, classes)
     base_vars, before = _shared_snapshot(base, new)
-    _train_one_step(new, x, y, from_logits)
-    # one step moved the shared weights, and the original sees the same values (same objects)
+    _train_steps(new, lpc[0], x, y, from_logits)
+    # the steps moved the shared weights, and the original sees the same values (same objects)
     trainable = [v for v in base_vars if v.trainable]
     assert any(not np.allclose(_np(v), b) for v, b in zip(base_vars, before) if v.trainable)
     for v in trainable:
         assert any(v is w for w in new.trainable_weights)
-    out = _np(new(x, training=False))
+    # predict follows compile(): eager on TensorFlow and PyTorch, one compiled forward
+    # pass on JAX (calling the model eagerly would compile each of MobileNetV2's ops)
+    out = new.predict(x, batch_size=len(x), verbose=0)
     assert out.shape == (len(x), classes)
     if activation == "softmax":
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
