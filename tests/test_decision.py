@@ -3,13 +3,11 @@ coordinate searches, on models whose closest adversarial point is known exactly.
 
 from __future__ import annotations
 
-import itertools
-
 import _reference_attacks as reference  # the former host loops (tests/)
 import keras
 import numpy as np
 import pytest
-from _attack_models import linear
+from _attack_models import linear, quantised
 from keras import ops
 
 from keras_lpc import backend
@@ -27,7 +25,7 @@ RECORDED = np.array(
 
 
 def _directions(seed, keys, step, first, count, like):
-    f = backend.jit(lambda s, k, l: _boundary.directions(s, k, step, first, count, l))
+    f = backend.jit(lambda s, k, z: _boundary.directions(s, k, step, first, count, z))
     seed, keys = np.asarray(seed, "int32"), np.asarray(keys, "int32")
     return ops.convert_to_numpy(f(seed, keys, np.zeros(like, "float32"))).astype("float64")
 
@@ -68,7 +66,9 @@ def test_boundary_normal_estimate_matches_the_formula(rng, clip):
             def loop(best, labels, keys, radius, count, seed, lo, hi):
                 box = None if clip is None else (lo, hi)
                 labels, keys = ops.cast(labels, "int32"), ops.cast(keys, "int32")
-                return (_boundary.normal_sum(fn, best, labels, keys, radius, count, seed, step, box),)
+                return (
+                    _boundary.normal_sum(fn, best, labels, keys, radius, count, seed, step, box),
+                )
 
             return loop
 
@@ -149,33 +149,6 @@ def test_the_attack_finds_the_linear_distance_from_labels_only(rng):
     size = np.linalg.norm(refined, axis=1)
     assert (size <= 1.3 * np.linalg.norm(r, axis=1) + 1e-6).all() and (size >= exact - 1e-4).all()
     assert np.median(size / exact) <= 1.05
-
-
-class Quantise(keras.layers.Layer):
-    """``round(4 x) / 4``: an input quantiser whose gradient is exactly zero."""
-
-    def call(self, x):
-        return ops.stop_gradient(ops.round(4.0 * x) / 4.0) + 0.0 * x
-
-
-def quantised(rng, d=4, classes=3):
-    """``W round(4 x) / 4 + b`` on [0, 1]^d and the exact L2 / L-inf distances from ``x``
-    to the closest box of levels whose class differs (5^d boxes enumerated)."""
-    w, b = rng.normal(size=(d, classes)), rng.normal(size=classes)
-    head = linear(w, b)
-    model = keras.Sequential([keras.Input((d,)), Quantise(), head])
-    x = rng.uniform(0.0, 1.0, size=(16, d))
-    levels = np.array(list(itertools.product(range(5), repeat=d))) / 4.0  # (5^d, d)
-    cls = (levels @ w + b).argmax(1)
-    lo, hi = np.maximum(levels - 0.125, 0.0), np.minimum(levels + 0.125, 1.0)
-    gap = np.maximum(np.maximum(lo[None] - x[:, None], x[:, None] - hi[None]), 0.0)
-    labels = (np.round(4 * x) / 4 @ w + b).argmax(1)
-    other = cls[None] != labels[:, None]
-    exact = {
-        "l2": np.where(other, np.linalg.norm(gap, axis=2), np.inf).min(axis=1),
-        "linf": np.where(other, gap.max(axis=2), np.inf).min(axis=1),
-    }
-    return model, x, labels, exact
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])

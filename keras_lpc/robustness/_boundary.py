@@ -201,6 +201,7 @@ def coordinate_loop(norm: str, width: int, clipped: bool) -> Any:
                     hot = ops.one_hot(ops.take(order, p, axis=1), size, dtype=x.dtype)  # (n, D)
                     xi = ops.sum(xf * hot, axis=1)
                     ai = ops.sum(af * hot, axis=1)
+
                     # a_i -> x_i + t (a_i - x_i): the closest adversarial t on a grid of K in
                     # [0, 1), then on grids of K between it and the grid point before it
                     def narrow(_: Any, bracket: tuple[Any, Any]) -> tuple[Any, Any]:

@@ -51,7 +51,9 @@ def greedy_loop(norm: str, size: int, clipped: bool) -> Any:
             shape = tuple(x.shape[1:])
             xf = ops.reshape(x, (-1, size))
             signs = ops.convert_to_tensor(np.repeat([1.0, -1.0], SIZES).astype(x.dtype))
-            grid = ops.convert_to_tensor(np.tile(np.arange(1, SIZES + 1) / SIZES, 2).astype(x.dtype))
+            grid = ops.convert_to_tensor(
+                np.tile(np.arange(1, SIZES + 1) / SIZES, 2).astype(x.dtype)
+            )
             moves = signs * grid * 0.5  # (2K,) times span
             per = 2 * SIZES
 
@@ -91,15 +93,33 @@ def greedy_loop(norm: str, size: int, clipped: bool) -> Any:
                         cost = ops.maximum(ri - e[..., None], 0.0) + 1e-3 * ri
                     down = m[:, None, None] - mc
                     ok = (cost > 0) & (down > 0) & (ops.abs(new - ai[..., None]) > 0)
-                    g = ops.reshape(ops.where(ok, down / ops.where(ok, cost, 1.0), -1.0), (-1, CHUNK * per))
+                    g = ops.reshape(
+                        ops.where(ok, down / ops.where(ok, cost, 1.0), -1.0), (-1, CHUNK * per)
+                    )
                     k = ops.argmax(g, axis=1)
                     top = ops.take_along_axis(g, k[:, None], axis=1)[:, 0]
                     better = top > gain
                     return (
                         ops.where(better, top, gain),
-                        ops.where(better, ops.take_along_axis(idx, (k // per)[:, None], axis=1)[:, 0], where),
-                        ops.where(better, ops.take_along_axis(ops.reshape(new, (-1, CHUNK * per)), k[:, None], axis=1)[:, 0], value),
-                        ops.where(better, ops.take_along_axis(ops.reshape(mc, (-1, CHUNK * per)), k[:, None], axis=1)[:, 0], new_m),
+                        ops.where(
+                            better,
+                            ops.take_along_axis(idx, (k // per)[:, None], axis=1)[:, 0],
+                            where,
+                        ),
+                        ops.where(
+                            better,
+                            ops.take_along_axis(
+                                ops.reshape(new, (-1, CHUNK * per)), k[:, None], axis=1
+                            )[:, 0],
+                            value,
+                        ),
+                        ops.where(
+                            better,
+                            ops.take_along_axis(
+                                ops.reshape(mc, (-1, CHUNK * per)), k[:, None], axis=1
+                            )[:, 0],
+                            new_m,
+                        ),
                     )
 
                 n = ops.shape(af)[0]

@@ -44,8 +44,6 @@ batched label queries from the host.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from keras_lpc.robustness import _boundary, _greedy
@@ -57,8 +55,10 @@ from keras_lpc.robustness._norms import Tracker, column, flat, lp_norm
 SWEEPS = 2
 #: Coordinates moved per sweep (the farthest from ``x``), at most.
 WIDTH = 256
-#: A refinement (``effort`` False) walks ``budget // REFINE`` steps from the known point.
+#: A refinement walks ``budget // REFINE`` steps from the known point.
 REFINE = 4
+#: An input is searched fully where an own candidate lies within ``CHECK`` x the known point.
+CHECK = 1.6
 
 
 class _Oracle:
@@ -343,26 +343,31 @@ def boundary_attack(
         hit[rows] = adv
         best.see(delta, hit)
 
+    # candidates for every input: the known point (first, NaN where none), the batch's
+    # other classes, random directions; each brought to the boundary
+    preds = scorer.predict(x, batch_size=scorer.query_batch_size)
+    given = np.where(column(ok, x.ndim), known, np.nan)
+    points, dists = _starts(oracle, x, labels, preds, norm, rng, given)
+    if start is not None:  # an own candidate close to the known point: search there too
+        full |= np.min(dists[1:], axis=0) < CHECK * dists[0]
     light = np.flatnonzero(~full)
     if light.size:  # refinements: a short walk from the known point
-        b = _to_boundary(oracle, x[light], known[light], labels[light], norm)
         steps = max(1, budget // REFINE)
+        b = points[0, light]
         keep(light, walk(oracle, x[light], labels[light], b, norm, steps, probes, rng, keys=light))
     rows = np.flatnonzero(full)
     if rows.size:  # searches: the closest starts, walked
-        xs, ls = x[rows], labels[rows]
-        preds = scorer.predict(xs, batch_size=scorer.query_batch_size)
-        points, dists = _starts(oracle, xs, ls, preds, norm, rng, np.where(column(ok, x.ndim), known, np.nan)[rows])
         k = min(starts, len(points))
-        order = np.argsort(dists, axis=0, kind="stable")[:k]  # (k, m)
-        good = np.isfinite(np.take_along_axis(dists, order, axis=0)).reshape(-1)
-        sub = np.tile(np.arange(len(rows)), k)[good]
+        order = np.argsort(dists[:, rows], axis=0, kind="stable")[:k]  # (k, m)
+        good = np.isfinite(np.take_along_axis(dists[:, rows], order, axis=0)).reshape(-1)
+        run = np.repeat(np.arange(k), len(rows))[good]
+        sub = rows[np.tile(np.arange(len(rows)), k)[good]]
         first = points[order.reshape(-1)[good], sub]
-        keys = np.repeat(np.arange(k), len(rows))[good] * n + rows[sub]
-        walked = walk(oracle, xs[sub], ls[sub], first, norm, budget, probes, rng, keys=keys)
+        walked = walk(
+            oracle, x[sub], labels[sub], first, norm, budget, probes, rng, keys=run * n + sub
+        )
         for j in range(k):  # one start of each input at a time
-            part = np.repeat(np.arange(k), len(rows))[good] == j
-            keep(rows[sub[part]], walked[part])
+            keep(sub[run == j], walked[run == j])
     deep = np.flatnonzero(masked)
     if deep.size:  # piecewise-constant scores: the greedy score search, then coordinate moves
         xs, ls = x[deep], labels[deep]
@@ -371,7 +376,9 @@ def boundary_attack(
         for origin, usable in ((point, done), (x[deep] + best.delta[deep], walked)):
             if usable.any():
                 rows = deep[usable]
-                moved = coordinate_search(oracle, x[rows], labels[rows], origin[usable], norm, SWEEPS)
+                moved = coordinate_search(
+                    oracle, x[rows], labels[rows], origin[usable], norm, SWEEPS
+                )
                 keep(rows, moved)
     delta = best.delta
     return delta if clip is None else np.clip(x + delta, *clip) - x
