@@ -347,7 +347,7 @@ def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
     probes drawn on the host (NumPy), each query a host array sent to the
     model, the estimate, the step and the boundary search in float64 NumPy.
     """
-    from keras_lpc.robustness import _boundary, decision
+    from keras_lpc.robustness import _boundary, _starts
 
     m = len(x)
     dim = flat(x).shape[1]
@@ -356,7 +356,7 @@ def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
         d = lp_norm(best - x, norm)
         d2 = np.maximum(lp_norm(best - x, "l2"), 1e-12)
         count = int(min(probes, np.ceil(20 * np.sqrt(t))))
-        u = decision._unit((count, *x.shape), rng)
+        u = _starts._unit((count, *x.shape), rng)
         pts = best[None] + (d2 / np.sqrt(dim)).reshape(1, m, *tail) * u
         phi = oracle.adv(pts.reshape(count * m, *x.shape[1:]), np.tile(labels, count))
         phi = np.where(phi.reshape(count, m), 1.0, -1.0)
@@ -377,7 +377,7 @@ def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
         keep = np.flatnonzero(adv[first, np.arange(m)])
         if keep.size == 0:
             continue
-        b = decision._to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
+        b = _starts._to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
         better = lp_norm(b - x[keep], norm) < d[keep]
         best[keep[better]] = b[better]
     return best

@@ -12,7 +12,6 @@ really changes the prediction.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ import keras
 import numpy as np
 
 from keras_lpc._io import print_msg
-from keras_lpc._models import iter_layers
 from keras_lpc._validation import check_choice, check_int
 from keras_lpc.robustness import _registry
 from keras_lpc.robustness._checks import check_clip, check_inputs, check_labels
@@ -35,14 +33,13 @@ from keras_lpc.robustness.results import (
     MinimalPerturbationResult,
     masking_of,
     overestimate,
+    warn,
 )
 
 __all__ = ["OVERESTIMATE", "Masking", "MinimalPerturbationResult", "minimal_perturbation"]
 
 #: Where the two best gradient attacks differ by more than this factor, they disagree.
 DISAGREE = 1.25
-#: `minimal_perturbation` warns when more than half the inputs flip below this ``||r|| / ||x||``.
-TINY = 1e-3
 #: What the gradient-free attacks search: ``"auto"`` (suspect inputs) or ``"all"``.
 SEARCH = ("auto", "all")
 
@@ -73,26 +70,6 @@ def _verify(
     flipped = finite & (scorer.predict(xa) != labels)
     size = lp_norm(r, norm)
     return r, np.where(flipped, size, np.inf)
-
-
-def _fragile(model: Any) -> str:
-    """Words naming the likely cause of perturbations below `TINY` of the input norm."""
-    for layer in iter_layers(model):
-        variance = getattr(layer, "variance", None)
-        if not isinstance(layer, keras.layers.Normalization) or variance is None:
-            continue
-        std = np.sqrt(np.maximum(np.asarray(keras.ops.convert_to_numpy(variance)), 0.0))
-        small = std < max(1e-6, 1e-3 * float(np.median(std)))
-        if small.any():
-            return (
-                f"the Normalization layer {layer.name!r} divides {int(small.sum())} of its "
-                f"{small.size} features by a standard deviation as small as {std.min():.3g} "
-                "(features that were constant in the data it was adapted to)"
-            )
-    return (
-        "a layer dividing by a near-zero scale (e.g. a Normalization layer adapted to data "
-        "with constant features), or inputs on another scale than the model was trained on"
-    )
 
 
 def _suspects(
@@ -331,27 +308,7 @@ def minimal_perturbation(
     if "deepfool" in rel_by:
         over, frac = overestimate(rel_by["deepfool"], rel)
     masking = masking_of(rel_by, kinds, zero, attacked)
-    name = getattr(model, "name", type(model).__name__)
-    if masking.suspected:
-        warnings.warn(
-            f"minimal_perturbation: signs of gradient masking on model {name!r}: "
-            + "; ".join(masking.reasons())
-            + ". The gradient attacks' distances are not to be trusted on this model; the "
-            "best distance comes from the gradient-free attack (see result.masking).",
-            UserWarning,
-            stacklevel=2,
-        )
-    flipped = rel[attacked & finite]
-    if flipped.size and np.mean(flipped < TINY) > 0.5:
-        warnings.warn(
-            f"minimal_perturbation: model {name!r} flips {np.mean(flipped < TINY):.0%} of the "
-            f"attacked inputs with a perturbation below {TINY:g} of the input norm (median "
-            f"||r||/||x|| {np.median(flipped):.2g}). The result is verified: the model is that "
-            f"fragile. Likely cause: {_fragile(model)}.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return MinimalPerturbationResult(
+    result = MinimalPerturbationResult(
         per_sample=rel,
         perturbation=perturbation,
         score=float(np.mean(rel[finite])) if finite.any() else float("nan"),
@@ -365,3 +322,5 @@ def minimal_perturbation(
         norm=norm,
         masking=masking,
     )
+    warn(result, model)
+    return result

@@ -10,9 +10,14 @@ a dozen lines (`MinimalPerturbationResult.summary`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
+import keras
 import numpy as np
+
+from keras_lpc._models import iter_layers
 
 #: DeepFool over-reads an input when its distance exceeds this many times the best.
 OVERESTIMATE = 1.5
@@ -20,6 +25,8 @@ OVERESTIMATE = 1.5
 OVERESTIMATE_CAP = 100.0
 #: A gradient-free attack "won" an input when it beat every gradient attack by this factor.
 WIN = 1.05
+#: `warn` when more than half the attacked inputs flip below this ``||r|| / ||x||``.
+TINY = 1e-3
 #: `Masking.suspected` when any share or the gap reaches its threshold here.
 THRESHOLDS = {"zero_gradient": 0.05, "gradient_failed": 0.05, "decision_won": 0.25, "gap": 1.2}
 
@@ -223,4 +230,51 @@ class MinimalPerturbationResult:
             f"MinimalPerturbationResult(norm={self.norm!r}, inputs={len(self.per_sample)}, "
             f"flipped={flipped}/{attacked}, score={self.score:.4g}, median={median:.4g}, "
             f"won={won}, seconds={sum(self.seconds.values()):.3g}, masking={masked})"
+        )
+
+
+def _fragile(model: Any) -> str:
+    """Words naming the likely cause of perturbations below `TINY` of the input norm."""
+    for layer in iter_layers(model):
+        variance = getattr(layer, "variance", None)
+        if not isinstance(layer, keras.layers.Normalization) or variance is None:
+            continue
+        std = np.sqrt(np.maximum(np.asarray(keras.ops.convert_to_numpy(variance)), 0.0))
+        small = std < max(1e-6, 1e-3 * float(np.median(std)))
+        if small.any():
+            return (
+                f"the Normalization layer {layer.name!r} divides {int(small.sum())} of its "
+                f"{small.size} features by a standard deviation as small as {std.min():.3g} "
+                "(features that were constant in the data it was adapted to)"
+            )
+    return (
+        "a layer dividing by a near-zero scale (e.g. a Normalization layer adapted to data "
+        "with constant features), or inputs on another scale than the model was trained on"
+    )
+
+
+def warn(result: MinimalPerturbationResult, model: Any) -> None:
+    """The warnings of `minimal_perturbation` about ``result``: gradient masking
+    (`Masking.suspected`), and perturbations below `TINY` of ``||x||`` on more than half
+    the attacked inputs, with their likely cause."""
+    name = getattr(model, "name", type(model).__name__)
+    if result.masking is not None and result.masking.suspected:
+        warnings.warn(
+            f"minimal_perturbation: signs of gradient masking on model {name!r}: "
+            + "; ".join(result.masking.reasons())
+            + ". The gradient attacks' distances are not to be trusted on this model; the "
+            "best distance comes from the gradient-free attack (see result.masking).",
+            UserWarning,
+            stacklevel=3,
+        )
+    attacked = result.best_attack != "misclassified"
+    flipped = result.per_sample[attacked & np.isfinite(result.per_sample)]
+    if flipped.size and np.mean(flipped < TINY) > 0.5:
+        warnings.warn(
+            f"minimal_perturbation: model {name!r} flips {np.mean(flipped < TINY):.0%} of the "
+            f"attacked inputs with a perturbation below {TINY:g} of the input norm (median "
+            f"||r||/||x|| {np.median(flipped):.2g}). The result is verified: the model is that "
+            f"fragile. Likely cause: {_fragile(model)}.",
+            UserWarning,
+            stacklevel=3,
         )
