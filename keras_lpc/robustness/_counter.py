@@ -48,9 +48,10 @@ def mix(h: Any) -> Any:
 
 def key(*counters: Any) -> Any:
     """One int32 hash of several int32 counters (broadcast together), in order."""
-    h = ops.convert_to_tensor(_GOLDEN, "int32")
+    h = None
     for c in counters:
-        h = mix(h + ops.cast(c, "int32"))
+        c = ops.cast(c, "int32")
+        h = mix(c + _GOLDEN) if h is None else mix(h + c)
     return h
 
 
