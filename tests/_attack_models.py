@@ -7,9 +7,12 @@ every backend.
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_lpc.robustness import Scorer, cast_model
 
@@ -80,3 +83,30 @@ def tiny_float64():
 def keras_computes_float64() -> bool:
     """Whether Keras ops compute float64 on this backend (TensorFlow only)."""
     return keras.backend.result_type("float64", "float64") == "float64"
+
+
+class Quantise(keras.layers.Layer):
+    """``round(4 x) / 4``: an input quantiser whose gradient is exactly zero."""
+
+    def call(self, x):
+        return ops.stop_gradient(ops.round(4.0 * x) / 4.0) + 0.0 * x
+
+
+def quantised(rng, d=4, classes=3):
+    """``W round(4 x) / 4 + b`` on [0, 1]^d and the exact L2 / L-inf distances from ``x``
+    to the closest box of levels whose class differs (5^d boxes enumerated)."""
+    w, b = rng.normal(size=(d, classes)), rng.normal(size=classes)
+    head = linear(w, b)
+    model = keras.Sequential([keras.Input((d,)), Quantise(), head])
+    x = rng.uniform(0.0, 1.0, size=(16, d))
+    levels = np.array(list(itertools.product(range(5), repeat=d))) / 4.0  # (5^d, d)
+    cls = (levels @ w + b).argmax(1)
+    lo, hi = np.maximum(levels - 0.125, 0.0), np.minimum(levels + 0.125, 1.0)
+    gap = np.maximum(np.maximum(lo[None] - x[:, None], x[:, None] - hi[None]), 0.0)
+    labels = (np.round(4 * x) / 4 @ w + b).argmax(1)
+    other = cls[None] != labels[:, None]
+    exact = {
+        "l2": np.where(other, np.linalg.norm(gap, axis=2), np.inf).min(axis=1),
+        "linf": np.where(other, gap.max(axis=2), np.inf).min(axis=1),
+    }
+    return model, x, labels, exact

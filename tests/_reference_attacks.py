@@ -309,14 +309,45 @@ def pgd_run(
     return track
 
 
+def _mix(h: np.ndarray) -> np.ndarray:
+    """lowbias32 on uint32 (the counter-based generator of keras_lpc.robustness._counter)."""
+    h = np.asarray(h).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint32(16))
+        h = h * np.uint32(0x7FEB352D)
+        h = h ^ (h >> np.uint32(15))
+        h = h * np.uint32(0x846CA68B)
+        return h ^ (h >> np.uint32(16))
+
+
+def directions(seed, keys, step, first, count, size):
+    """The walk's probe directions (count, n, size) in float64 NumPy, from their definition:
+    hash of (seed, key, step, probe), Box-Muller pairs of the hashes of (that, 2j) and
+    (that, 2j + 1), each row scaled to unit L2 norm."""
+    golden = np.uint32(0x9E3779B9)
+    with np.errstate(over="ignore"):
+        h = golden
+        probe = (first + np.arange(count))[:, None]
+        for c in (seed, np.asarray(keys)[None, :], step, probe):
+            h = _mix(h + np.asarray(c).astype(np.int64).astype(np.uint32))
+        pairs = (size + 1) // 2
+        j = np.arange(pairs)
+        u1 = ((_mix(h[..., None] + _mix(2 * j)) >> np.uint32(8)) + 0.5) * 2.0**-24
+        u2 = ((_mix(h[..., None] + _mix(2 * j + 1)) >> np.uint32(8)) + 0.5) * 2.0**-24
+    r = np.sqrt(-2.0 * np.log(u1))
+    z = np.stack([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=-1)
+    z = z.reshape(*h.shape, 2 * pairs)[..., :size]
+    return z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+
 def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
     """The boundary attack's walk as it was before it ran on the device.
 
-    Same contract as `keras_lpc.robustness.decision._walk`: every step's
+    Same contract as `keras_lpc.robustness.decision.walk`: every step's
     probes drawn on the host (NumPy), each query a host array sent to the
     model, the estimate, the step and the boundary search in float64 NumPy.
     """
-    from keras_lpc.robustness import decision
+    from keras_lpc.robustness import _boundary, _starts
 
     m = len(x)
     dim = flat(x).shape[1]
@@ -325,7 +356,7 @@ def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
         d = lp_norm(best - x, norm)
         d2 = np.maximum(lp_norm(best - x, "l2"), 1e-12)
         count = int(min(probes, np.ceil(20 * np.sqrt(t))))
-        u = decision._unit((count, *x.shape), rng)
+        u = _starts._unit((count, *x.shape), rng)
         pts = best[None] + (d2 / np.sqrt(dim)).reshape(1, m, *tail) * u
         phi = oracle.adv(pts.reshape(count * m, *x.shape[1:]), np.tile(labels, count))
         phi = np.where(phi.reshape(count, m), 1.0, -1.0)
@@ -337,16 +368,16 @@ def boundary_walk(oracle, x, labels, best, norm, iterations, probes, rng):
         else:
             vn = column(np.linalg.norm(flat(v), axis=1), v.ndim)
             v, xi = np.divide(v, vn, out=np.zeros_like(v), where=vn > 0), d2 / np.sqrt(t)
-        halves = 0.5 ** np.arange(decision._HALVINGS)
+        halves = 0.5 ** np.arange(_boundary.HALVINGS)
         steps = best[None] + halves.reshape(-1, 1, *tail) * column(xi, x.ndim)[None] * v[None]
         adv = oracle.adv(
-            steps.reshape(decision._HALVINGS * m, *x.shape[1:]), np.tile(labels, decision._HALVINGS)
-        ).reshape(decision._HALVINGS, m)
+            steps.reshape(_boundary.HALVINGS * m, *x.shape[1:]), np.tile(labels, _boundary.HALVINGS)
+        ).reshape(_boundary.HALVINGS, m)
         first = np.argmax(adv, axis=0)
         keep = np.flatnonzero(adv[first, np.arange(m)])
         if keep.size == 0:
             continue
-        b = decision._to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
+        b = _starts._to_boundary(oracle, x[keep], steps[first[keep], keep], labels[keep], norm)
         better = lp_norm(b - x[keep], norm) < d[keep]
         best[keep[better]] = b[better]
     return best

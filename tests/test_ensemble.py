@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 
 import keras
 import numpy as np
 import pytest
-from _attack_models import closed_form, linear, two_class
+from _attack_models import closed_form, linear, quantised, two_class
 from keras import ops
 
 from keras_lpc.robustness import ATTACKS, _registry, deepfool, minimal_perturbation
+from keras_lpc.robustness.results import Masking
 
 SMALL = {"deepfool": 10, "fmn": 30, "pgd": 5, "apgd-ce": 5, "apgd-dlr": 5, "boundary": 15}
 
@@ -102,7 +104,8 @@ def _masked(rng, kind):
 
 def test_zero_gradients_do_not_hide_the_boundary(rng):
     model, x, exact = _masked(rng, "zero")
-    res = minimal_perturbation(model, x, attacks=ATTACKS, budget=SMALL, verbose=0)
+    with pytest.warns(UserWarning, match="signs of gradient masking"):
+        res = minimal_perturbation(model, x, attacks=ATTACKS, budget=SMALL, verbose=0)
     # gradient attacks: nothing (DeepFool, FMN) or random-start luck far away (PGD, APGD)
     assert np.isinf(res.by_attack["deepfool"]).all() and np.isinf(res.by_attack["fmn"]).all()
     for name in ("pgd", "apgd-ce", "apgd-dlr"):
@@ -113,11 +116,14 @@ def test_zero_gradients_do_not_hide_the_boundary(rng):
     np.testing.assert_array_equal(res.per_sample, res.by_attack["boundary"])
     assert (res.best_attack == "boundary").all()
     assert np.isnan(res.deepfool_overestimate) and res.deepfool_overestimate_fraction == 1.0
+    assert res.masking.suspected and res.masking.zero_gradient == 1.0
+    assert res.masking.decision_won == 1.0 and res.masking.gap > 1.3  # PGD: random-start luck
 
 
 def test_shattered_gradients_do_not_hide_the_boundary(rng):
     model, x, exact = _masked(rng, "shattered")
-    res = minimal_perturbation(model, x, budget=SMALL, verbose=0)
+    with pytest.warns(UserWarning, match="signs of gradient masking"):
+        res = minimal_perturbation(model, x, budget=SMALL, verbose=0)
     # the wiggle moves the boundary by at most 1e-3 / ||w_0 - w_1||
     ratio = res.by_attack["boundary"] / exact
     assert ratio.min() >= 0.98 and ratio.max() <= 1.15
@@ -126,6 +132,77 @@ def test_shattered_gradients_do_not_hide_the_boundary(rng):
     assert np.median(pgd) > 1.3  # PGD over-reads
     df = res.by_attack["deepfool"] / exact
     assert np.mean(~np.isfinite(df) | (df > 1.3)) >= 0.25  # DeepFool fails or over-reads
+    # the gradients are not zero, but the gradient-free attack wins by far
+    assert res.masking.zero_gradient == 0.0 and res.masking.suspected
+    assert res.masking.decision_won >= 0.25 or res.masking.gap >= 1.2
+
+
+def test_a_quantised_model_is_flagged_and_its_boxes_found(rng):
+    # round(4 x) / 4 in front of a linear head: every gradient is zero; the exact
+    # distance is that of the closest box of levels of another class
+    model, x, labels, exact = quantised(rng)
+    with pytest.warns(UserWarning, match="signs of gradient masking") as caught:
+        res = minimal_perturbation(model, x, clip=(0.0, 1.0), budget=SMALL, verbose=0)
+    assert "zero or not finite on 100% of the inputs" in str(caught[0].message)
+    assert res.masking.zero_gradient == 1.0 and res.masking.suspected
+    ratio = res.distance / exact["l2"]
+    assert ratio.min() >= 1 - 1e-4 and np.median(ratio) <= 1.02 and ratio.max() <= 1.3
+    assert (res.best_attack == "boundary").all()
+    assert np.isinf(res.by_attack["fmn"]).all()  # FMN does not move without a gradient
+
+
+def test_the_deepfool_overestimate_is_capped(linear3):
+    # verified perturbations 1e6 times too long (a masked model's DeepFool): each ratio
+    # counts 100 at most in the mean, and every input in the share over 1.5 x
+    w, b, model, x = linear3
+    df = deepfool(model, x, max_iter=10)
+    df.perturbation = df.perturbation * 1e6
+    res = minimal_perturbation(model, x, attacks=["deepfool", "fmn"], deepfool_result=df, verbose=0)
+    assert np.all(res.by_attack["deepfool"] / res.per_sample > 1e5)
+    assert res.deepfool_overestimate == 100.0 and res.deepfool_overestimate_fraction == 1.0
+
+
+def test_a_linear_model_is_not_flagged_and_the_summary_is_short(linear3, capsys):
+    w, b, model, x = linear3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither the masking nor the tiny-perturbation warning
+        res = minimal_perturbation(model, x, budget=SMALL, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    # a line before and after each attack, named, the gradient-free one last
+    assert [line.split(":")[0] for line in lines[::2]] == [
+        f"minimal_perturbation [{i}/4] {name}"
+        for i, name in enumerate(("deepfool", "fmn", "pgd", "boundary"), 1)
+    ]
+    assert "24 inputs (0 searched, the rest refined)" in lines[6]
+    assert res.masking == Masking(0.0, 0.0, 0.0, pytest.approx(1.0, abs=0.03), False)
+    text = str(res)
+    assert len(text.splitlines()) == 9 and "masking not suspected" in text
+    assert text.splitlines()[0] == (
+        "minimal_perturbation (l2): 24 inputs, 24 attacked (0 misclassified), 24 flipped"
+    )
+    assert [line.split()[0] for line in text.splitlines()[3:7]] == list(res.by_attack)
+    mean = res.per_sample.mean()
+    assert f"mean {mean:.4g}" in text.splitlines()[1]
+    one = repr(res)
+    assert "\n" not in one and one.startswith("MinimalPerturbationResult(norm='l2', inputs=24")
+    assert f"score={res.score:.4g}" in one and "masking=False" in one
+
+
+def test_a_fragile_model_is_named(rng):
+    # a Normalization layer adapted to data with three constant features divides them by
+    # its epsilon: a perturbation of 1e-6 on one of them flips the prediction
+    x = rng.normal(size=(20, 6)).astype("float32")
+    x[:, :3] = 1.0
+    norm = keras.layers.Normalization()
+    norm.adapt(x)
+    head = keras.layers.Dense(2)
+    model = keras.Sequential([keras.Input((6,)), norm, head])
+    head.set_weights([np.array([[1, -1]] * 3 + [[0, 0]] * 3, "float32"), np.zeros(2, "float32")])
+    with pytest.warns(UserWarning, match="fragile") as caught:
+        res = minimal_perturbation(model, x, attacks=["deepfool", "fmn"], verbose=0)
+    message = str(caught[0].message)
+    assert f"the Normalization layer {norm.name!r} divides 3 of its 6 features" in message
+    assert np.median(res.per_sample) < 1e-3 and np.isfinite(res.per_sample).all()
 
 
 def test_a_claim_that_does_not_flip_is_never_counted(linear3):
@@ -215,6 +292,7 @@ def test_a_deepfool_result_is_reused_not_rerun(linear3, monkeypatch):
         ({"clip": 1.0}, ValueError, "`clip` must be a pair (lo, hi)"),
         ({"seed": "a"}, TypeError, "`seed` must be an integer"),
         ({"verbose": 2}, ValueError, "`verbose` must be 0, 1 or 'auto'"),
+        ({"search": "some"}, ValueError, "`search` must be one of 'auto', 'all'"),
         ({"y": [0, 5]}, ValueError, "`y` must hold labels in [0, 2) for the model's 2 outputs"),
         ({"y": [0, 1, 1]}, ValueError, "`y` must be a 1-D array with one label per row of `x` (2)"),
     ],

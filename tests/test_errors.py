@@ -791,6 +791,12 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         ROBUSTNESS,
+        "robustness.minimal_perturbation(model, x, search='some')",
+        ValueError,
+        "`search` must be one of 'auto', 'all'. Received: search='some'",
+    ),
+    Row(
+        ROBUSTNESS,
         "robustness.minimal_perturbation(model, x, deepfool_result=x)",
         TypeError,
         "`deepfool_result` must be a DeepFoolResult (from `deepfool`) or None. "
@@ -820,6 +826,12 @@ ROWS: tuple[Row, ...] = (
         "robustness.register_attack('mine', 'fn')",
         TypeError,
         "`fn` must be a callable attack. Received: fn='fn'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.register_attack('mine', lambda *a, **k: None, kind='label')",
+        ValueError,
+        "`kind` must be one of 'gradient', 'decision', 'other'. Received: kind='label'",
     ),
     Row(
         ROBUSTNESS,

@@ -9,7 +9,7 @@ import pytest
 from _attack_models import linear, tiny, tiny_float64
 
 from keras_lpc.robustness import Scorer
-from keras_lpc.robustness.fmn import fmn_attack
+from keras_lpc.robustness.fmn import _nearest_classes, fmn_attack
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,48 @@ def test_compiled_fmn_in_float64_follows_the_host_loop():
     np.testing.assert_allclose(size, reference.lp_norm(expected, "l2"), rtol=1e-10)
     assert np.mean(size > 0) >= 0.8  # inside the box, some inputs cannot flip
     assert (reference.predict(host, x + r) != labels)[size > 0].all()
+
+
+def _many_classes(rng, d=8, classes=6, n=40):
+    """A linear model with 6 classes, ``n`` inputs of which half have a nearest class (in
+    L-inf) that is not the runner-up by score, and the exact distances ``margin_j /
+    ||w_y - w_j||_1`` (N, C) (inf for the label)."""
+    w = rng.normal(size=(d, classes)) * rng.uniform(0.05, 5.0, size=classes)  # unequal norms
+    b = rng.normal(size=classes)
+    x = rng.normal(size=(50 * n, d)).astype("float32")
+    f = x.astype("float64") @ w + b
+    gap = f.max(1, keepdims=True) - f
+    l1 = np.abs(w[:, f.argmax(1)].T[:, :, None] - w[None]).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        other = np.argmin(np.where(gap > 0, gap / l1, np.inf), axis=1) != np.argsort(-f, 1)[:, 1]
+    x = np.concatenate([x[other][: n // 2], x[~other][: n - n // 2]])
+    f = x.astype("float64") @ w + b
+    labels = f.argmax(1)
+    gap = f[np.arange(n), labels][:, None] - f
+    l1 = np.abs(w[:, labels].T[:, :, None] - w[None]).sum(1)  # (n, C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.where(gap > 0, gap / l1, np.inf)
+    return linear(w, b), x, labels, dist
+
+
+def test_targeted_runs_reach_the_nearest_class(rng):
+    # the untargeted run chases the runner-up by score; the second run aims at the nearest
+    # class by the first-order distance, exact on a linear model: budget 200 is exact
+    model, x, labels, dist = _many_classes(rng)
+    scorer = Scorer(model)
+    exact = dist.min(axis=1)
+    runner_up = np.argsort(-(x @ model.get_weights()[0] + model.get_weights()[1]), axis=1)[:, 1]
+    assert np.mean(dist.argmin(axis=1) != runner_up) == 0.5
+    order = _nearest_classes(scorer, x, labels, "linf")
+    np.testing.assert_array_equal(order[:, 0], dist.argmin(axis=1))
+    sizes = {}
+    for budget in (100, 200, 400):
+        r = fmn_attack(scorer, x, labels, norm="linf", budget=budget, clip=None)
+        assert (scorer.predict(x + r) != labels).all(), budget
+        sizes[budget] = reference.lp_norm(r, "linf")
+    assert (sizes[100] / exact).min() >= 1 - 1e-4
+    assert np.mean(sizes[100] / exact > 1.05) >= 0.05  # one run misses the nearest class
+    np.testing.assert_allclose(sizes[200], exact, rtol=2e-3)
+    # more budget, more runs of the same length: never farther
+    assert (sizes[400] <= sizes[200] * (1 + 1e-6)).all()
+    assert (sizes[200] <= sizes[100] * (1 + 1e-6)).all()

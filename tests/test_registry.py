@@ -96,6 +96,39 @@ def test_a_callable_takes_the_same_signature_and_the_former_one_is_deprecated():
     assert np.isfinite(now.per_sample).all()
 
 
+def test_kinds_order_and_what_a_decision_attack_receives(table):
+    # built-in kinds; a "decision" attack runs after the others and, if it takes them,
+    # receives the best perturbation found so far and where to search fully
+    assert {n: _registry.kind_of(n) for n in BUILT_IN} == {
+        **dict.fromkeys(("deepfool", "fmn", "pgd", "apgd-ce", "apgd-dlr"), "gradient"),
+        "boundary": "decision",
+    }
+    assert _registry.kind_of(_to_boundary) == "other"
+    calls = []
+
+    def free(scorer, x, labels, *, norm, budget, clip, rng, start, search):
+        calls.append(("free", start.copy(), search.copy()))
+        return np.where(np.isfinite(start), 0.5 * start, 0.0)  # half as far: does not flip
+
+    def plain(scorer, x, labels, *, norm, budget, clip, rng):
+        calls.append(("plain",))
+        return _to_boundary(scorer, x, labels, norm=norm, budget=budget, clip=clip, rng=rng)
+
+    register_attack("free", free, kind="decision")
+    register_attack("plain", plain, kind="gradient")
+    register_attack("lone", plain, kind="decision")  # no start / search: called plainly
+    res = minimal_perturbation(two_class(), X, attacks=["free", "lone", "plain"], verbose=0)
+    assert list(res.by_attack) == ["free", "lone", "plain"]  # reported in the order asked
+    assert [c[0] for c in calls] == ["plain", "free", "plain"]  # the decision ones last
+    start, search = calls[1][1], calls[1][2]
+    # the best gradient perturbation (plain's, -1.01 x_0 on x_0); only one gradient attack
+    # ran, so every input is searched fully
+    np.testing.assert_allclose(start[:, 0], -1.01 * X[:, 0], rtol=1e-6)
+    assert search.dtype == bool and search.all()
+    assert np.isinf(res.by_attack["free"]).all()  # its claims are verified like any
+    assert res.masking.gradient_failed == 0.0 and res.masking.decision_won == 0.0
+
+
 def test_the_signature_is_read_not_guessed_from_errors():
     # a current-signature attack that raises TypeError is not retried the former way
     def broken(scorer, x, labels, *, norm, budget, clip, rng):
@@ -116,6 +149,7 @@ def test_the_signature_is_read_not_guessed_from_errors():
         ({"default_budget": 0}, ValueError, "`default_budget` must be an integer >= 1"),
         ({"norms": ("l1",)}, ValueError, "`norms` must hold 'l2' and/or 'linf'"),
         ({"norms": ("l2",), "default_for": ("linf",)}, ValueError, "`default_for` must hold"),
+        ({"kind": "label"}, ValueError, "`kind` must be one of 'gradient', 'decision', 'other'"),
     ],
 )
 def test_bad_registration(table, kwargs, error, message):

@@ -10,6 +10,11 @@ perturbation must change, ``norm`` ``"l2"`` or ``"linf"``, ``budget`` an int in
 the attack's own unit (steps, queries...), ``clip`` ``(lo, hi)`` or None and
 ``rng`` a `numpy.random.Generator`. The perturbation is a NumPy array or a
 backend tensor; the ensemble verifies it by a forward pass.
+
+Each entry has a ``kind``: ``"gradient"`` (it follows input gradients),
+``"decision"`` (it does not: the ensemble runs these after the others, and
+passes ``start=`` the best perturbation found so far and ``search=`` where a
+full search is needed, to those whose signature takes them), or ``"other"``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_lpc._validation import check_int
+from keras_lpc._validation import check_choice, check_int
 from keras_lpc.robustness._core import Scorer
 from keras_lpc.robustness._norms import NORMS
 from keras_lpc.robustness.apgd import apgd_ce_attack, apgd_dlr_attack
@@ -35,18 +40,21 @@ AttackFn = Callable[..., Any]
 
 #: The budget of a callable passed to `minimal_perturbation` that is not registered.
 UNREGISTERED_BUDGET = 100
+#: What an attack reads from the model (see `register_attack`).
+KINDS = ("gradient", "decision", "other")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered attack: its function, default budget, norms, and the norms whose
-    default ensemble runs it."""
+    """One registered attack: its function, default budget, norms, the norms whose
+    default ensemble runs it, and its kind."""
 
     name: str
     fn: AttackFn
     default_budget: int
     norms: tuple[str, ...]
     default_for: tuple[str, ...]
+    kind: str = "other"
 
 
 _TABLE: dict[str, Entry] = {}
@@ -60,6 +68,7 @@ def register_attack(
     norms: Sequence[str] = NORMS,
     default_for: Sequence[str] = (),
     replace: bool = False,
+    kind: str = "other",
 ) -> None:
     """Register ``fn`` as the attack ``name`` of `minimal_perturbation`.
 
@@ -78,10 +87,17 @@ def register_attack(
             raises.
         default_for: the norms whose default ensemble (``attacks=None``) runs it.
         replace: allow replacing an attack already registered under ``name``.
+        kind: ``"gradient"`` (it follows input gradients: counted as such in
+            `keras_lpc.robustness.results.Masking`), ``"decision"`` (it does not:
+            run after the others; if ``fn`` takes ``start`` and ``search`` keyword
+            arguments it receives the best perturbation found so far per input
+            (NaN rows where none) and a boolean mask of the inputs that need a full
+            search, see `minimal_perturbation`), or ``"other"``.
 
     Raises:
         ValueError: an empty or already registered ``name`` (without ``replace``),
-            ``default_budget < 1``, unknown norms, ``default_for`` not in ``norms``.
+            ``default_budget < 1``, unknown norms or ``kind``, ``default_for`` not in
+            ``norms``.
         TypeError: ``fn`` not callable, a non-integer ``default_budget``.
 
     Example:
@@ -114,7 +130,8 @@ def register_attack(
         raise ValueError(
             f"`default_for` must hold norms of `norms` {norms}. Received: default_for={default_for!r}"
         )
-    _TABLE[name] = Entry(name, fn, default_budget, norms, default_for)
+    kind = check_choice("kind", kind, KINDS)
+    _TABLE[name] = Entry(name, fn, default_budget, norms, default_for, kind)
 
 
 def unregister_attack(name: str) -> None:
@@ -228,6 +245,23 @@ def budgets(budget: Any, names: list[str]) -> dict[str, int]:
     return dict.fromkeys(names, value)
 
 
+def kind_of(attack: str | AttackFn) -> str:
+    """The kind of a registered attack's name; ``"other"`` for a callable."""
+    return _TABLE[attack].kind if isinstance(attack, str) and attack in _TABLE else "other"
+
+
+def takes(attack: str | AttackFn, names: Sequence[str]) -> bool:
+    """Whether the attack's function accepts every keyword of ``names`` (or ``**kwargs``)."""
+    fn = _TABLE[attack].fn if isinstance(attack, str) else attack
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return all(n in params for n in names)
+
+
 def _legacy(fn: AttackFn) -> bool:
     """Whether ``fn`` has the former signature ``fn(model, x, labels, *, ..., seed)``."""
     try:
@@ -248,9 +282,11 @@ def run(
     clip: tuple[float, float] | None,
     seed: int,
     order: int,
+    **extra: Any,
 ) -> Any:
     """Run ``attack`` (a registered name or a callable) on copies of ``x`` and ``labels``,
-    with ``rng = numpy.random.default_rng([seed, order])``.
+    with ``rng = numpy.random.default_rng([seed, order])`` and the keyword arguments
+    ``extra`` (for attacks of the current signature only).
 
     A callable with the former signature ``fn(model, x, labels, *, norm, budget, clip,
     seed)`` (a ``seed`` parameter and no ``rng``) is called that way, with a
@@ -268,15 +304,15 @@ def run(
         )
         return fn(scorer.model, x, labels, norm=norm, budget=budget, clip=clip, seed=seed)
     rng = np.random.default_rng([seed, order])
-    return fn(scorer, x, labels, norm=norm, budget=budget, clip=clip, rng=rng)
+    return fn(scorer, x, labels, norm=norm, budget=budget, clip=clip, rng=rng, **extra)
 
 
-for _name, _fn, _budget, _defaults in (
-    ("deepfool", deepfool_attack, 50, ("l2",)),
-    ("fmn", fmn_attack, 100, NORMS),
-    ("pgd", pgd_attack, 20, ("l2",)),
-    ("apgd-ce", apgd_ce_attack, 20, ("linf",)),
-    ("apgd-dlr", apgd_dlr_attack, 20, ("linf",)),
-    ("boundary", boundary_attack, 40, NORMS),
+for _name, _fn, _budget, _defaults, _kind in (
+    ("deepfool", deepfool_attack, 50, ("l2",), "gradient"),
+    ("fmn", fmn_attack, 200, NORMS, "gradient"),
+    ("pgd", pgd_attack, 20, ("l2",), "gradient"),
+    ("apgd-ce", apgd_ce_attack, 20, ("linf",), "gradient"),
+    ("apgd-dlr", apgd_dlr_attack, 20, ("linf",), "gradient"),
+    ("boundary", boundary_attack, 40, NORMS, "decision"),
 ):
-    register_attack(_name, _fn, default_budget=_budget, default_for=_defaults)
+    register_attack(_name, _fn, default_budget=_budget, default_for=_defaults, kind=_kind)
