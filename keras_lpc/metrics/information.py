@@ -26,7 +26,7 @@ from scipy.special import digamma, gammaln
 
 from keras_lpc._validation import standardize as standardize_features
 from keras_lpc.metrics._estimators import (
-    METHODS,
+    METHODS,  # noqa: F401  (re-exported: callbacks.information_metrics reads it)
     check_k,
     check_max_samples,
     estimate_mi,
