@@ -201,9 +201,11 @@ class Scorer:
             else check_int("query_batch_size", query_batch_size, minimum=1)
         )
         self.model = model
-        self.fn, self._known = backend.cached(
-            model, ("scores", outputs), lambda: _score_function(model, outputs)
-        )
+        def build() -> tuple[Callable[[Any], Any], bool]:
+            fn, known = _score_function(model, outputs)
+            return backend.traceable(fn, model.variables), known
+
+        self.fn, self._known = backend.cached(model, ("scores", outputs), build)
         self.dtype = input_dtype(model)
         self.classes = 0
 

@@ -61,7 +61,7 @@ def _pgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
 
         inf = ops.full((ops.shape(x)[0],), np.inf, dtype=x.dtype)
         state = (clip_delta(x, start, clip), inf, ops.zeros_like(x))
-        delta, size, best = ops.fori_loop(0, steps, body, state)
+        delta, size, best = backend.fori_loop(0, steps, body, state)
         adv = ops.argmax(fn(x + delta), axis=1) != labels
         return (*keep_smallest(delta, norm_of(delta, norm), adv, size, best), adv)
 

@@ -98,73 +98,46 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
     """The DeepFool loop on backend tensors.
 
     ``(x, classes, valid, overshoot, max_iter, lo, hi) -> (r, fooled, iterations)``:
-    all inputs iterate together and padded rows (``valid`` False) never
-    start. Compiled (JAX, TensorFlow), an input is frozen by a mask once its
-    prediction flips; eager (torch), the step runs on the still-active rows
-    only, gathered and scattered on the device (``scatter_update``:
-    ``ops.scatter`` loops over rows in Python on torch), and the final flip
-    check runs on the rows still active after ``max_iter`` steps, if any.
-    The settings are tensors, so one compiled loop serves them all.
+    all inputs iterate together, an input is frozen by a mask once its
+    prediction flips, and padded rows (``valid`` False) never start; the loop
+    stops when no input is active or after ``max_iter`` steps. The settings are
+    tensors, so one compiled loop serves them all (on torch, one traced graph
+    per step: `keras_lpc.backend.while_loop`).
     """
-    compact = not backend.compiles()
 
     def run(
         x: Any, classes: Any, valid: Any, overshoot: Any, max_iter: Any, lo: Any, hi: Any
     ) -> tuple[Any, Any, Any]:
-        def perturbed(x: Any, r: Any) -> Any:
+        def perturbed(r: Any) -> Any:
             xa = x + (1.0 + overshoot) * r
             return ops.clip(xa, lo, hi) if clipped else xa
 
         label = classes[:, 0]
         dtype = keras.backend.standardize_dtype(x.dtype)
         tiny = ops.convert_to_tensor(np.asarray(1e-4, dtype=dtype))  # exact in float64
-        n = ops.shape(x)[0]
+        active = ops.cast(valid, "bool")
 
         def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
             return ops.any(active) & (step < max_iter)
 
-        def masked(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
-            same, r_i = _step(fn, perturbed(x, r), classes, tiny)
-            still = ops.logical_and(active, same)
-            fooled = ops.logical_or(fooled, ops.logical_and(active, ops.logical_not(same)))
+        def body(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
+            same, r_i = _step(fn, perturbed(r), classes, tiny)
+            still = active & same
+            fooled = fooled | (active & ~same)
             r = r + ops.reshape(ops.where(ops.expand_dims(still, 1), r_i, 0.0), ops.shape(x))
             return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
 
-        def gathered(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
-            rows = ops.nonzero(active)[0]
-            r_a = ops.take(r, rows, axis=0)
-            same, r_i = _step(
-                fn, perturbed(ops.take(x, rows, axis=0), r_a), ops.take(classes, rows, axis=0), tiny
-            )
-            # r_i is zero on the rows that flipped (``same`` False)
-            r_a = r_a + (ops.reshape(r_i, ops.shape(r_a)) if len(x.shape) > 2 else r_i)
-            index = rows[:, None]
-            r = ops.scatter_update(r, index, r_a)
-            # scatter_update, not ops.scatter (a Python loop over rows on torch)
-            flags = ops.scatter_update(zeros, index, ops.cast(same, "int32") + 1)
-            still = flags == 2  # 2: still at the clean class, 1: flipped, 0: inactive
-            return r, still, fooled | (flags == 1), iterations + ops.cast(still, "int32"), step + 1
-
         state = (
             ops.zeros_like(x),
-            ops.cast(valid, "bool"),
-            ops.zeros((n,), dtype="bool"),
-            ops.zeros((n,), dtype="int32"),
-            ops.convert_to_tensor(0, dtype="int32"),
+            active,
+            ops.zeros_like(active),
+            ops.zeros_like(label, dtype="int32"),
+            ops.zeros_like(max_iter),
         )
-        zeros = state[3]
-        body = gathered if compact else masked
-        r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
+        r, active, fooled, iterations, _ = backend.while_loop(cond, body, state)
         # inputs still active after max_iter steps: did the last step flip them?
-        if compact:  # eager: only the active rows, if any
-            rows = ops.nonzero(active)[0]
-            if int(ops.shape(rows)[0]):
-                xa = perturbed(ops.take(x, rows, axis=0), ops.take(r, rows, axis=0))
-                last = ops.argmax(fn(xa), axis=1) != ops.cast(ops.take(label, rows), "int32")
-                fooled = ops.scatter_update(fooled, ops.expand_dims(rows, 1), last)
-        else:
-            last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
-            fooled = ops.logical_or(fooled, ops.logical_and(active, last))
+        last = ops.argmax(fn(perturbed(r)), axis=1) != ops.cast(label, "int32")
+        fooled = fooled | (active & last)
         r = (1.0 + overshoot) * r
         if clipped:
             r = ops.clip(x + r, lo, hi) - x
