@@ -174,6 +174,15 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], state: Any) -
     return ops.while_loop(cond, body, state)
 
 
+def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` itself, or on torch inside `jit` a function replaying one traced graph of
+    ``fn`` per argument signature (the tensors it closes over are read now): the step
+    of a loop that `jit`'s function runs on the host."""
+    if keras.backend.backend() == "torch":
+        return _impl().bind(fn)
+    return fn
+
+
 def traceable(fn: Callable[[Any], Any], variables: Sequence[Any]) -> Callable[[Any], Any]:
     """``fn`` (a batch -> scores) itself, or on torch replayed from one traced graph per
     input signature with ``variables`` read as inputs (``fn.raw`` is ``fn``)."""

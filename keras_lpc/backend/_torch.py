@@ -142,6 +142,14 @@ def traceable(fn: Callable[[Any], Any], variables: Sequence[Any]) -> Callable[[A
     return Traced(fn, variables)
 
 
+def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` replayed from traced graphs inside a `jit` call (its closure read now)."""
+    graphs = _CURRENT.get()
+    if graphs is None or tracing():
+        return fn
+    return graphs.bind(fn)
+
+
 def _device_of_state(state: Any) -> Any:
     import torch
 

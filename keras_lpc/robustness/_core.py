@@ -201,6 +201,7 @@ class Scorer:
             else check_int("query_batch_size", query_batch_size, minimum=1)
         )
         self.model = model
+
         def build() -> tuple[Callable[[Any], Any], bool]:
             fn, known = _score_function(model, outputs)
             return backend.traceable(fn, model.variables), known

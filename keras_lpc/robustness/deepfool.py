@@ -94,6 +94,34 @@ def _step(fn: Callable[[Any], Any], xa: Any, classes: Any, tiny: Any) -> tuple[A
     return same, coef[:, None] * w
 
 
+def _shrinking(step: Callable[..., tuple], x: Any, classes: Any, active: Any, max_iter: Any):
+    """The masked loop on the host (torch), the rows that flipped leaving the batch.
+
+    Where at most half the rows are still active, they are gathered (with inactive
+    rows up to the next `backend.bucket` size) and the next steps run on those only,
+    each step one traced graph per batch size; ``(r, active, fooled, iterations)``
+    come back in the original order. DeepFool flips most inputs within two or three
+    steps, so the later steps cost a fraction of the first.
+    """
+    n = int(x.shape[0])
+    step = backend.bind(step)
+    full = [ops.zeros_like(x), active, ops.zeros_like(active), ops.zeros_like(classes[:, 0])]
+    rows = ops.arange(n)
+    part = [x, classes, *full]
+    for _ in range(int(max_iter)):
+        count = int(ops.sum(ops.cast(part[3], "int32")))
+        if count == 0:
+            break
+        size = backend.bucket(count)
+        if size < int(rows.shape[0]):  # active rows first, then inactive ones as padding
+            full = [ops.scatter_update(f, rows[:, None], p) for f, p in zip(full, part[2:])]
+            keep = ops.argsort(ops.logical_not(part[3]))[:size]  # stable: active first
+            rows = ops.take(rows, keep, axis=0)
+            part = [ops.take(p, keep, axis=0) for p in part]
+        part = [*part[:2], *step(*part)]
+    return [ops.scatter_update(f, rows[:, None], p) for f, p in zip(full, part[2:])]
+
+
 def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
     """The DeepFool loop on backend tensors.
 
@@ -101,42 +129,45 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
     all inputs iterate together, an input is frozen by a mask once its
     prediction flips, and padded rows (``valid`` False) never start; the loop
     stops when no input is active or after ``max_iter`` steps. The settings are
-    tensors, so one compiled loop serves them all (on torch, one traced graph
-    per step: `keras_lpc.backend.while_loop`).
+    tensors, so one compiled loop serves them all. On torch the loop runs on the
+    host, each step one traced graph, and the rows that flipped leave the batch
+    (`_shrinking`).
     """
 
     def run(
         x: Any, classes: Any, valid: Any, overshoot: Any, max_iter: Any, lo: Any, hi: Any
     ) -> tuple[Any, Any, Any]:
-        def perturbed(r: Any) -> Any:
+        def perturbed(x: Any, r: Any) -> Any:
             xa = x + (1.0 + overshoot) * r
             return ops.clip(xa, lo, hi) if clipped else xa
 
         label = classes[:, 0]
         dtype = keras.backend.standardize_dtype(x.dtype)
         tiny = ops.convert_to_tensor(np.asarray(1e-4, dtype=dtype))  # exact in float64
-        active = ops.cast(valid, "bool")
 
-        def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
-            return ops.any(active) & (step < max_iter)
-
-        def body(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
-            same, r_i = _step(fn, perturbed(r), classes, tiny)
+        def step(x: Any, classes: Any, r: Any, active: Any, fooled: Any, iterations: Any):
+            same, r_i = _step(fn, perturbed(x, r), classes, tiny)
             still = active & same
             fooled = fooled | (active & ~same)
             r = r + ops.reshape(ops.where(ops.expand_dims(still, 1), r_i, 0.0), ops.shape(x))
-            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
+            return r, still, fooled, iterations + ops.cast(still, "int32")
 
-        state = (
-            ops.zeros_like(x),
-            active,
-            ops.zeros_like(active),
-            ops.zeros_like(label, dtype="int32"),
-            ops.zeros_like(max_iter),
-        )
-        r, active, fooled, iterations, _ = backend.while_loop(cond, body, state)
+        active = ops.cast(valid, "bool")
+        if backend.compiles():
+
+            def cond(r: Any, active: Any, fooled: Any, iterations: Any, k: Any) -> Any:
+                return ops.any(active) & (k < max_iter)
+
+            def body(r: Any, active: Any, fooled: Any, iterations: Any, k: Any) -> tuple:
+                return (*step(x, classes, r, active, fooled, iterations), k + 1)
+
+            zeros = (ops.zeros_like(active), ops.zeros_like(label), ops.zeros_like(max_iter))
+            state = (ops.zeros_like(x), active, *zeros)
+            r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
+        else:
+            r, active, fooled, iterations = _shrinking(step, x, classes, active, max_iter)
         # inputs still active after max_iter steps: did the last step flip them?
-        last = ops.argmax(fn(perturbed(r)), axis=1) != ops.cast(label, "int32")
+        last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
         fooled = fooled | (active & last)
         r = (1.0 + overshoot) * r
         if clipped:
