@@ -207,23 +207,34 @@ class Graphs:
     def _first(self, key, fn, args, cells, parts, tensors) -> Any:
         traced = self._trace(fn, args, cells, parts, tensors)
         want = fn(*args)
+        self.store[key] = _FAILED
         if traced is None:
-            self.store[key] = _FAILED
             return want
         graph, out_spec = traced
-        try:
-            got = graph(self.values(), tensors)
-            flat = keras.tree.flatten(want)
-            ok = len(got) == len(flat) and all(_same(g, w) for g, w in zip(got, flat))
-        except Exception as err:  # noqa: BLE001 - any failure of the graph: run eagerly
-            log.debug("keras_lpc: the traced graph of %s failed (%s); eager", _name(fn), err)
-            ok = False
-        if not ok:
-            log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
-            self.store[key] = _FAILED
-            return want
-        self.store[key] = (_compiled(graph), out_spec)
+        flat = keras.tree.flatten(want)
+        for candidate in (self._tidy(graph, tensors), graph):
+            if candidate is None:
+                continue
+            try:
+                got = candidate(self.values(), tensors)
+                ok = len(got) == len(flat) and all(_same(g, w) for g, w in zip(got, flat))
+            except Exception as err:  # noqa: BLE001 - any failure of the graph: next one
+                log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
+                ok = False
+            if ok:
+                self.store[key] = (_compiled(candidate), out_spec)
+                return want
+        log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
         return want
+
+    def _tidy(self, graph: Any, tensors: list[Any]) -> Any:
+        from keras_lpc.backend._layout import tidy
+
+        try:
+            return tidy(graph, self.values(), tensors)
+        except Exception as err:  # noqa: BLE001 - the plain graph then
+            log.debug("keras_lpc: layout pass skipped (%s)", err)
+            return None
 
     def _trace(self, fn, args, cells, parts, tensors) -> tuple[Any, Any] | None:
         from torch.fx.experimental.proxy_tensor import make_fx
@@ -275,32 +286,44 @@ def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
+def _compiler() -> str | None:
+    """Why ``torch.compile`` cannot run here (no C++ compiler on the path), or None."""
+    import os
+    import shutil
+
+    names = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+    if any(name and shutil.which(name) for name in names):
+        return None
+    return "no C++ compiler found (CXX, g++, c++, clang++)"
+
+
 def _compiled(graph: Any) -> Any:
     """``graph`` through ``torch.compile`` when asked and a compiler works, else itself."""
     if not _COMPILE["on"] or _COMPILE["broken"]:
         return graph
+    if _COMPILE["broken"] is None:  # checked once per process
+        _COMPILE["broken"] = _compiler() or ""
+        if _COMPILE["broken"]:
+            log.debug("keras_lpc: torch.compile unavailable (%s); plain graphs", _COMPILE["broken"])
+            return graph
     import torch
 
     compiled = torch.compile(graph, dynamic=False)
-    state = {"checked": False}
+    state = {"use": None}  # None: not tried yet; True: compiled; False: the plain graph
 
     def call(values: list[Any], inputs: list[Any]) -> Any:
-        if state["checked"]:
+        if state["use"] is False:
+            return graph(values, inputs)
+        if state["use"]:
             return compiled(values, inputs)
         try:
             out = compiled(values, inputs)
-        except Exception as err:  # noqa: BLE001 - no C++ compiler, inductor failure: plain graph
+        except Exception as err:  # noqa: BLE001 - a compiler or inductor failure: plain graph
             _COMPILE["broken"] = f"{type(err).__name__}: {err}"
-            log.debug("keras_lpc: torch.compile unavailable (%s); plain graphs", _COMPILE["broken"])
-            state["checked"] = True
-            state["fallback"] = True
+            log.debug("keras_lpc: torch.compile failed (%s); plain graphs", _COMPILE["broken"])
+            state["use"] = False
             return graph(values, inputs)
-        state["checked"] = True
+        state["use"] = True
         return out
 
-    def dispatch(values: list[Any], inputs: list[Any]) -> Any:
-        if state.get("fallback"):
-            return graph(values, inputs)
-        return call(values, inputs)
-
-    return dispatch
+    return call

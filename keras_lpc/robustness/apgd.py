@@ -268,7 +268,7 @@ def apgd_accuracy(
     norm = check_choice("norm", norm, NORMS)
     steps = check_int("steps", steps, minimum=1)
     clip = check_clip(clip)
-    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs)
+    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs, clip)
     accs = []
     for e in values:
         t = apgd_run(

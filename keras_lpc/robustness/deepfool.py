@@ -249,7 +249,7 @@ def deepfool(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     candidates = check_int("candidates", candidates, minimum=2)
     clip = check_clip(clip)
-    scorer, x, true, scores = prepare(model, x, y, batch_size, outputs)
+    scorer, x, true, scores = prepare(model, x, y, batch_size, outputs, clip)
     r, fooled, iterations, label = _run(scorer, x, scores, overshoot, max_iter, candidates, clip)
     flat = len(x), -1
     with np.errstate(divide="ignore", invalid="ignore"):
