@@ -117,8 +117,9 @@ def _numpy_loop_deepfool(model, x, overshoot=0.02, max_iter=50, candidates=10, c
 def test_compiled_deepfool_equals_the_numpy_loop(rng):
     model, x = mlp(rng)
     for kwargs in ({}, {"clip": (-0.5, 0.5)}, {"candidates": 3, "max_iter": 3}):
-        ref, ref_fooled = _numpy_loop_deepfool(model, x, **kwargs)
-        res = deepfool(model, x, batch_size=16, **kwargs)
+        xs = np.clip(x, *kwargs["clip"]) if "clip" in kwargs else x  # the box holds the inputs
+        ref, ref_fooled = _numpy_loop_deepfool(model, xs, **kwargs)
+        res = deepfool(model, xs, batch_size=16, **kwargs)
         np.testing.assert_allclose(res.perturbation, ref, rtol=1e-5, atol=1e-6)
         assert res.fooled.tolist() == ref_fooled.tolist()
 
@@ -140,8 +141,9 @@ def test_deepfool_score_correct_and_clip(rng):
     y[:8] = (pred[:8] + 1) % 4
     res = deepfool(model, x, y=y)
     assert res.score_correct == pytest.approx(res.per_sample[8:][res.fooled[8:]].mean(), rel=1e-6)
-    clipped = deepfool(model, x, clip=(-0.5, 0.5))
-    assert np.all(x + clipped.perturbation <= 0.5 + 1e-6)
+    inside = np.clip(x, -0.5, 0.5)
+    clipped = deepfool(model, inside, clip=(-0.5, 0.5))
+    assert np.all(np.abs(inside + clipped.perturbation) <= 0.5 + 1e-6)
 
 
 def _relu_gate():
@@ -198,6 +200,7 @@ def test_the_ensemble_attack_is_deepfool_with_max_iter_budget(rng):
     # the registered "deepfool" attack: deepfool's perturbations with max_iter = budget,
     # on the scorer it is given (labels, norm and rng play no part)
     model, x = mlp(rng)
+    x = np.clip(x, -0.5, 0.5)  # inside the box
     scorer = Scorer(model, batch_size=16)
     labels = scorer.predict(x)
     for budget in (1, 3):
