@@ -16,6 +16,10 @@ docs/benchmarks.md. Per backend and model, on the same random inputs:
   ops, active rows gathered, one ``is_grads_batched`` VJP per step (no ``keras.ops``);
 * ``foolbox 3``: when it can be loaded (see benchmarks/_foolbox.py; never a dependency).
 
+On torch every row runs with one intra-op thread (keras_lpc's policy inside its
+loops, `keras_lpc.backend.set_torch_threads`), so the references are not slowed by
+thread contention on a shared machine.
+
 ``--backend NAME`` runs one backend only and prints its rows as JSON.
 """
 
@@ -294,6 +298,12 @@ def run_backend(args) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     name = keras.backend.backend()
+    if name == "torch":
+        import torch
+
+        # every row with keras_lpc's thread policy (one intra-op thread), so that the
+        # references are not slowed by thread contention on a shared machine
+        torch.set_num_threads(1)
     for key in args.models.split(","):
         model, shape = models()[key]
         first = len(rows)

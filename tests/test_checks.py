@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _attack_models import linear, mlp, two_class
 
-from keras_lpc.robustness import deepfool, fgsm_accuracy, lipschitz, pgd_accuracy
+from keras_lpc.robustness import accuracy_curve, deepfool, fgsm_accuracy, lipschitz, pgd_accuracy
 from keras_lpc.robustness._checks import (
     Curve,
     check_clip,
@@ -88,3 +88,26 @@ def test_prepare_gives_scores_and_labels():
     _, _, given, _ = prepare(two_class(), x, [1, 1], 256, "auto")
     np.testing.assert_array_equal(given, [1, 1])
     assert scorer.batch_size == 256 and scorer.outputs == "auto"
+
+
+def test_a_clip_box_that_misses_the_inputs_is_an_error_naming_both_ranges():
+    # raw digits (pixels 0..16) with the box of scaled ones: every attack that clips refuses
+    model = two_class()
+    x = np.array([[16.0, 0.0], [3.0, 2.0]], "float32")
+    message = (
+        r"`clip` must contain the inputs: x lies in \[0, 16\], outside the box \[0, 1\] "
+        r"that perturbed inputs are clipped to\. .*Received: clip=\(0, 1\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_clip((0, 1), x)
+    for attack in (
+        lambda: deepfool(model, x, clip=(0, 1)),
+        lambda: fgsm_accuracy(model, x, [0, 0], 0.1, clip=(0, 1)),
+        lambda: pgd_accuracy(model, x, [0, 0], 0.1, clip=(0, 1)),
+        lambda: accuracy_curve("apgd", model, x, [0, 0], [0.1], clip=(0, 1)),
+    ):
+        with pytest.raises(ValueError, match=message):
+            attack()
+    with pytest.raises(ValueError, match=r"x lies in \[-1, 0.5\], outside the box \[0, 1\]"):
+        check_clip((0, 1), np.array([[-1.0], [0.5]]))
+    assert check_clip((0, 16), x) == (0.0, 16.0)  # the box may touch the inputs

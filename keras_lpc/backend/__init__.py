@@ -94,8 +94,10 @@ Usage, a PGD-style L-inf loop (see `keras_lpc.robustness.attacks`)::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -137,7 +139,120 @@ def vjp(
 
 def jit(fn: Callable[..., Any], variables: Sequence[Any] = ()) -> Callable[..., Any]:
     """``fn`` compiled for the current backend; reads ``variables``' current values per call."""
-    return _impl().jit(fn, list(variables))
+    compiled = _impl().jit(fn, list(variables))
+
+    def call(*args: Any) -> Any:
+        record = _GUARD.get()
+        if record is None:
+            return compiled(*args)
+        record.calls += 1
+        if keras.backend.backend() != "jax":
+            return compiled(*args)
+        import jax
+
+        args = [jax.device_put(np.asarray(a)) for a in args]  # explicit: allowed
+        with jax.transfer_guard("disallow"):
+            return compiled(*args)
+
+    return call
+
+
+def fori_loop(lower: Any, upper: Any, body: Callable[[Any, Any], Any], state: Any) -> Any:
+    """``keras.ops.fori_loop``; on torch inside `jit`, ``body`` replays one traced graph per
+    step (``k`` an int32 tensor there, as under ``jax.jit``). ``body`` may close over
+    tensors and the score function; it must not branch in Python on tensor values."""
+    if keras.backend.backend() == "torch":
+        return _impl().fori_loop(lower, upper, body, state)
+    return ops.fori_loop(lower, upper, body, state)
+
+
+def while_loop(cond: Callable[..., Any], body: Callable[..., Any], state: Any) -> Any:
+    """``keras.ops.while_loop``; on torch inside `jit`, ``cond`` and ``body`` replay traced
+    graphs (the condition read on the host once per step)."""
+    if keras.backend.backend() == "torch":
+        return _impl().while_loop(cond, body, state)
+    return ops.while_loop(cond, body, state)
+
+
+def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` itself, or on torch inside `jit` a function replaying one traced graph of
+    ``fn`` per argument signature (the tensors it closes over are read now): the step
+    of a loop that `jit`'s function runs on the host."""
+    if keras.backend.backend() == "torch":
+        return _impl().bind(fn)
+    return fn
+
+
+def traceable(fn: Callable[[Any], Any], variables: Sequence[Any]) -> Callable[[Any], Any]:
+    """``fn`` (a batch -> scores) itself, or on torch replayed from one traced graph per
+    input signature with ``variables`` read as inputs (``fn.raw`` is ``fn``)."""
+    if keras.backend.backend() == "torch":
+        return _impl().traceable(fn, variables)
+    return fn
+
+
+def threads() -> Any:
+    """A context manager: on torch at most `set_torch_threads`'s intra-op threads inside
+    (one by default; restored after), elsewhere nothing. Every `jit` call runs in it."""
+    if keras.backend.backend() == "torch":
+        return _impl().threads()
+    return contextlib.nullcontext()
+
+
+def set_torch_threads(limit: int | None = 1) -> None:
+    """The intra-op threads torch may use inside the attack loops (`threads`); ``None``
+    leaves torch's own count.
+
+    One by default: the loops run many small operations, and with several threads
+    each one waits for the slowest, which collapses when another process holds a
+    core (see docs/benchmarks.md, section torch-threads).
+    """
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"`limit` must be an integer >= 1 or None. Received: limit={limit!r}")
+    from keras_lpc.backend import _torch
+
+    _torch.set_threads(limit)
+
+
+def set_torch_compile(on: bool) -> None:
+    """Send torch's traced graphs to ``torch.compile`` (inductor), off by default.
+
+    It needs a C++ compiler (checked at the first graph: without one the plain graphs
+    run and a debug log on ``keras_lpc.backend`` says why), compiles once per graph and
+    input shape, and pays only on long runs (see docs/benchmarks.md).
+    """
+    from keras_lpc.backend import _trace
+
+    _trace.set_compile(on)
+
+
+class GuardRecord:
+    """What `guard` saw: ``calls``, the compiled calls run inside it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
+_GUARD: contextvars.ContextVar[GuardRecord | None] = contextvars.ContextVar(
+    "keras_lpc_guard", default=None
+)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[GuardRecord]:
+    """Count the `jit` calls inside, and on JAX run each under ``jax.transfer_guard("disallow")``.
+
+    The arguments are moved to the device explicitly before each call and the
+    outputs stay there, so an implicit transfer inside a compiled function (a host
+    callback, a host value read inside the loop) raises. Each compiled call is one
+    host round trip: a loop that runs as one call per batch makes none per step.
+    """
+    record = GuardRecord()
+    token = _GUARD.set(record)
+    try:
+        yield record
+    finally:
+        _GUARD.reset(token)
 
 
 def normal(like: Any, count: int, seed: Any, index: Any) -> Any:

@@ -1,40 +1,55 @@
-"""Input gradients (``torch.autograd.grad``, cotangents batched by vmap) and eager runs on torch."""
+"""PyTorch: input gradients (``torch.func``), traced graphs in place of a compiler, loops whose
+bodies replay traced graphs, and one intra-op thread for the small tensors of attack loops."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
+import numpy as np
+
+from keras_lpc.backend._trace import Graphs, tracing
+
+# the graphs of the `jit` call running now: loops and products inside it trace into them
+_CURRENT: contextvars.ContextVar[Graphs | None] = contextvars.ContextVar(
+    "keras_lpc_graphs", default=None
+)
+_THREADS = {"loop": 1}
+
+
+class _Loop(Exception):
+    """Raised while tracing a function that runs a loop: it runs eagerly, its loop traced."""
+
+
+def _products(
+    fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
+) -> tuple[Any, Any]:
+    import torch
+
+    fn = getattr(fn, "raw", fn)  # a `Traced` function: its Python (traced as a whole here)
+    out, pull = torch.func.vjp(fn, x)
+    out = out.detach()
+    cot = cotangent_fn(out, aux)
+    if int(cot.shape[0]) == 1:
+        return out, pull(cot[0])[0][None]
+    try:  # one vmapped backward pass for all K cotangents
+        return out, torch.func.vmap(lambda c: pull(c)[0])(cot)
+    except RuntimeError:  # an op without a batching rule: K backward passes
+        return out, torch.stack([pull(c)[0] for c in cot])
 
 
 def vjp(
     fn: Callable[[Any], Any], x: Any, cotangent_fn: Callable[[Any, Any], Any], aux: Any
 ) -> tuple[Any, Any]:
-    """Scores and K vector-Jacobian products (see `keras_lpc.backend.vjp`)."""
-    import torch
-
-    xt = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        out = fn(xt)
-    cot = cotangent_fn(out.detach(), aux)
-    count = int(cot.shape[0])
-    if not bool(cot.any()):  # all products are exactly zero: skip the backward pass
-        return out.detach(), torch.zeros((count, *xt.shape), dtype=xt.dtype, device=xt.device)
-    if count == 1:
-        return out.detach(), torch.autograd.grad(out, xt, grad_outputs=cot[0])[0][None]
-    try:  # one vmapped backward pass for all K cotangents (4x faster than K passes on an MLP)
-        grads = torch.autograd.grad(
-            out, xt, grad_outputs=cot, is_grads_batched=True, retain_graph=True
-        )
-        return out.detach(), grads[0]
-    except RuntimeError:  # an op without a batching rule: K ordinary backward passes
-        pass
-    grads = [
-        torch.autograd.grad(out, xt, grad_outputs=cot[k], retain_graph=k < count - 1)[0]
-        for k in range(count)
-    ]
-    return out.detach(), torch.stack(grads)
+    """Scores and K vector-Jacobian products (see `keras_lpc.backend.vjp`); inside a `jit`
+    call, one traced graph of the forward pass, the cotangents and the backward passes."""
+    graphs = _CURRENT.get()
+    if graphs is None or tracing():
+        return _products(fn, x, cotangent_fn, aux)
+    return graphs.run(_products, fn, x, cotangent_fn, aux)
 
 
 def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
@@ -49,12 +64,134 @@ def normal(like: Any, count: int, seed: Any, index: Any) -> Any:
     )
 
 
-def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
-    """``fn`` run eagerly under ``torch.no_grad`` on tensors (variables read directly)."""
+@contextlib.contextmanager
+def threads() -> Iterator[None]:
+    """At most ``_THREADS["loop"]`` intra-op threads inside (restored after)."""
     import torch
 
+    before, limit = torch.get_num_threads(), _THREADS["loop"]
+    if limit is None or limit >= before:
+        yield
+        return
+    torch.set_num_threads(limit)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def set_threads(limit: int | None) -> None:
+    """The intra-op thread limit of `threads` (``None``: torch's own count)."""
+    _THREADS["loop"] = limit
+
+
+def device_of(variables: Sequence[Any]) -> Any:
+    """The device of the model's first variable, else Keras' default device."""
+    for v in variables:
+        return v.value.device
+    return keras.ops.zeros(()).device
+
+
+def _to_device(a: Any, device: Any) -> Any:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return a.to(device)
+    if isinstance(a, keras.Variable):
+        return a.value.to(device)
+    return torch.as_tensor(np.asarray(a), device=device)
+
+
+def jit(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
+    """``fn`` on tensors placed on the model's device, under ``torch.no_grad`` and `threads`:
+    one traced graph per signature where ``fn`` has no loop, else run eagerly with its
+    loops' bodies and its products traced (see `keras_lpc.backend._trace`)."""
+    import torch
+
+    graphs = Graphs(variables)
+
     def call(*args: Any) -> Any:
-        with torch.no_grad():
-            return fn(*[keras.ops.convert_to_tensor(a) for a in args])
+        device = device_of(variables)
+        tensors = [_to_device(a, device) for a in args]
+        token = _CURRENT.set(graphs)
+        try:
+            # keras.ops constants (zeros, arange...) on the model's device, not Keras' default
+            with threads(), torch.no_grad(), keras.device(str(device)):
+                return graphs.run(fn, *tensors)
+        finally:
+            _CURRENT.reset(token)
 
     return call
+
+
+class Traced:
+    """A function of one batch run through traced graphs (``raw`` is the function itself)."""
+
+    def __init__(self, fn: Callable[[Any], Any], variables: Sequence[Any]) -> None:
+        self.raw = fn
+        self.graphs = Graphs(variables)
+
+    def __call__(self, x: Any) -> Any:
+        if tracing():
+            return self.raw(x)
+        return self.graphs.run(self.raw, x)
+
+
+def traceable(fn: Callable[[Any], Any], variables: Sequence[Any]) -> Callable[[Any], Any]:
+    """``fn`` replayed from traced graphs (one per input signature)."""
+    return Traced(fn, variables)
+
+
+def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` replayed from traced graphs inside a `jit` call (its closure read now)."""
+    graphs = _CURRENT.get()
+    if graphs is None or tracing():
+        return fn
+    return graphs.bind(fn)
+
+
+def _device_of_state(state: Any) -> Any:
+    import torch
+
+    for leaf in keras.tree.flatten(state):
+        if isinstance(leaf, torch.Tensor):
+            return leaf.device
+    return None
+
+
+def fori_loop(lower: Any, upper: Any, body: Callable[[Any, Any], Any], state: Any) -> Any:
+    """``keras.ops.fori_loop`` with ``body(k, state)`` replayed from one traced graph, ``k`` an
+    int32 tensor (as under ``jax.jit``), inside a `jit` call."""
+    import torch
+
+    if tracing():  # a loop is not unrolled into a graph: its body is traced instead
+        raise _Loop("a loop")
+    lo, hi = int(lower), int(upper)
+    graphs = _CURRENT.get()
+    if graphs is None:
+        for i in range(lo, hi):
+            state = body(i, state)
+        return state
+    step = graphs.bind(body)
+    counts = torch.arange(lo, hi, dtype=torch.int32, device=_device_of_state(state))
+    for i in range(hi - lo):
+        state = step(counts[i], state)
+    return state
+
+
+def while_loop(cond: Callable[..., Any], body: Callable[..., Any], state: Any) -> Any:
+    """``keras.ops.while_loop`` with ``cond`` and ``body`` replayed from traced graphs inside a
+    `jit` call (the condition is read on the host once per step)."""
+    if tracing():
+        raise _Loop("a loop")
+    graphs = _CURRENT.get()
+    is_tuple = isinstance(state, (tuple, list))
+    state = tuple(state) if is_tuple else (state,)
+    if graphs is None:
+        check, step = cond, body
+    else:
+        check, step = graphs.bind(cond), graphs.bind(body)
+    while bool(check(*state)):
+        state = step(*state)
+        state = tuple(state) if isinstance(state, (tuple, list)) else (state,)
+    return state if is_tuple else state[0]

@@ -57,8 +57,14 @@ def check_labels(y: Any, n: int, classes: int) -> np.ndarray:
     return as_labels(y, n, "y", one_hot=True, of="x", classes=classes)
 
 
-def check_clip(clip: Any) -> tuple[float, float] | None:
-    """``clip`` as ``(lo, hi)`` floats with ``lo < hi``, or ``None``: every attack's check."""
+def check_clip(clip: Any, x: np.ndarray | None = None) -> tuple[float, float] | None:
+    """``clip`` as ``(lo, hi)`` floats with ``lo < hi``, or ``None``: every attack's check.
+
+    With the checked inputs ``x``, the box must also contain them: perturbed inputs are
+    clipped to it, so a box that misses the inputs (raw pixels in [0, 16] with
+    ``clip=(0, 1)``) would measure distances to points that are not perturbations of
+    ``x`` at all.
+    """
     if clip is None:
         return None
     if not isinstance(clip, (tuple, list)) or len(clip) != 2:
@@ -66,6 +72,14 @@ def check_clip(clip: Any) -> tuple[float, float] | None:
     lo, hi = check_float("clip[0]", clip[0]), check_float("clip[1]", clip[1])
     if not lo < hi:
         raise ValueError(f"`clip` must satisfy lo < hi. Received: clip={clip!r}")
+    if x is not None and x.size:
+        low, high = float(np.min(x)), float(np.max(x))
+        if low < lo or high > hi:
+            raise ValueError(
+                f"`clip` must contain the inputs: x lies in [{low:g}, {high:g}], outside the "
+                f"box [{lo:g}, {hi:g}] that perturbed inputs are clipped to. Pass the range of "
+                f"valid inputs in x's units, or rescale x. Received: clip=({lo:g}, {hi:g})"
+            )
     return lo, hi
 
 
@@ -106,12 +120,14 @@ def one_or_many(values: list[float], scalar: bool) -> float | np.ndarray:
 
 
 def prepare(
-    model: Any, x: Any, y: Any, batch_size: int, outputs: str
+    model: Any, x: Any, y: Any, batch_size: int, outputs: str, clip: Any = None
 ) -> tuple[Scorer, np.ndarray, np.ndarray, np.ndarray]:
     """``(scorer, x, labels, scores)``: the checked inputs, their int32 labels (``y``, or the
-    clean predictions when ``y`` is None) and the clean scores (N, C) in float64."""
+    clean predictions when ``y`` is None) and the clean scores (N, C) in float64; with
+    ``clip``, the box is checked to contain ``x`` (`check_clip`)."""
     scorer = Scorer(model, batch_size, outputs)
     x = check_inputs(model, x)
+    check_clip(clip, x)
     scores = scorer.forward(x)
     labels = np.argmax(scores, axis=1) if y is None else check_labels(y, len(x), scores.shape[1])
     return scorer, x, labels.astype("int32"), scores

@@ -61,8 +61,16 @@ def _softmax_kind(last: Any) -> str | None:
     return None
 
 
+def _float32(out: Any) -> Any:
+    """``out`` in float32 where it is float16 or bfloat16 (a mixed-precision model): the
+    attacks compute in float32, as the layer's penalty does."""
+    if keras.backend.standardize_dtype(out.dtype) in ("float16", "bfloat16"):
+        return ops.cast(out, "float32")
+    return out
+
+
 def _flat(out: Any) -> Any:
-    out = first_output(out)
+    out = _float32(first_output(out))
     if all(isinstance(d, int) for d in out.shape[1:]):
         # (-1, C) keeps the class count static where the batch axis is not (tf.function)
         return ops.reshape(out, (-1, int(np.prod(out.shape[1:]))))
@@ -98,8 +106,13 @@ def _score_function(model: Any, outputs: str) -> tuple[Callable[[Any], Any], boo
         return (lambda x: _flat(inner(x, training=False))), True
 
     def dense_scores(x: Any) -> Any:
-        z = ops.matmul(inner(x, training=False), last.kernel)
-        return z + last.bias if last.use_bias else z
+        h = _float32(first_output(inner(x, training=False)))
+        kernel, bias, dtype = last.kernel, last.bias, keras.backend.standardize_dtype(h.dtype)
+        if kernel.dtype != dtype:  # a mixed-precision model: float32 weights, float32 h
+            kernel = ops.cast(kernel, dtype)
+            bias = None if bias is None else ops.cast(bias, dtype)
+        z = ops.matmul(h, kernel)
+        return z + bias if last.use_bias else z
 
     return dense_scores, True
 
@@ -201,9 +214,12 @@ class Scorer:
             else check_int("query_batch_size", query_batch_size, minimum=1)
         )
         self.model = model
-        self.fn, self._known = backend.cached(
-            model, ("scores", outputs), lambda: _score_function(model, outputs)
-        )
+
+        def build() -> tuple[Callable[[Any], Any], bool]:
+            fn, known = _score_function(model, outputs)
+            return backend.traceable(fn, model.variables), known
+
+        self.fn, self._known = backend.cached(model, ("scores", outputs), build)
         self.dtype = input_dtype(model)
         self.classes = 0
 

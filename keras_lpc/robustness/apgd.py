@@ -103,12 +103,6 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
         hi: Any,
     ) -> tuple[Any, Any]:
         bounds = (lo, hi) if clipped else None
-        # eager (torch): Python decides what a compiled loop must select per step, so
-        # that only one loss is computed and steps without a checkpoint skip its block
-        # (read from the device once per run, not once per step: no per-step sync on a GPU)
-        eager = not backend.compiles()
-        kind = ("dlr" if bool(dlr) else "ce") if eager else None
-        checkpoints = np.asarray(ops.convert_to_numpy(marks)).tolist() if eager else None
 
         def ball(d: Any) -> Any:
             return clip_delta(x, project(d, eps, norm), bounds)
@@ -116,12 +110,8 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
         def body(k: Any, s: dict[str, Any]) -> dict[str, Any]:
             s = dict(s)
             delta = s["delta"]
-            if kind is None:
-                scores, g = backend.vjp(fn, x + delta, _cotangent, (labels, dlr))
-                f = ops.where(dlr, loss_of(scores, labels, "dlr"), loss_of(scores, labels, "ce"))
-            else:
-                scores, g = backend.vjp(fn, x + delta, COTANGENTS[kind], labels)
-                f = loss_of(scores, labels, kind)
+            scores, g = backend.vjp(fn, x + delta, _cotangent, (labels, dlr))
+            f = ops.where(dlr, loss_of(scores, labels, "dlr"), loss_of(scores, labels, "ce"))
             g = g[0]
             adv = ops.argmax(scores, axis=1) != labels
             s["size"], s["best"] = keep_smallest(
@@ -132,10 +122,7 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
             s["f_best"] = ops.where(up, f, s["f_best"])
             s["d_best"] = ops.where(per_row(up, x), delta, s["d_best"])
             s["g_best"] = ops.where(per_row(up, x), g, s["g_best"])
-            if eager and not checkpoints[k]:  # no checkpoint: the block below changes nothing
-                s["raised"], prev = raised, s["prev"]
-            else:
-                delta, g, prev = _checkpoint(s, k, marks[k], raised, delta, g, rho)
+            delta, g, prev = _checkpoint(s, k, ops.take(marks, k), raised, delta, g, rho)
             z = ball(delta + per_row(s["eta"], x) * steepest(g, norm))
             a = ops.where(k == 0, 1.0, momentum)
             s["delta"] = ball(delta + a * (z - delta) + (1.0 - a) * (delta - prev))
@@ -160,7 +147,7 @@ def _apgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
             "size": inf,
             "best": ops.zeros_like(x),
         }
-        s = ops.fori_loop(0, ops.shape(marks)[0], body, state)
+        s = backend.fori_loop(0, ops.shape(marks)[0], body, state)
         adv = ops.argmax(fn(x + s["delta"]), axis=1) != labels
         return keep_smallest(s["delta"], norm_of(s["delta"], norm), adv, s["size"], s["best"])
 
@@ -281,7 +268,7 @@ def apgd_accuracy(
     norm = check_choice("norm", norm, NORMS)
     steps = check_int("steps", steps, minimum=1)
     clip = check_clip(clip)
-    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs)
+    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs, clip)
     accs = []
     for e in values:
         t = apgd_run(

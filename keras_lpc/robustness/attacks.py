@@ -61,7 +61,7 @@ def _pgd_loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable:
 
         inf = ops.full((ops.shape(x)[0],), np.inf, dtype=x.dtype)
         state = (clip_delta(x, start, clip), inf, ops.zeros_like(x))
-        delta, size, best = ops.fori_loop(0, steps, body, state)
+        delta, size, best = backend.fori_loop(0, steps, body, state)
         adv = ops.argmax(fn(x + delta), axis=1) != labels
         return (*keep_smallest(delta, norm_of(delta, norm), adv, size, best), adv)
 
@@ -171,7 +171,7 @@ def fgsm_accuracy(
     """
     values, scalar = check_eps(eps, "fgsm_accuracy")
     clip = check_clip(clip)
-    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs)
+    scorer, x, y, _ = prepare(model, x, y, batch_size, outputs, clip)
     zeros = np.zeros(x.shape)
     accs = []
     for e in values:
@@ -250,7 +250,7 @@ def pgd_accuracy(
         step_size = check_float("step_size", step_size, strictly_positive=True)
     norm = check_choice("norm", norm, ("linf", "l2"))
     clip = check_clip(clip)
-    scorer, x, y, scores = prepare(model, x, y, batch_size, outputs)
+    scorer, x, y, scores = prepare(model, x, y, batch_size, outputs, clip)
     rng = np.random.default_rng(seed)
     accs = []
     for e in values:

@@ -94,19 +94,45 @@ def _step(fn: Callable[[Any], Any], xa: Any, classes: Any, tiny: Any) -> tuple[A
     return same, coef[:, None] * w
 
 
+def _shrinking(step: Callable[..., tuple], x: Any, classes: Any, active: Any, max_iter: Any):
+    """The masked loop on the host (torch), the rows that flipped leaving the batch.
+
+    Where at most half the rows are still active, they are gathered (with inactive
+    rows up to the next `backend.bucket` size) and the next steps run on those only,
+    each step one traced graph per batch size; ``(r, active, fooled, iterations)``
+    come back in the original order. DeepFool flips most inputs within two or three
+    steps, so the later steps cost a fraction of the first.
+    """
+    n = int(x.shape[0])
+    step = backend.bind(step)
+    full = [ops.zeros_like(x), active, ops.zeros_like(active), ops.zeros_like(classes[:, 0])]
+    rows = ops.arange(n)
+    part = [x, classes, *full]
+    for _ in range(int(max_iter)):
+        count = int(ops.sum(ops.cast(part[3], "int32")))
+        if count == 0:
+            break
+        size = backend.bucket(count)
+        if size < int(rows.shape[0]):  # active rows first, then inactive ones as padding
+            full = [ops.scatter_update(f, rows[:, None], p) for f, p in zip(full, part[2:])]
+            keep = ops.argsort(ops.logical_not(part[3]))[:size]  # stable: active first
+            rows = ops.take(rows, keep, axis=0)
+            part = [ops.take(p, keep, axis=0) for p in part]
+        part = [*part[:2], *step(*part)]
+    return [ops.scatter_update(f, rows[:, None], p) for f, p in zip(full, part[2:])]
+
+
 def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any, Any, Any]]:
     """The DeepFool loop on backend tensors.
 
     ``(x, classes, valid, overshoot, max_iter, lo, hi) -> (r, fooled, iterations)``:
-    all inputs iterate together and padded rows (``valid`` False) never
-    start. Compiled (JAX, TensorFlow), an input is frozen by a mask once its
-    prediction flips; eager (torch), the step runs on the still-active rows
-    only, gathered and scattered on the device (``scatter_update``:
-    ``ops.scatter`` loops over rows in Python on torch), and the final flip
-    check runs on the rows still active after ``max_iter`` steps, if any.
-    The settings are tensors, so one compiled loop serves them all.
+    all inputs iterate together, an input is frozen by a mask once its
+    prediction flips, and padded rows (``valid`` False) never start; the loop
+    stops when no input is active or after ``max_iter`` steps. The settings are
+    tensors, so one compiled loop serves them all. On torch the loop runs on the
+    host, each step one traced graph, and the rows that flipped leave the batch
+    (`_shrinking`).
     """
-    compact = not backend.compiles()
 
     def run(
         x: Any, classes: Any, valid: Any, overshoot: Any, max_iter: Any, lo: Any, hi: Any
@@ -118,53 +144,31 @@ def _attack(fn: Callable[[Any], Any], clipped: bool) -> Callable[..., tuple[Any,
         label = classes[:, 0]
         dtype = keras.backend.standardize_dtype(x.dtype)
         tiny = ops.convert_to_tensor(np.asarray(1e-4, dtype=dtype))  # exact in float64
-        n = ops.shape(x)[0]
 
-        def cond(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> Any:
-            return ops.any(active) & (step < max_iter)
-
-        def masked(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
+        def step(x: Any, classes: Any, r: Any, active: Any, fooled: Any, iterations: Any):
             same, r_i = _step(fn, perturbed(x, r), classes, tiny)
-            still = ops.logical_and(active, same)
-            fooled = ops.logical_or(fooled, ops.logical_and(active, ops.logical_not(same)))
+            still = active & same
+            fooled = fooled | (active & ~same)
             r = r + ops.reshape(ops.where(ops.expand_dims(still, 1), r_i, 0.0), ops.shape(x))
-            return r, still, fooled, iterations + ops.cast(still, "int32"), step + 1
+            return r, still, fooled, iterations + ops.cast(still, "int32")
 
-        def gathered(r: Any, active: Any, fooled: Any, iterations: Any, step: Any) -> tuple:
-            rows = ops.nonzero(active)[0]
-            r_a = ops.take(r, rows, axis=0)
-            same, r_i = _step(
-                fn, perturbed(ops.take(x, rows, axis=0), r_a), ops.take(classes, rows, axis=0), tiny
-            )
-            # r_i is zero on the rows that flipped (``same`` False)
-            r_a = r_a + (ops.reshape(r_i, ops.shape(r_a)) if len(x.shape) > 2 else r_i)
-            index = rows[:, None]
-            r = ops.scatter_update(r, index, r_a)
-            # scatter_update, not ops.scatter (a Python loop over rows on torch)
-            flags = ops.scatter_update(zeros, index, ops.cast(same, "int32") + 1)
-            still = flags == 2  # 2: still at the clean class, 1: flipped, 0: inactive
-            return r, still, fooled | (flags == 1), iterations + ops.cast(still, "int32"), step + 1
+        active = ops.cast(valid, "bool")
+        if backend.compiles():
 
-        state = (
-            ops.zeros_like(x),
-            ops.cast(valid, "bool"),
-            ops.zeros((n,), dtype="bool"),
-            ops.zeros((n,), dtype="int32"),
-            ops.convert_to_tensor(0, dtype="int32"),
-        )
-        zeros = state[3]
-        body = gathered if compact else masked
-        r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
-        # inputs still active after max_iter steps: did the last step flip them?
-        if compact:  # eager: only the active rows, if any
-            rows = ops.nonzero(active)[0]
-            if int(ops.shape(rows)[0]):
-                xa = perturbed(ops.take(x, rows, axis=0), ops.take(r, rows, axis=0))
-                last = ops.argmax(fn(xa), axis=1) != ops.cast(ops.take(label, rows), "int32")
-                fooled = ops.scatter_update(fooled, ops.expand_dims(rows, 1), last)
+            def cond(r: Any, active: Any, fooled: Any, iterations: Any, k: Any) -> Any:
+                return ops.any(active) & (k < max_iter)
+
+            def body(r: Any, active: Any, fooled: Any, iterations: Any, k: Any) -> tuple:
+                return (*step(x, classes, r, active, fooled, iterations), k + 1)
+
+            zeros = (ops.zeros_like(active), ops.zeros_like(label), ops.zeros_like(max_iter))
+            state = (ops.zeros_like(x), active, *zeros)
+            r, active, fooled, iterations, _ = ops.while_loop(cond, body, state)
         else:
-            last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
-            fooled = ops.logical_or(fooled, ops.logical_and(active, last))
+            r, active, fooled, iterations = _shrinking(step, x, classes, active, max_iter)
+        # inputs still active after max_iter steps: did the last step flip them?
+        last = ops.argmax(fn(perturbed(x, r)), axis=1) != ops.cast(label, "int32")
+        fooled = fooled | (active & last)
         r = (1.0 + overshoot) * r
         if clipped:
             r = ops.clip(x + r, lo, hi) - x
@@ -245,7 +249,7 @@ def deepfool(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     candidates = check_int("candidates", candidates, minimum=2)
     clip = check_clip(clip)
-    scorer, x, true, scores = prepare(model, x, y, batch_size, outputs)
+    scorer, x, true, scores = prepare(model, x, y, batch_size, outputs, clip)
     r, fooled, iterations, label = _run(scorer, x, scores, overshoot, max_iter, candidates, clip)
     flat = len(x), -1
     with np.errstate(divide="ignore", invalid="ignore"):

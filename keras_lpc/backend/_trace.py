@@ -1,0 +1,329 @@
+"""Python functions of torch tensors traced once into graphs of aten ops, replayed per call.
+
+PyTorch runs ``keras.ops`` eagerly: every op pays Keras' Python (tens of
+microseconds) and every layer call its ``Layer.__call__`` (about a millisecond),
+so a small model's attack step costs far more in Python than in arithmetic.
+`Graphs.run(fn, *args)` records the aten ops ``fn`` performs
+(``torch.fx.experimental.proxy_tensor.make_fx`` on fake tensors, so nothing is
+computed while tracing) and replays that graph on later calls with the same
+signature, like ``jax.jit`` without a compiler:
+
+* the tensors ``fn`` reads become graph inputs: its arguments, the model's
+  variables (read through a ``keras.StatelessScope``, so the graph always sees
+  the current weights) and the tensors held in its closure and in the closures
+  of the functions it holds (swapped for fake tensors while tracing), so a new
+  closure of the same code with new tensors reuses the graph;
+* everything else that ``fn`` depends on is part of the cache key: the code
+  objects, Python values in the closures (by value), other objects (by
+  identity, kept alive), the tensors' shapes, dtypes and devices;
+* what cannot be traced falls back to running ``fn`` eagerly, for good and
+  with a debug log: data-dependent Python control flow (``bool(tensor)``,
+  ``int(tensor)``), a tensor reached other than through the closures (a real
+  tensor meets a fake one), an output that is not tensors. The first call of a
+  signature runs both the graph and ``fn`` and keeps the graph only if they agree
+  exactly (the graph replays the same aten ops, so they do).
+
+With ``set_compile(True)`` the graphs go on to ``torch.compile`` (inductor; it
+needs a C++ compiler, checked once: without one the plain graphs run and a
+debug log says why).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import types
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+log = logging.getLogger("keras_lpc.backend")
+
+_TRACING: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_lpc_tracing", default=False)
+_FAILED = object()
+_COMPILE = {"on": False, "broken": None}
+
+
+def tracing() -> bool:
+    """Whether a trace is being recorded (nested traced functions then run inline)."""
+    return _TRACING.get()
+
+
+def set_compile(on: bool) -> None:
+    """Send new graphs to ``torch.compile`` (inductor) or not (the default)."""
+    _COMPILE["on"] = bool(on)
+
+
+class _Same:
+    """A static object in a cache key: equal by identity, kept alive by the key."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _is_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    return _is_tensor(value)
+
+
+def _static(value: Any) -> Any:
+    """A hashable key for a non-tensor value (by value for plain data, else by identity)."""
+    import numpy as np
+
+    if isinstance(value, float):
+        return (float, repr(value))  # NaN equal to NaN
+    if value is None or isinstance(value, (bool, int, complex, str, bytes)):
+        return (type(value), value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = np.asarray(value)
+        return ("np", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_static(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((k, _static(v)) for k, v in sorted(value.items(), key=repr)))
+    if isinstance(value, types.CodeType):
+        return value
+    return _Same(value)
+
+
+def _scan(fn: Any, cells: list, statics: list, seen: set) -> None:
+    """The closure cells of ``fn`` (and of functions in them) that hold tensors, and a key of
+    everything else it closes over."""
+    if not isinstance(fn, types.FunctionType):
+        statics.append(_static(fn))
+        return
+    if id(fn) in seen:
+        statics.append(("seen", fn.__code__))
+        return
+    seen.add(id(fn))
+    statics.append(fn.__code__)
+    statics.append(_static(fn.__defaults__))
+    statics.append(_static(fn.__kwdefaults__))
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            statics.append("empty")
+            continue
+        if isinstance(value, types.FunctionType):
+            _scan(value, cells, statics, seen)
+        elif _holds_tensor(value):
+            cells.append(cell)
+            statics.append(("cell", len(cells) - 1))
+        else:
+            statics.append(_static(value))
+
+
+def _leaf_key(value: Any) -> Any:
+    if _is_tensor(value):
+        return (tuple(value.shape), value.dtype, value.device)
+    if isinstance(value, types.FunctionType):
+        return "function"  # scanned: its code and closure are in the key
+    return _static(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
+    return bool(torch.equal(a, b))
+
+
+class Graphs:
+    """Traced graphs of Python functions, per signature, reading ``variables`` as inputs."""
+
+    def __init__(self, variables: Sequence[Any]) -> None:
+        self.variables = list(variables)
+        self.store: dict[Any, Any] = {}
+
+    def values(self) -> list[Any]:
+        """The variables' current values (detached: graphs compute no weight gradients)."""
+        return [v.value.detach() for v in self.variables]
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` through its traced graph (traced on the first call of a signature)."""
+        return self.bind(fn)(*args)
+
+    def bind(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with its closure read once: ``bound(*args)`` runs `run`'s graph of ``fn``.
+
+        The closure's tensors are read at binding, so a loop binds its body once.
+        """
+        if tracing():
+            return fn
+        cells: list = []
+        statics: list = []
+        _scan(fn, cells, statics, set())
+        parts = [cell.cell_contents for cell in cells]
+        part_leaves = keras.tree.flatten(parts)
+        fixed = (tuple(statics), tuple(_leaf_key(v) for v in part_leaves))
+        part_tensors = [v for v in part_leaves if _is_tensor(v)]
+
+        def bound(*args: Any) -> Any:
+            if tracing():
+                return fn(*args)
+            leaves = keras.tree.flatten(args)
+            extra_cells: list = []
+            extra: list = []
+            for a in leaves:
+                if isinstance(a, types.FunctionType):
+                    _scan(a, extra_cells, extra, set())
+            if extra_cells:  # functions passed as arguments that hold tensors: run eagerly
+                return fn(*args)
+            key = (fixed, tuple(extra), tuple(_leaf_key(v) for v in leaves))
+            entry = self.store.get(key)
+            if entry is _FAILED:
+                return fn(*args)
+            tensors = part_tensors + [v for v in leaves if _is_tensor(v)]
+            if entry is not None:
+                graph, out_spec = entry
+                return keras.tree.pack_sequence_as(out_spec, graph(self.values(), tensors))
+            return self._first(key, fn, args, cells, parts, tensors)
+
+        return bound
+
+    def _first(self, key, fn, args, cells, parts, tensors) -> Any:
+        traced = self._trace(fn, args, cells, parts, tensors)
+        want = fn(*args)
+        self.store[key] = _FAILED
+        if traced is None:
+            return want
+        graph, out_spec = traced
+        flat = keras.tree.flatten(want)
+        for candidate in (self._tidy(graph, tensors), graph):
+            if candidate is None:
+                continue
+            try:
+                got = candidate(self.values(), tensors)
+                ok = len(got) == len(flat) and all(_same(g, w) for g, w in zip(got, flat))
+            except Exception as err:  # noqa: BLE001 - any failure of the graph: next one
+                log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
+                ok = False
+            if ok:
+                self.store[key] = (_compiled(candidate), out_spec)
+                return want
+        log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
+        return want
+
+    def _tidy(self, graph: Any, tensors: list[Any]) -> Any:
+        from keras_lpc.backend._layout import tidy
+
+        try:
+            return tidy(graph, self.values(), tensors)
+        except Exception as err:  # noqa: BLE001 - the plain graph then
+            log.debug("keras_lpc: layout pass skipped (%s)", err)
+            return None
+
+    def _trace(self, fn, args, cells, parts, tensors) -> tuple[Any, Any] | None:
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        variables = self.variables
+        structure = (parts, args)
+        leaves = keras.tree.flatten(structure)
+        spec: dict[str, Any] = {}
+
+        def pure(values: list[Any], inputs: list[Any]) -> list[Any]:
+            it = iter(inputs)
+            rebuilt = [next(it) if _is_tensor(v) else v for v in leaves]
+            new_parts, new_args = keras.tree.pack_sequence_as(structure, rebuilt)
+            for cell, value in zip(cells, new_parts):
+                cell.cell_contents = value
+            try:
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    out = fn(*new_args)
+            finally:
+                for cell, value in zip(cells, parts):
+                    cell.cell_contents = value
+            flat = keras.tree.flatten(out)
+            if not all(_is_tensor(t) for t in flat):
+                raise TypeError("outputs that are not tensors")
+            spec["out"] = keras.tree.map_structure(lambda _: 0, out)
+            return flat
+
+        token = _TRACING.set(True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # copies: make_fx would merge inputs that are one tensor (the same
+                # start tensor in two state slots) into one graph input
+                copies = [t.detach().clone() for t in tensors]
+                values = [v.clone() for v in self.values()]
+                graph = make_fx(pure, tracing_mode="fake")(values, copies)
+        except Exception as err:  # noqa: BLE001 - whatever stops the trace: run eagerly
+            reason = str(err).strip().split("\n")[0][:200]
+            log.debug("keras_lpc: %s runs eagerly (%s: %s)", _name(fn), type(err).__name__, reason)
+            return None
+        finally:
+            _TRACING.reset(token)
+        graph.graph.eliminate_dead_code()
+        graph.recompile()
+        return graph, spec["out"]
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _compiler() -> str | None:
+    """Why ``torch.compile`` cannot run here (no C++ compiler on the path), or None."""
+    import os
+    import shutil
+
+    names = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+    if any(name and shutil.which(name) for name in names):
+        return None
+    return "no C++ compiler found (CXX, g++, c++, clang++)"
+
+
+def _compiled(graph: Any) -> Any:
+    """``graph`` through ``torch.compile`` when asked and a compiler works, else itself."""
+    if not _COMPILE["on"] or _COMPILE["broken"]:
+        return graph
+    if _COMPILE["broken"] is None:  # checked once per process
+        _COMPILE["broken"] = _compiler() or ""
+        if _COMPILE["broken"]:
+            log.debug("keras_lpc: torch.compile unavailable (%s); plain graphs", _COMPILE["broken"])
+            return graph
+    import torch
+
+    compiled = torch.compile(graph, dynamic=False)
+    state = {"use": None}  # None: not tried yet; True: compiled; False: the plain graph
+
+    def call(values: list[Any], inputs: list[Any]) -> Any:
+        if state["use"] is False:
+            return graph(values, inputs)
+        if state["use"]:
+            return compiled(values, inputs)
+        try:
+            out = compiled(values, inputs)
+        except Exception as err:  # noqa: BLE001 - a compiler or inductor failure: plain graph
+            _COMPILE["broken"] = f"{type(err).__name__}: {err}"
+            log.debug("keras_lpc: torch.compile failed (%s); plain graphs", _COMPILE["broken"])
+            state["use"] = False
+            return graph(values, inputs)
+        state["use"] = True
+        return out
+
+    return call
