@@ -12,6 +12,11 @@ PyTorch).
 
 from keras_lpc.robustness.apgd import apgd_accuracy
 from keras_lpc.robustness.attacks import fgsm_accuracy, pgd_accuracy
+from keras_lpc.robustness.certify import (
+    CertifiedRadiusResult,
+    certified_at,
+    certified_radius,
+)
 from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
 from keras_lpc.robustness.ensemble import (
     ATTACKS,
@@ -23,11 +28,14 @@ from keras_lpc.robustness.precision import cast_model
 
 __all__ = [
     "ATTACKS",
+    "CertifiedRadiusResult",
     "DeepFoolResult",
     "LipschitzResult",
     "MinimalPerturbationResult",
     "apgd_accuracy",
     "cast_model",
+    "certified_at",
+    "certified_radius",
     "deepfool",
     "fgsm_accuracy",
     "lipschitz",

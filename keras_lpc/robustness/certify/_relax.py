@@ -31,8 +31,9 @@ from keras import ops
 
 from keras_lpc.robustness.certify._activations import Leaky, Smooth, interval
 
-#: Points of [l, u] (as fractions) whose tangents are candidate lines.
-TANGENTS = (0.0, 1 / 6, 2 / 6, 0.5, 4 / 6, 5 / 6, 1.0)
+#: Points of [l, u] (as fractions) whose tangents are candidate lines (the midpoint first:
+#: it wins ties, so a point interval gets its tangent, the linearisation).
+TANGENTS = (0.5, 0.0, 1 / 6, 2 / 6, 4 / 6, 5 / 6, 1.0)
 #: Bisection steps locating a maximiser inside a piece (bracket shrinks 2^-20).
 STEPS = 20
 _ULP = 8 * 2.0**-23
@@ -94,12 +95,14 @@ def smooth(spec: Smooth, lower: Any, upper: Any) -> tuple[Any, Any, Any, Any]:
     f, df = spec.f, spec.df
     width = upper - lower
     fl, fu = f(lower), f(upper)
-    chord = (fu - fl) / ops.maximum(width, 1e-30)
-    slopes, intercepts = [chord], [fl - chord * lower]
+    slopes, intercepts = [], []
     for t in TANGENTS:
         z = lower + width * t
         slopes.append(df(z))
         intercepts.append(f(z) - df(z) * z)
+    chord = ops.where(width > 0, (fu - fl) / ops.maximum(width, 1e-30), slopes[0])
+    slopes.append(chord)
+    intercepts.append(fl - chord * lower)
     a, b = ops.stack(slopes), ops.stack(intercepts)  # (G, ...)
     over, under = violations(spec, lower[None], upper[None], a, b)
     reach = ops.maximum(ops.abs(lower), ops.abs(upper))[None]
