@@ -14,8 +14,10 @@ from keras_lpc.robustness.apgd import apgd_accuracy
 from keras_lpc.robustness.attacks import fgsm_accuracy, pgd_accuracy
 from keras_lpc.robustness.certify import (
     CertifiedRadiusResult,
+    RobustnessBracket,
     certified_at,
     certified_radius,
+    robustness_bracket,
 )
 from keras_lpc.robustness.deepfool import DeepFoolResult, deepfool
 from keras_lpc.robustness.ensemble import (
@@ -32,6 +34,7 @@ __all__ = [
     "DeepFoolResult",
     "LipschitzResult",
     "MinimalPerturbationResult",
+    "RobustnessBracket",
     "apgd_accuracy",
     "cast_model",
     "certified_at",
@@ -41,4 +44,5 @@ __all__ = [
     "lipschitz",
     "minimal_perturbation",
     "pgd_accuracy",
+    "robustness_bracket",
 ]

@@ -94,7 +94,6 @@ def probe(
     tensor of ``needs_interval``.
     """
     need = needs_interval(graph)
-    crown = method == "crown" or point
     bounds: dict[int, tuple[Any, Any]] = {}
     relaxations: dict[int, Any] = {}
     for out in sorted(need & graph.prefix):  # exact: W x0 +- eps ||W_row||_*
@@ -107,17 +106,18 @@ def probe(
                 bounds[out] = interval_forward(graph, out, bounds)
             continue
         z = node.inputs[0]
-        if point:
-            lower = upper = values[z]
-        else:
-            lower, upper = bounds[z]
-            if method == "crown" and z not in graph.prefix:
-                low, up = _crown_interval(graph, z, chunks[z], relaxations, x0, eps, norm)
-                lower, upper = ops.maximum(lower, low), ops.minimum(upper, up)
-        if crown:
+        if point:  # the linearisation at x0
+            relaxations[out] = node.op.tangent(values[z])
+            bounds[out] = (values[out], values[out])
+            continue
+        lower, upper = bounds[z]
+        if method == "crown" and z not in graph.prefix:
+            low, up = _crown_interval(graph, z, chunks[z], relaxations, x0, eps, norm)
+            lower, upper = ops.maximum(lower, low), ops.minimum(upper, up)
+        if method == "crown":
             relaxations[out] = node.op.relax(lower, upper)
         bounds[out] = node.op.interval(lower, upper)
-    visit = relaxed(relaxations) if crown else interval_stop(bounds)
+    visit = relaxed(relaxations) if method == "crown" or point else interval_stop(bounds)
     a_in, const = backward(graph, graph.output, spec, visit)
     dot, dual = input_terms(a_in, x0, norm)
     c = dot + (0.0 if const is None else const)

@@ -4,10 +4,12 @@ CROWN's intermediate bounds hold ``2 * chunk * batch`` rows of coefficients on
 every tensor between a node and the input: a tensor of ``n`` neurons, bounded
 in chunks of ``chunk`` of its neurons, costs about::
 
-    bytes = 2 * chunk * batch * largest_upstream_tensor * 4 * BACKWARD_COPIES
+    bytes = 2 * chunk * batch * 4 * (largest_upstream_tensor * BACKWARD_COPIES
+                                     + largest_convolution_workspace)
 
 plus, per input, a few copies of every tensor (values, intervals,
-relaxations) and the candidate lines of the smooth relaxations. `plan` picks
+relaxations) and the candidate lines of the smooth relaxations; a transposed convolution's
+workspace is its kernel's size times its larger side (im2col). `plan` picks
 the largest batch (halving from ``batch_size``) whose chunks can all hold at
 least ``MIN_CHUNK`` neurons within ``max_memory``, then the largest chunks;
 if even one input and one neuron at a time do not fit, it refuses with the
@@ -20,10 +22,14 @@ import math
 import os
 from dataclasses import dataclass
 
-from keras_lpc.robustness.certify._graph import BoundGraph
+from keras import ops
 
-#: Live copies of a coefficient tensor in a backward pass (A, A+, A-, products, sums).
-BACKWARD_COPIES = 6
+from keras_lpc.robustness.certify._graph import BoundGraph
+from keras_lpc.robustness.certify._ops import Conv
+
+#: Live copies of a coefficient tensor in a backward pass (A, A+, A-, products, sums, and
+#: what the compiler keeps alive), calibrated on the demo CNN (JAX, CPU).
+BACKWARD_COPIES = 16
 #: Copies of each tensor kept per input (values, intervals, relaxation, temporaries).
 PER_INPUT_COPIES = 12
 #: Extra per-input copies of the largest tensor while choosing smooth relaxations.
@@ -51,8 +57,9 @@ class Plan:
 
 
 def _upstream(graph: BoundGraph, tensor: int) -> int:
-    """The largest tensor a backward pass from ``tensor`` crosses."""
-    largest, stack, seen = 0, [tensor], set()
+    """Floats per coefficient row of a backward pass from ``tensor``: the largest tensor it
+    crosses times its live copies, plus the largest convolution workspace."""
+    largest, workspace, stack, seen = 0, 0, [tensor], set()
     while stack:
         t = stack.pop()
         if t in seen:
@@ -60,8 +67,13 @@ def _upstream(graph: BoundGraph, tensor: int) -> int:
         seen.add(t)
         largest = max(largest, math.prod(graph.shapes[t]))
         if t > 0:
-            stack.extend(graph.nodes[t - 1].inputs)
-    return largest
+            node = graph.nodes[t - 1]
+            if isinstance(node.op, Conv):
+                size = math.prod(ops.shape(node.op.kernel())[:-2])
+                sides = max(math.prod(graph.shapes[t]), math.prod(graph.shapes[node.inputs[0]]))
+                workspace = max(workspace, size * sides)
+            stack.extend(node.inputs)
+    return largest * BACKWARD_COPIES + workspace
 
 
 def crown_targets(graph: BoundGraph) -> list[int]:
@@ -89,7 +101,7 @@ def plan(graph: BoundGraph, method: str, batch_size: int, max_memory: int, items
         return itemsize * (batch * (sum(sizes) * PER_INPUT_COPIES + largest * RELAX_COPIES) + spec)
 
     targets = crown_targets(graph) if method == "crown" else []
-    per_row = {z: 2 * _upstream(graph, z) * itemsize * BACKWARD_COPIES for z in targets}
+    per_row = {z: 2 * _upstream(graph, z) * itemsize for z in targets}
     batch = batch_size
     while True:
         room = max_memory - fixed(batch)

@@ -148,6 +148,9 @@ class MaxPool:
         upper_mask = pick * ops.cast(ops.expand_dims(dominant, 1), pick.dtype)
         return pick, upper_mask, ops.where(dominant, 0.0, ops.max(up, axis=1))
 
+    def tangent(self, x: Any) -> tuple[Any, Any, Any]:
+        return self.relax(x, x)
+
     def back(self, relaxation: tuple[Any, Any, Any], a: Any) -> tuple[Any, Any]:
         """Coefficients ``(M, B, *in)`` of the input and the constant ``(M, B)`` for ``a``."""
         pick, upper_mask, constant = relaxation

@@ -64,17 +64,22 @@ def _peak(h: Any, dh: Any, p: Any, q: Any, concave: bool) -> Any:
     top = ops.maximum(h(p), h(q))
     if not concave:
         return top
-    lo, hi = p, q
-    for _ in range(STEPS):
+
+    def halve(_: Any, bracket: tuple[Any, Any]) -> tuple[Any, Any]:
+        lo, hi = bracket
         mid = 0.5 * (lo + hi)
         up = dh(mid) >= 0
-        lo, hi = ops.where(up, mid, lo), ops.where(up, hi, mid)
+        return ops.where(up, mid, lo), ops.where(up, hi, mid)
+
+    lo, hi = ops.fori_loop(0, STEPS, halve, (p, q))
     return ops.maximum(top, h(lo) + ops.maximum(dh(lo), 0.0) * (hi - lo))
 
 
 def violations(spec: Smooth, lower: Any, upper: Any, a: Any, b: Any) -> tuple[Any, Any]:
     """``(max (f - line), max (line - f))`` over ``[lower, upper]`` for lines ``a z + b``."""
     f, df = spec.f, spec.df
+    zeros = ops.zeros_like(a * lower)
+    lower, upper = lower + zeros, upper + zeros  # one shape for the bisection loops
     over, under = None, None
     edges = (None, *spec.breaks, None)
     for i, convex in enumerate(spec.convex):
@@ -126,6 +131,17 @@ def relax(spec: Smooth | Leaky, lower: Any, upper: Any) -> tuple[Any, Any, Any, 
     return smooth(spec, lower, upper)
 
 
+def tangent(spec: Smooth | Leaky, z: Any) -> tuple[Any, Any, Any, Any]:
+    """The relaxation on the point interval ``[z, z]``: the tangent, as both bounds."""
+    if isinstance(spec, Leaky):
+        slope = ops.where(z > 0, 1.0, spec.slope)
+        zero = ops.zeros_like(z)
+        return slope, zero, slope, zero
+    slope = spec.df(z)
+    intercept = spec.f(z) - slope * z
+    return slope, intercept, slope, intercept
+
+
 class Activation:
     """An elementwise activation as a bound operation (`relax` above, `interval` of its spec)."""
 
@@ -142,6 +158,9 @@ class Activation:
 
     def relax(self, lower: Any, upper: Any) -> tuple[Any, Any, Any, Any]:
         return relax(self.spec, lower, upper)
+
+    def tangent(self, z: Any) -> tuple[Any, Any, Any, Any]:
+        return tangent(self.spec, z)
 
     def back(self, relaxation: tuple[Any, Any, Any, Any], a: Any) -> tuple[Any, Any]:
         """Coefficients of the input ``(M, B, ...)`` and the constant ``(M, B)`` for ``a``:

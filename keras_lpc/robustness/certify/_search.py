@@ -1,21 +1,23 @@
 """The search for the largest certified radius, one compiled ``keras.ops`` loop per batch.
 
 A pass at radius ``eps`` (`keras_lpc.robustness.certify._crown.probe`) gives
-per input ``g(eps) = min_j c_j / d_j`` (0 where some ``c_j <= 0``): every
-``eps' < min(eps, g(eps))`` is certified (``c_j - eps' d_j > 0``). So each
-pass certifies ``min(eps, g(eps))`` whatever its outcome. ``g`` falls as
-``eps`` grows (the relaxations loosen), and the method's radius is the root
-of ``phi(eps) = g(eps) - eps``. The search keeps a bracket ``[a, b]`` with
+per input ``g(eps) = min_j c_j / d_j``: every ``eps' < min(eps, g(eps))`` is
+certified (``c_j - eps' d_j > 0``). So each pass certifies ``max(0, min(eps,
+g(eps)))`` whatever its outcome. ``g`` falls as ``eps`` grows (the
+relaxations loosen), continuously, through 0 where some ``c_j`` turns
+negative, and the method's radius is the root of ``phi(eps) = g(eps) - eps``
+(``g`` floored at ``-2 eps``). The search keeps a bracket ``[a, b]`` with
 ``phi(a) >= 0 > phi(b)``, starting from ``a = 0``, ``phi(0) = g(0)`` (the
 linearisation's radius, `crossing` of a point pass) and a first pass at
 ``g(0)``:
 
-* while no pass has failed, the next radius is ``g(eps)`` (a fixed-point step;
-  ``4 eps`` where ``g`` says nothing, as for IBP without a linear path from the
-  input, where ``g`` is infinite or 0);
-* then regula falsi with the Illinois modification (Dowell & Jarratt 1971) on
-  ``phi``, kept 2 % inside the bracket; where ``phi(a)`` is infinite (IBP),
-  the geometric midpoint.
+* the next radius is the root of the model ``g(e) = g(0) - A e^p`` through
+  the last two passes (``p = 2`` after one: for smooth activations the
+  relaxations' slack grows like the square of the interval's width), kept 2 %
+  inside the bracket; outside it, regula falsi;
+* where ``g`` says nothing (IBP without a linear path from the input: ``g``
+  infinite or very negative), ``4 eps`` until a pass fails, then the
+  geometric midpoint.
 
 The loop runs on the device until every input's bracket is within ``rtol``
 (relative; ``g(a)`` also bounds the root from above) or ``steps`` passes were
@@ -34,14 +36,27 @@ BIG = 1e30
 
 
 def crossing(c: Any, d: Any, labels: Any, classes: int) -> Any:
-    """``g``: ``min_{j != y} c_j / d_j`` per input, ``(B,)``; ``BIG`` where no ``d_j > 0``
-    limits it, 0 where some ``c_j <= 0``. ``c``, ``d``: ``(C, B)`` (row j: ``f_y - f_j``)."""
+    """``g``: ``min_{j != y} c_j / d_j`` per input, ``(B,)``, negative where some ``c_j < 0``
+    (then nothing is certified); ``BIG`` where no ``d_j > 0`` limits it, ``-BIG`` where
+    ``c_j <= 0 = d_j``. ``c``, ``d``: ``(C, B)`` (row j: ``f_y - f_j``)."""
     own = ops.transpose(ops.one_hot(labels, classes, dtype="bool"))
     ratio = c / ops.maximum(d, 1e-30)
-    ratio = ops.where(d > 0, ratio, ops.where(c > 0, BIG, 0.0))
-    ratio = ops.where(c > 0, ops.minimum(ratio, BIG), 0.0)
-    ratio = ops.where(own, BIG, ratio)
+    ratio = ops.where(d > 0, ratio, ops.where(c > 0, BIG, -BIG))
+    ratio = ops.where(own, BIG, ops.clip(ratio, -BIG, BIG))
     return ops.min(ratio, axis=0)
+
+
+def _model_root(u0: Any, amplitude: Any, power: Any) -> Any:
+    """The root in ``(0, u0)`` of ``u0 - amplitude x^power - x`` (bisection, elementwise)."""
+
+    def halve(_: Any, bracket: tuple[Any, Any]) -> tuple[Any, Any]:
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        above = u0 - amplitude * ops.power(mid, power) - mid > 0
+        return ops.where(above, mid, lo), ops.where(above, hi, mid)
+
+    lo, hi = ops.fori_loop(0, 40, halve, (ops.zeros_like(u0), u0))
+    return 0.5 * (lo + hi)
 
 
 def search(
@@ -54,57 +69,63 @@ def search(
     """
     live = first > 0
     zeros = ops.zeros_like(first)
-    start = ops.where(live, ops.minimum(first, BIG), 1.0)
+    u0 = ops.where(live, ops.minimum(first, BIG), 1.0)
     state = (
         ops.convert_to_tensor(0, "int32"),
-        start,  # eps: the next radius
+        u0,  # eps: the next radius
         zeros,  # lo: certified so far
-        zeros,  # a
-        ops.where(live, start, 0.0),  # phi(a)
-        ops.where(live, BIG, 0.0),  # b
+        zeros,  # a: phi(a) >= 0
+        u0,  # phi(a)
+        ops.where(live, BIG, 0.0),  # b: phi(b) < 0
         zeros,  # phi(b)
         ops.where(live, BIG, 0.0),  # top: smallest g(a) seen (bounds the root)
-        zeros,  # last: +1 if the last pass moved b, -1 if it moved a
+        zeros,  # e1, g1: the informative pass before the last one
+        zeros,
+        zeros,  # e2, g2: the last informative pass
+        zeros,
+        zeros,  # how many informative passes
     )
 
     def open_(lo: Any, b: Any, top: Any) -> Any:
         return ops.minimum(b, top) > lo * (1.0 + rtol)
 
-    def cond(k, eps, lo, a, fa, b, fb, top, last):
+    def cond(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count):
         return ops.logical_and(k < steps, ops.any(open_(lo, b, top)))
 
-    def body(k, eps, lo, a, fa, b, fb, top, last):
+    def body(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count):
         active = open_(lo, b, top)
         g = probe(eps)
-        phi = g - eps
+        phi = ops.maximum(g, -2.0 * eps) - eps  # g < 0: nothing certified, c_j < 0
         ok = phi >= 0
-        lo_n = ops.maximum(lo, ops.minimum(eps, g))
+        lo_n = ops.maximum(lo, ops.minimum(eps, ops.maximum(g, 0.0)))
         top_n = ops.where(ok, ops.minimum(top, g), top)
-        # Illinois: an end kept twice in a row has its phi halved
-        fa_n = ops.where(ok, phi, ops.where(last > 0, fa * 0.5, fa))
-        fb_n = ops.where(ok, ops.where(last < 0, fb * 0.5, fb), phi)
-        a_n, b_n = ops.where(ok, eps, a), ops.where(ok, b, eps)
-        last_n = ops.where(ok, -1.0, 1.0)
-        unbounded = b_n >= BIG
-        informative = (g > 0) & (g < BIG)
-        grow = ops.where(ok & informative, g, eps * 4.0)
+        a_n, fa_n = ops.where(ok, eps, a), ops.where(ok, phi, fa)
+        b_n, fb_n = ops.where(ok, b, eps), ops.where(ok, fb, phi)
+        # the model g(e) = u0 - A e^p through the last two informative passes (p = 2 from one)
+        informative = (g < u0) & (g > -BIG * 1e-6)
+        e1_n, g1_n = ops.where(informative, e2, e1), ops.where(informative, g2, g1)
+        e2_n, g2_n = ops.where(informative, eps, e2), ops.where(informative, g, g2)
+        count_n = count + ops.cast(informative, count.dtype)
+        two = (count_n >= 2) & (ops.abs(e1_n - e2_n) > 1e-12 * e2_n)
+        ratio = ops.where(two, (u0 - g1_n) / ops.maximum(u0 - g2_n, 1e-30), 2.0)
+        power = ops.log(ops.maximum(ratio, 1e-30)) / ops.log(
+            ops.where(two, ops.maximum(e1_n, 1e-30) / ops.maximum(e2_n, 1e-30), 2.0)
+        )
+        power = ops.where(two & ops.isfinite(power), ops.clip(power, 0.5, 8.0), 2.0)
+        amplitude = (u0 - g2_n) / ops.power(ops.maximum(e2_n, 1e-30), power)
+        modelled = _model_root(u0, amplitude, power)
         falsi = a_n + (b_n - a_n) * fa_n / ops.maximum(fa_n - fb_n, 1e-30)
         geometric = ops.where(a_n > 0, ops.sqrt(ops.maximum(a_n, 1e-30) * b_n), b_n * 0.25)
-        inside = ops.where(fa_n < BIG * 1e-6, falsi, geometric)  # g(a) infinite: IBP
-        inside = ops.clip(inside, a_n + 0.02 * (b_n - a_n), b_n - 0.02 * (b_n - a_n))
-        eps_n = ops.where(unbounded, grow, inside)
-        keep = lambda new, old: ops.where(active, new, old)  # noqa: E731
-        return (
-            k + 1,
-            keep(eps_n, eps),
-            keep(lo_n, lo),
-            keep(a_n, a),
-            keep(fa_n, fa),
-            keep(b_n, b),
-            keep(fb_n, fb),
-            keep(top_n, top),
-            keep(last_n, last),
-        )
+        unbounded = b_n >= BIG
+        low, high = a_n + 0.02 * (b_n - a_n), b_n - 0.02 * (b_n - a_n)
+        inside_model = (count_n > 0) & (modelled > low) & (modelled < high)
+        bracketed = ops.where(fa_n < BIG * 1e-6, falsi, geometric)  # g(a) infinite: IBP
+        bracketed = ops.where(inside_model, modelled, ops.clip(bracketed, low, high))
+        grow = ops.where(count_n > 0, ops.maximum(modelled, eps * 1.05), eps * 4.0)
+        eps_n = ops.where(unbounded, grow, bracketed)
+        new = (eps_n, lo_n, a_n, fa_n, b_n, fb_n, top_n, e1_n, g1_n, e2_n, g2_n, count_n)
+        old = (eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count)
+        return (k + 1, *(ops.where(active, n, o) for n, o in zip(new, old)))
 
     out = ops.while_loop(cond, body, state)
     return out[2], out[0]
