@@ -14,7 +14,8 @@ linearisation's radius, `crossing` of a point pass) and a first pass at
 * the next radius is the root of the model ``g(e) = g(0) - A e^p`` through
   the last two passes (``p = 2`` after one: for smooth activations the
   relaxations' slack grows like the square of the interval's width), kept 2 %
-  inside the bracket; outside it, regula falsi;
+  inside the bracket; outside it, regula falsi; the geometric midpoint
+  whenever the bracket did not halve (log scale) over the last pass;
 * where ``g`` says nothing (IBP without a linear path from the input: ``g``
   infinite or very negative), ``4 eps`` until a pass fails, then the
   geometric midpoint.
@@ -84,15 +85,16 @@ def search(
         zeros,  # e2, g2: the last informative pass
         zeros,
         zeros,  # how many informative passes
+        ops.where(live, BIG, 0.0),  # the bracket's log-width after the previous pass
     )
 
     def open_(lo: Any, b: Any, top: Any) -> Any:
         return ops.minimum(b, top) > lo * (1.0 + rtol)
 
-    def cond(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count):
+    def cond(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count, width):
         return ops.logical_and(k < steps, ops.any(open_(lo, b, top)))
 
-    def body(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count):
+    def body(k, eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count, width):
         active = open_(lo, b, top)
         g = probe(eps)
         phi = ops.maximum(g, -2.0 * eps) - eps  # g < 0: nothing certified, c_j < 0
@@ -119,12 +121,18 @@ def search(
         unbounded = b_n >= BIG
         low, high = a_n + 0.02 * (b_n - a_n), b_n - 0.02 * (b_n - a_n)
         inside_model = (count_n > 0) & (modelled > low) & (modelled < high)
-        bracketed = ops.where(fa_n < BIG * 1e-6, falsi, geometric)  # g(a) infinite: IBP
+        # regula falsi where g has said something, else (IBP) the geometric midpoint
+        bracketed = ops.where(count_n > 0, falsi, geometric)
         bracketed = ops.where(inside_model, modelled, ops.clip(bracketed, low, high))
+        bracketed = ops.where(a_n > 0, bracketed, ops.minimum(bracketed, 0.5 * b_n))
+        # a bracket that did not halve (in log scale) since the last pass: bisect
+        finite = (a_n > 0) & ~unbounded
+        width_n = ops.where(finite, ops.log(ops.where(finite, b_n / ops.maximum(a_n, 1e-30), 2.0)), BIG)
+        bracketed = ops.where(finite & (width_n > 0.5 * width), geometric, bracketed)
         grow = ops.where(count_n > 0, ops.maximum(modelled, eps * 1.05), eps * 4.0)
         eps_n = ops.where(unbounded, grow, bracketed)
-        new = (eps_n, lo_n, a_n, fa_n, b_n, fb_n, top_n, e1_n, g1_n, e2_n, g2_n, count_n)
-        old = (eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count)
+        new = (eps_n, lo_n, a_n, fa_n, b_n, fb_n, top_n, e1_n, g1_n, e2_n, g2_n, count_n, width_n)
+        old = (eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count, width)
         return (k + 1, *(ops.where(active, n, o) for n, o in zip(new, old)))
 
     out = ops.while_loop(cond, body, state)
