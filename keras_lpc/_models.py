@@ -125,7 +125,9 @@ def _expand(model: Any, in_ids: tuple[int, ...], nodes: list[GraphNode], count: 
                 continue
             if any(id(t) not in ids for t in node.input_tensors):
                 continue  # not computable from the inputs (as Keras skips it)
-            outs = _call(node.operation, tuple(ids[id(t)] for t in node.input_tensors), nodes, count)
+            outs = _call(
+                node.operation, tuple(ids[id(t)] for t in node.input_tensors), nodes, count
+            )
             if len(outs) != len(node.outputs):
                 raise ValueError(
                     f"`model` must have layers with one output each. Received: layer "

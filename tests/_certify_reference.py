@@ -35,7 +35,9 @@ def layers_of(model) -> tuple[list[tuple], int]:
             basis = np.eye(n, dtype="float32").reshape(n, *shape)
             w = ops.convert_to_numpy(node.op.linear(ops.convert_to_tensor(basis)))
             b = ops.convert_to_numpy(node.op.forward(ops.zeros((1, *shape))))
-            out.append(("affine", w.reshape(n, -1).T.astype("float64"), b.reshape(-1).astype("float64")))
+            out.append(
+                ("affine", w.reshape(n, -1).T.astype("float64"), b.reshape(-1).astype("float64"))
+            )
         elif isinstance(node.op, MaxPool):
             index = np.arange(n, dtype="float32").reshape(1, *shape)
             win = ops.convert_to_numpy(node.op.windows.extract(ops.convert_to_tensor(index), -1.0))
@@ -60,10 +62,11 @@ def _smooth(spec: Smooth, lo: np.ndarray, up: np.ndarray):
         empty = p > q
         q = np.maximum(p, q)
         for sign, interior in ((1.0, not convex), (-1.0, convex)):
-            def h(z):
+
+            def h(z, sign=sign):
                 return sign * (f(z) - a * z - b)
 
-            def dh(z):
+            def dh(z, sign=sign):
                 return sign * (df(z) - a)
 
             top = np.maximum(h(p), h(q))

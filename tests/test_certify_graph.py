@@ -125,7 +125,7 @@ def test_graph_computes_the_logits_of_every_supported_layer(rng):
 def test_transposes_are_adjoint_and_absolute_bounds_the_map(rng):
     for model, _ in _zoo(rng):
         graph = to_graph(model)
-        for i, node in enumerate(graph.nodes):
+        for node in graph.nodes:
             if node.op.kind != "linear":
                 continue
             xs = [rng.normal(size=(2, *graph.shapes[j])).astype("float32") for j in node.inputs]
@@ -133,7 +133,9 @@ def test_transposes_are_adjoint_and_absolute_bounds_the_map(rng):
             a = rng.normal(size=y.shape).astype("float32")
             back = node.op.transpose(ops.convert_to_tensor(a))
             lhs = np.sum(a.astype("float64") * y)
-            rhs = sum(np.sum(ops.convert_to_numpy(b).astype("float64") * x) for b, x in zip(back, xs))
+            rhs = sum(
+                np.sum(ops.convert_to_numpy(b).astype("float64") * x) for b, x in zip(back, xs)
+            )
             assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4), type(node.op).__name__
             radius = [np.abs(x) for x in xs]
             assert np.all(np.abs(y) <= ops.convert_to_numpy(node.op.absolute(*radius)) + 1e-4)
@@ -141,8 +143,14 @@ def test_transposes_are_adjoint_and_absolute_bounds_the_map(rng):
 
 def test_batch_norm_is_folded_into_the_convolution(rng):
     model = keras.Sequential(
-        [keras.Input((5, 5, 2)), layers.Conv2D(3, 3), layers.BatchNormalization(), layers.ReLU(),
-         layers.Flatten(), layers.Dense(2)]
+        [
+            keras.Input((5, 5, 2)),
+            layers.Conv2D(3, 3),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Flatten(),
+            layers.Dense(2),
+        ]
     )
     _randomise(model, rng)
     x = rng.normal(size=(4, 5, 5, 2)).astype("float32")
@@ -152,17 +160,20 @@ def test_batch_norm_is_folded_into_the_convolution(rng):
 
 
 def test_unsupported_layer_is_named_with_its_class():
-    model = keras.Sequential([keras.Input((4,)), layers.Dense(3), layers.LayerNormalization(),
-                              layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((4,)), layers.Dense(3), layers.LayerNormalization(), layers.Dense(2)]
+    )
     msg = r"'layer_normalization' \(LayerNormalization\); the methods 'lipschitz', 'ibp', 'crown'"
     with pytest.raises(ValueError, match=msg):
         certified_radius(model, np.ones((1, 4)))
-    elu = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="elu", name="d"),
-                            layers.Dense(2)])
+    elu = keras.Sequential(
+        [keras.Input((4,)), layers.Dense(3, activation="elu", name="d"), layers.Dense(2)]
+    )
     with pytest.raises(ValueError, match=r"'d' \(Dense, activation 'elu'\)"):
         certified_radius(elu, np.ones((1, 4)))
-    softmax_inside = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax"),
-                                       layers.Dense(2)])
+    softmax_inside = keras.Sequential(
+        [keras.Input((4,)), layers.Dense(3, activation="softmax"), layers.Dense(2)]
+    )
     with pytest.raises(ValueError, match="activation 'softmax'"):
         certified_radius(softmax_inside, np.ones((1, 4)))
 

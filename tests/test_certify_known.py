@@ -78,12 +78,21 @@ def test_linear_model_is_exact(linear, method, norm):
 def test_two_linear_layers_and_a_softmax_are_still_exact(linear):
     x = linear[3]
     rng = np.random.default_rng(4)
-    w1, b1, w, b = rng.normal(size=(5, 3)), rng.normal(size=3), rng.normal(size=(3, 4)), rng.normal(size=4)
-    model = keras.Sequential([keras.Input((5,)), layers.Dense(3), layers.Dense(4, activation="softmax")])
+    w1, b1, w, b = (
+        rng.normal(size=(5, 3)),
+        rng.normal(size=3),
+        rng.normal(size=(3, 4)),
+        rng.normal(size=4),
+    )
+    model = keras.Sequential(
+        [keras.Input((5,)), layers.Dense(3), layers.Dense(4, activation="softmax")]
+    )
     model.set_weights([a.astype("float32") for a in (w1, b1, w, b)])
     want = _closed_form(w1 @ w, b1 @ w + b, x, "l2")
     for method in METHODS:
-        np.testing.assert_allclose(certified_radius(model, x, method=method).distance, want, rtol=1e-4)
+        np.testing.assert_allclose(
+            certified_radius(model, x, method=method).distance, want, rtol=1e-4
+        )
 
 
 def test_misclassified_inputs_get_zero(linear):
@@ -110,7 +119,27 @@ def _regions(kernels, biases):
             rows.append(sign * p)
             rhs.append(-sign[:, 0] * q)
             m, v = s[:, None] * p, s * q
-        yield np.vstack(rows), np.concatenate(rhs), kernels[-1].T @ m, kernels[-1].T @ v + biases[-1]
+        yield (
+            np.vstack(rows),
+            np.concatenate(rhs),
+            kernels[-1].T @ m,
+            kernels[-1].T @ v + biases[-1],
+        )
+
+
+def _qp(g, h, x0):
+    """``min ||x - x0||_2`` subject to ``g x <= h`` (inf if infeasible), by SLSQP."""
+    res = optimize.minimize(
+        lambda z: 0.5 * np.sum((z - x0) ** 2),
+        x0,
+        jac=lambda z: z - x0,
+        constraints=[{"type": "ineq", "fun": lambda z: h - g @ z, "jac": lambda z: -g}],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    if res.success and np.max(g @ res.x - h) <= 1e-9:
+        return float(np.linalg.norm(res.x - x0))
+    return np.inf
 
 
 def _exact(kernels, biases, x0, label, norm):
@@ -122,13 +151,7 @@ def _exact(kernels, biases, x0, label, norm):
             gg = np.vstack([g, -(a[j] - a[label])])
             hh = np.concatenate([h, [c[j] - c[label]]])
             if norm == "l2":
-                res = optimize.minimize(
-                    lambda z: 0.5 * np.sum((z - x0) ** 2), x0, jac=lambda z: z - x0,
-                    constraints=[{"type": "ineq", "fun": lambda z: hh - gg @ z, "jac": lambda z: -gg}],
-                    method="SLSQP", options={"ftol": 1e-14, "maxiter": 500},
-                )
-                if res.success and np.max(gg @ res.x - hh) <= 1e-9:
-                    best = min(best, float(np.linalg.norm(res.x - x0)))
+                best = min(best, _qp(gg, hh, x0))
             else:
                 n = len(x0)
                 cost = np.r_[np.zeros(n), 1.0]
@@ -190,7 +213,9 @@ def _pgd_stays(model, x, labels, radius, norm, steps=40):
     r = radius.reshape(-1, *([1] * (x.ndim - 1))) * (1 - 1e-4)
     delta = np.zeros_like(x)
     for _ in range(steps):
-        _, g = backend.vjp(fn, ops.convert_to_tensor(x + delta), cotangent, ops.convert_to_tensor(labels))
+        _, g = backend.vjp(
+            fn, ops.convert_to_tensor(x + delta), cotangent, ops.convert_to_tensor(labels)
+        )
         g = ops.convert_to_numpy(g[0]).astype("float64")
         if norm == "l2":
             size = np.linalg.norm(g.reshape(len(g), -1), axis=1).reshape(r.shape)
@@ -231,8 +256,14 @@ def _soundness_models(rng):
     h = layers.AveragePooling2D(2, strides=1)(layers.LeakyReLU(0.2)(h))
     h = layers.Dense(6, activation="sigmoid")(layers.Flatten()(h))
     cnn = keras.Model(img, layers.Dense(3)(keras_lpc.LatentPointCollapse(dim=4)(h)))
-    mlp = keras.Sequential([keras.Input((5,)), layers.Dense(8, activation="gelu"),
-                            layers.Dense(8, activation="relu"), layers.Dense(4)])
+    mlp = keras.Sequential(
+        [
+            keras.Input((5,)),
+            layers.Dense(8, activation="gelu"),
+            layers.Dense(8, activation="relu"),
+            layers.Dense(4),
+        ]
+    )
     for model in (cnn, mlp):
         for v in model.variables:
             if "variance" in v.path or "gamma" in v.path:
@@ -250,8 +281,15 @@ def soundness_models():
 
 @pytest.mark.parametrize(
     "index,method,norm",
-    [(0, "crown", "l2"), (0, "crown", "linf"), (0, "ibp", "l2"), (0, "lipschitz", "l2"),
-     (1, "crown", "l2"), (1, "ibp", "linf"), (1, "lipschitz", "linf")],
+    [
+        (0, "crown", "l2"),
+        (0, "crown", "linf"),
+        (0, "ibp", "l2"),
+        (0, "lipschitz", "l2"),
+        (1, "crown", "l2"),
+        (1, "ibp", "linf"),
+        (1, "lipschitz", "linf"),
+    ],
 )
 def test_no_label_changes_inside_a_certified_ball(soundness_models, index, method, norm, rng):
     model, x = soundness_models[index]
@@ -267,10 +305,14 @@ def test_no_label_changes_inside_a_certified_ball(soundness_models, index, metho
     assert np.mean(certified_at(model, x, eps=0.98 * res.distance, norm=norm, method=method)) >= 0.8
     # gradient attacks only: the boundary attack fails on an empty walk here (decision.py)
     attacks = ("deepfool", "fmn", "pgd") if norm == "l2" else ("fmn", "apgd-ce")
-    found = minimal_perturbation(model, x, norm=norm, attacks=attacks, budget=10, verbose=0).distance
+    found = minimal_perturbation(
+        model, x, norm=norm, attacks=attacks, budget=10, verbose=0
+    ).distance
     assert np.all(res.distance <= found)
     hit = np.isfinite(found)
-    assert hit.any() and not np.any(certified_at(model, x[hit], eps=1.001 * found[hit], norm=norm, method=method))
+    assert hit.any() and not np.any(
+        certified_at(model, x[hit], eps=1.001 * found[hit], norm=norm, method=method)
+    )
 
 
 def test_mixed_precision_model_is_certified_in_float32(linear):

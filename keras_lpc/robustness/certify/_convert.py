@@ -246,7 +246,9 @@ class _Converter:
         ):
             n = len(inputs)
             kind = type(layer).__name__
-            coefficients = (1.0, -1.0) if kind == "Subtract" else (1.0 / n if kind == "Average" else 1.0,) * n
+            coefficients = (
+                (1.0, -1.0) if kind == "Subtract" else (1.0 / n if kind == "Average" else 1.0,) * n
+            )
             return b.add(_ops.Sum(coefficients), inputs)
         if isinstance(layer, (L.Flatten, L.Reshape, L.Permute)):
             return self.reshape(layer, inputs[0])

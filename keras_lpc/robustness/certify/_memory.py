@@ -87,7 +87,9 @@ def crown_targets(graph: BoundGraph) -> list[int]:
     return out
 
 
-def plan(graph: BoundGraph, method: str, batch_size: int, max_memory: int, itemsize: int = 4) -> Plan:
+def plan(
+    graph: BoundGraph, method: str, batch_size: int, max_memory: int, itemsize: int = 4
+) -> Plan:
     """The `Plan` of the module docstring.
 
     Raises:

@@ -94,7 +94,9 @@ class Conv(Linear):
         for n, k, s, d in zip(in_shape[:-1], size, self.strides, self.dilation):
             out = conv_output_size(n, k, s, padding, d)
             span = (k - 1) * d + 1
-            self.output_padding.append(n - (out - 1) * s - (span if padding == "valid" else span % 2))
+            self.output_padding.append(
+                n - (out - 1) * s - (span if padding == "valid" else span % 2)
+            )
 
     def _conv(self, x: Any, kernel: Any) -> Any:
         return ops.conv(x, kernel, self.strides, self.padding, dilation_rate=self.dilation)
@@ -171,7 +173,9 @@ class Pad(Linear):
         return ops.pad(x, ((0, 0), *self.pads))
 
     def transpose(self, a: Any) -> tuple[Any, ...]:
-        return (a[(slice(None), *(slice(p[0], p[0] + n) for p, n in zip(self.pads, self.in_shape)))],)
+        return (
+            a[(slice(None), *(slice(p[0], p[0] + n) for p, n in zip(self.pads, self.in_shape)))],
+        )
 
 
 class Crop(Linear):

@@ -156,7 +156,8 @@ class MaxPool:
         pick, upper_mask, constant = relaxation
         positive, negative = ops.maximum(a, 0.0), ops.minimum(a, 0.0)
         spread = (
-            ops.expand_dims(positive, 2) * pick[None] + ops.expand_dims(negative, 2) * upper_mask[None]
+            ops.expand_dims(positive, 2) * pick[None]
+            + ops.expand_dims(negative, 2) * upper_mask[None]
         )
         m = a.shape[0]
         placed = self.windows.place(ops.reshape(spread, (-1, *spread.shape[2:])))

@@ -57,7 +57,9 @@ def backward(graph: BoundGraph, start: int, a: Any, visit: Visit) -> tuple[Any, 
             if bias is not None:
                 add_const(ops.reshape(bias, (m, -1)))
             parts = node.op.transpose(flat)
-            coefficients = [ops.reshape(p, (m, -1, *graph.shapes[j])) for p, j in zip(parts, node.inputs)]
+            coefficients = [
+                ops.reshape(p, (m, -1, *graph.shapes[j])) for p, j in zip(parts, node.inputs)
+            ]
         else:
             down, c = visit(i + 1, node, a)
             add_const(c)
@@ -123,7 +125,9 @@ def linear_forward(graph: BoundGraph, sources: dict[int, Any], target: int) -> d
         ins = [values.get(j) for j in node.inputs]
         if node.op.kind != "linear" or all(v is None for v in ins):
             continue
-        ins = [ops.zeros((n, *graph.shapes[j])) if v is None else v for v, j in zip(ins, node.inputs)]
+        ins = [
+            ops.zeros((n, *graph.shapes[j])) if v is None else v for v, j in zip(ins, node.inputs)
+        ]
         values[i + 1] = node.op.linear(*ins)
     return values
 

@@ -60,9 +60,7 @@ def _model_root(u0: Any, amplitude: Any, power: Any) -> Any:
     return 0.5 * (lo + hi)
 
 
-def search(
-    probe: Callable[[Any], Any], first: Any, rtol: float, steps: int
-) -> tuple[Any, Any]:
+def search(probe: Callable[[Any], Any], first: Any, rtol: float, steps: int) -> tuple[Any, Any]:
     """``(certified radius (B,), passes)``: the loop of the module docstring.
 
     ``probe(eps) -> g(eps)`` (B,); ``first`` (B,): ``g(0)`` (0 or less: nothing
@@ -127,7 +125,9 @@ def search(
         bracketed = ops.where(a_n > 0, bracketed, ops.minimum(bracketed, 0.5 * b_n))
         # a bracket that did not halve (in log scale) since the last pass: bisect
         finite = (a_n > 0) & ~unbounded
-        width_n = ops.where(finite, ops.log(ops.where(finite, b_n / ops.maximum(a_n, 1e-30), 2.0)), BIG)
+        width_n = ops.where(
+            finite, ops.log(ops.where(finite, b_n / ops.maximum(a_n, 1e-30), 2.0)), BIG
+        )
         bracketed = ops.where(finite & (width_n > 0.5 * width), geometric, bracketed)
         grow = ops.where(count_n > 0, ops.maximum(modelled, eps * 1.05), eps * 4.0)
         eps_n = ops.where(unbounded, grow, bracketed)

@@ -73,9 +73,14 @@ def _batches(n: int, size: int) -> list[tuple[int, int]]:
 
 def _forward(model: Any, graph: Any, x: np.ndarray, size: int) -> np.ndarray:
     run = backend.cached(
-        model, ("certify", "forward"), lambda: backend.jit(lambda x: graph.forward(x)[-1], model.variables)
+        model,
+        ("certify", "forward"),
+        lambda: backend.jit(lambda x: graph.forward(x)[-1], model.variables),
     )
-    parts = [ops.convert_to_numpy(run(backend.pad(x[a:b], size)))[: b - a] for a, b in _batches(len(x), size)]
+    parts = [
+        ops.convert_to_numpy(run(backend.pad(x[a:b], size)))[: b - a]
+        for a, b in _batches(len(x), size)
+    ]
     return np.concatenate(parts).astype("float64")
 
 
@@ -91,7 +96,11 @@ class _Setup:
     def __init__(self, model, x, y, norm, method, batch_size, max_memory) -> None:
         self.norm = check_choice("norm", norm, NORMS)
         self.method = check_choice("method", method, METHODS)
-        size = BATCH[self.method] if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        size = (
+            BATCH[self.method]
+            if batch_size is None
+            else check_int("batch_size", batch_size, minimum=1)
+        )
         if max_memory is None:
             max_memory = _memory.default_max_memory()
         max_memory = check_int("max_memory", max_memory, minimum=1)
@@ -103,10 +112,19 @@ class _Setup:
         self.preds = np.argmax(self.logits, axis=1)
         self.labels = self.preds if y is None else check_labels(y, len(self.x), self.graph.classes)
         self.ids = sorted(needs_interval(self.graph) & self.graph.prefix)
-        self.radii = row_norms(self.graph, self.ids, self.norm) if self.method != "lipschitz" else {}
+        self.radii = (
+            row_norms(self.graph, self.ids, self.norm) if self.method != "lipschitz" else {}
+        )
 
     def compiled(self, key: tuple, fn: Any) -> Any:
-        full = ("certify", self.method, self.norm, self.size, tuple(sorted(self.plan.chunks.items())), key)
+        full = (
+            "certify",
+            self.method,
+            self.norm,
+            self.size,
+            tuple(sorted(self.plan.chunks.items())),
+            key,
+        )
         return backend.cached(self.model, full, lambda: backend.jit(fn, self.model.variables))
 
     def passes(self, eps: Any, spec: Any, x0: Any, values: Any, radii: Any, point: bool = False):
