@@ -283,7 +283,7 @@ def soundness_models():
     "index,method,norm",
     [
         (0, "crown", "l2"),
-        (0, "crown", "linf"),
+        (1, "crown", "linf"),
         (0, "ibp", "l2"),
         (0, "lipschitz", "l2"),
         (1, "crown", "l2"),

@@ -15,7 +15,7 @@ from keras import layers, ops
 
 from keras_lpc import backend
 from keras_lpc.robustness import certified_radius
-from keras_lpc.robustness.certify import radius as radius_module
+from keras_lpc.robustness.certify import _setup as setup_module
 
 
 def _models():
@@ -57,10 +57,10 @@ def models():
 
 def _ours(model, x, eps, norm):
     """The library's lower bounds ``c - eps d`` (C, N) of one compiled CROWN pass."""
-    setup = radius_module._Setup(model, x, None, norm, "crown", None, None)
+    setup = setup_module.Setup(model, x, None, norm, "crown", None, None)
 
     def bounds(x0, labels, radius, *radii):
-        spec = radius_module._spec(labels, setup.graph.classes)
+        spec = setup_module.spec(labels, setup.graph.classes)
         values = setup.graph.forward(x0)
         c, d = setup.passes(radius, spec, x0, values, dict(zip(setup.ids, radii)))
         return c - radius[None] * d

@@ -6,25 +6,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
-from keras import ops
 
-from keras_lpc._validation import check_choice, check_float, check_int
-from keras_lpc.robustness.certify import _memory
-from keras_lpc.robustness.certify._compat import backend, check_inputs, check_labels
-from keras_lpc.robustness.certify._convert import METHODS, to_graph
-from keras_lpc.robustness.certify._crown import probe
-from keras_lpc.robustness.certify._norms import pair_constants, row_norms
-from keras_lpc.robustness.certify._propagate import needs_interval
-from keras_lpc.robustness.certify._search import BIG, crossing, search
+from keras_lpc._validation import check_float, check_int
+from keras_lpc.robustness.certify._search import crossing
+from keras_lpc.robustness.certify._setup import Setup, lipschitz_radius, radius_fn, spec
 
-NORMS = ("l2", "linf")
 #: Default passes and relative precision of the radius search (IBP passes are cheap,
 #: CROWN's are not: its search stops within 1 %, in about 4 to 7 passes).
 STEPS = {"ibp": 30, "crown": 10}
 RTOL = {"ibp": 1e-3, "crown": 1e-2}
-BATCH = {"lipschitz": 1024, "ibp": 256, "crown": 64}
 
 
 @dataclass
@@ -58,120 +49,6 @@ class CertifiedRadiusResult:
     seconds: float
     passes: int = 0
     memory: int = 0
-
-
-def bound_graph(model: Any) -> Any:
-    """The model as a `BoundGraph` (float32), built once per model."""
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(f"`model` must be a Keras model. Received: model={model!r}")
-    return backend.cached(model, ("certify", "graph"), lambda: to_graph(model, "float32"))
-
-
-def _batches(n: int, size: int) -> list[tuple[int, int]]:
-    return [(a, min(a + size, n)) for a in range(0, n, size)]
-
-
-def _forward(model: Any, graph: Any, x: np.ndarray, size: int) -> np.ndarray:
-    run = backend.cached(
-        model,
-        ("certify", "forward"),
-        lambda: backend.jit(lambda x: graph.forward(x)[-1], model.variables),
-    )
-    parts = [
-        ops.convert_to_numpy(run(backend.pad(x[a:b], size)))[: b - a]
-        for a, b in _batches(len(x), size)
-    ]
-    return np.concatenate(parts).astype("float64")
-
-
-def _spec(labels: Any, classes: int) -> Any:
-    """``(C, B, C)``: row ``j`` of input ``n`` is ``e_{y_n} - e_j``."""
-    onehot = ops.one_hot(labels, classes, dtype="float32")
-    return onehot[None] - ops.eye(classes, dtype="float32")[:, None]
-
-
-class _Setup:
-    """Checked arguments, the graph, labels and the per-call constants of one call."""
-
-    def __init__(self, model, x, y, norm, method, batch_size, max_memory) -> None:
-        self.norm = check_choice("norm", norm, NORMS)
-        self.method = check_choice("method", method, METHODS)
-        size = (
-            BATCH[self.method]
-            if batch_size is None
-            else check_int("batch_size", batch_size, minimum=1)
-        )
-        if max_memory is None:
-            max_memory = _memory.default_max_memory()
-        max_memory = check_int("max_memory", max_memory, minimum=1)
-        self.model, self.graph = model, bound_graph(model)
-        self.x = check_inputs(model, x).astype("float32")
-        self.plan = _memory.plan(self.graph, self.method, min(size, len(self.x)), max_memory)
-        self.size = backend.bucket(min(self.plan.batch, len(self.x)))
-        self.logits = _forward(model, self.graph, self.x, self.size)
-        self.preds = np.argmax(self.logits, axis=1)
-        self.labels = self.preds if y is None else check_labels(y, len(self.x), self.graph.classes)
-        self.ids = sorted(needs_interval(self.graph) & self.graph.prefix)
-        self.radii = (
-            row_norms(self.graph, self.ids, self.norm) if self.method != "lipschitz" else {}
-        )
-
-    def compiled(self, key: tuple, fn: Any) -> Any:
-        full = (
-            "certify",
-            self.method,
-            self.norm,
-            self.size,
-            tuple(sorted(self.plan.chunks.items())),
-            key,
-        )
-        return backend.cached(self.model, full, lambda: backend.jit(fn, self.model.variables))
-
-    def passes(self, eps: Any, spec: Any, x0: Any, values: Any, radii: Any, point: bool = False):
-        """``(c, d)`` of one bound pass (`keras_lpc.robustness.certify._crown.probe`)."""
-        g, chunks = self.graph, self.plan.chunks
-        return probe(g, self.method, self.norm, chunks, x0, values, radii, eps, spec, point)
-
-    def run(self, compiled: Any, *per_input: np.ndarray) -> list[np.ndarray]:
-        """``compiled(x, labels, *per_input, *radii)`` batch by batch; its (B,) outputs joined."""
-        radii = [self.radii[i] for i in self.ids]
-        outs = []
-        for a, b in _batches(len(self.x), self.size):
-            args = [self.x[a:b], self.labels[a:b].astype("int32"), *(v[a:b] for v in per_input)]
-            res = compiled(*(backend.pad(v, self.size) for v in args), *radii)
-            res = res if isinstance(res, (tuple, list)) else (res,)
-            outs.append([np.asarray(ops.convert_to_numpy(r))[: b - a] for r in res])
-        return [np.concatenate(parts) for parts in zip(*outs)]
-
-
-def _radius_fn(setup: _Setup, rtol: float, steps: int):
-    g, classes, ids = setup.graph, setup.graph.classes, setup.ids
-
-    def fn(x0: Any, labels: Any, *radii_list: Any) -> Any:
-        radii = dict(zip(ids, radii_list))
-        values = g.forward(x0)
-        spec = _spec(labels, classes)
-        zero = ops.zeros((ops.shape(x0)[0],), x0.dtype)
-        c, d = setup.passes(zero, spec, x0, values, radii, point=True)
-        first = crossing(c, d, labels, classes)
-
-        def at(eps: Any) -> Any:
-            return crossing(*setup.passes(eps, spec, x0, values, radii), labels, classes)
-
-        radius, count = search(at, ops.where(first >= BIG, 1.0, first), rtol, steps)
-        return radius, ops.broadcast_to(count, (ops.shape(x0)[0],))
-
-    return fn
-
-
-def _lipschitz_radius(setup: _Setup) -> np.ndarray:
-    pairs = pair_constants(setup.graph, setup.norm)
-    rows = np.arange(len(setup.x))
-    margins = setup.logits[rows, setup.labels][:, None] - setup.logits
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(pairs[setup.labels] > 0, margins / pairs[setup.labels], np.inf)
-    ratio[rows, setup.labels] = np.inf
-    return np.maximum(np.min(ratio, axis=1), 0.0)
 
 
 def _relative(distance: np.ndarray, x: np.ndarray, norm: str) -> np.ndarray:
@@ -267,15 +144,15 @@ def certified_radius(
         Certification with General Activation Functions", NeurIPS 2018.
     """
     start = time.perf_counter()
-    setup = _Setup(model, x, y, norm, method, batch_size, max_memory)
+    setup = Setup(model, x, y, norm, method, batch_size, max_memory)
     rtol = RTOL.get(setup.method, 1e-3) if rtol is None else rtol
     rtol = check_float("rtol", rtol, strictly_positive=True)
     steps = STEPS.get(setup.method, 1) if steps is None else check_int("steps", steps, minimum=1)
     passes = 0
     if setup.method == "lipschitz":
-        distance = _lipschitz_radius(setup)
+        distance = lipschitz_radius(setup)
     else:
-        compiled = setup.compiled(("radius", rtol, steps), _radius_fn(setup, rtol, steps))
+        compiled = setup.compiled(("radius", rtol, steps), radius_fn(setup, rtol, steps))
         distance, counts = setup.run(compiled)
         distance = distance.astype("float64")
         passes = int(np.max(counts)) + 1
@@ -340,7 +217,7 @@ def certified_at(
     >>> certified_at(model, np.array([[3.0, 4.0], [1.0, 4.0]]), eps=2.0, method="crown")
     array([ True, False])
     """
-    setup = _Setup(model, x, y, norm, method, batch_size, max_memory)
+    setup = Setup(model, x, y, norm, method, batch_size, max_memory)
     radius = np.asarray(eps, dtype="float64")
     if radius.ndim == 0:
         check_float("eps", float(radius), minimum=0.0)
@@ -351,13 +228,13 @@ def certified_at(
             f"Received: eps with shape {radius.shape}"
         )
     if setup.method == "lipschitz":
-        ok = _lipschitz_radius(setup) > radius
+        ok = lipschitz_radius(setup) > radius
     else:
         g, classes, ids = setup.graph, setup.graph.classes, setup.ids
 
         def fn(x0: Any, labels: Any, eps: Any, *radii_list: Any) -> Any:
             radii = dict(zip(ids, radii_list))
-            c, d = setup.passes(eps, _spec(labels, classes), x0, g.forward(x0), radii)
+            c, d = setup.passes(eps, spec(labels, classes), x0, g.forward(x0), radii)
             return crossing(c, d, labels, classes) > eps
 
         (ok,) = setup.run(setup.compiled(("at",), fn), radius.astype("float32"))
