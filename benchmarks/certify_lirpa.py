@@ -182,7 +182,6 @@ def main() -> None:
 
 
 def _with_relu(layer):
-    import keras
 
     config = layer.get_config()
     if config.get("activation") == "silu":

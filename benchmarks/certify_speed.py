@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -166,7 +165,7 @@ def main() -> None:
     if args.backend:
         print("ROWS " + json.dumps(run_backend(args)))
         return
-    from benchmarks import _certify_lirpa
+    from benchmarks import certify_lirpa
     from benchmarks._report import machine, per_backend, table, update_section
 
     directory = args.models or tempfile.mkdtemp(prefix="certify_models_")
@@ -193,8 +192,8 @@ def main() -> None:
         for row in part
     ]
     ref = reference_timing(args)
-    lirpa = _certify_lirpa.run(args.lirpa, directory, args.ref_n) if args.lirpa else None
-    body = _certify_lirpa.report(args, accuracy, rows, ref, lirpa, machine(), table)
+    lirpa = certify_lirpa.run(args.lirpa, directory, args.ref_n) if args.lirpa else None
+    body = certify_lirpa.report(args, accuracy, rows, ref, lirpa, machine(), table)
     print(body)
     if not args.no_write:
         update_section("certify-speed", body)
