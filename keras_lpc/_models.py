@@ -9,7 +9,7 @@ output (`output_operation`). Callers (`keras_lpc.optimizers`, `keras_lpc.surgery
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
@@ -210,3 +210,126 @@ def find_lpc_layers(
                 f"Received: {arg}={item!r}"
             )
     return result
+
+
+class GraphNode(NamedTuple):
+    """One layer call of a flattened model: ``layer`` maps the tensors ``inputs`` to ``output``."""
+
+    layer: Any
+    inputs: tuple[int, ...]
+    output: int
+
+
+class LayerGraph(NamedTuple):
+    """A model flattened into layer calls (`graph_nodes`).
+
+    ``nodes`` are in topological order (every node comes after the nodes that
+    produce its inputs); tensors are numbered ``0, 1, ...``: the model's inputs
+    are ``inputs`` (the first ids), ``outputs`` the ids of its outputs.
+    """
+
+    nodes: list[GraphNode]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+def _is_graph_model(layer: Any) -> bool:
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+    )
+
+
+def _expand(model: Any, in_ids: tuple[int, ...], nodes: list[GraphNode], count: list[int]):
+    if isinstance(model, keras.Sequential):
+        current = in_ids
+        for layer in model.layers:
+            current = _call(layer, current, nodes, count)
+        return current
+    ids = {id(t): i for t, i in zip(model.inputs, in_ids)}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or isinstance(node.operation, keras.layers.InputLayer):
+                continue
+            if any(id(t) not in ids for t in node.input_tensors):
+                continue  # not computable from the inputs (as Keras skips it)
+            outs = _call(
+                node.operation, tuple(ids[id(t)] for t in node.input_tensors), nodes, count
+            )
+            if len(outs) != len(node.outputs):
+                raise ValueError(
+                    f"`model` must have layers with one output each. Received: layer "
+                    f"{node.operation.name!r} ({type(node.operation).__name__}) with "
+                    f"{len(node.outputs)} outputs"
+                )
+            ids.update({id(t): o for t, o in zip(node.outputs, outs)})
+    return tuple(ids[id(t)] for t in model.outputs)
+
+
+def _call(layer: Any, in_ids: tuple[int, ...], nodes: list[GraphNode], count: list[int]):
+    if isinstance(layer, keras.layers.InputLayer):
+        return in_ids
+    if _is_graph_model(layer):
+        return _expand(layer, in_ids, nodes, count)
+    if isinstance(layer, keras.Model):
+        raise ValueError(
+            "`model` must be a Sequential or functional Keras model (nested ones too): a "
+            f"subclassed model has no layer graph to walk. Received: a nested model "
+            f"{layer.name!r} of class {type(layer).__name__}"
+        )
+    count[0] += 1
+    nodes.append(GraphNode(layer, tuple(in_ids), count[0]))
+    return (count[0],)
+
+
+def graph_nodes(model: Any) -> LayerGraph:
+    """Flatten a Sequential or functional model, nested models included, into layer calls.
+
+    Each `GraphNode` is one call ``(layer, input ids, output id)``; nested
+    Sequential and functional models are replaced by their own layers, and
+    ``InputLayer`` s disappear (their tensor is the model input's). The nodes
+    come in topological order, so a pass over ``nodes`` in order computes the
+    model, and one in reverse order is a backward pass.
+
+    Args:
+        model: a built Sequential or functional Keras model.
+
+    Returns:
+        A `LayerGraph` ``(nodes, inputs, outputs)``.
+
+    Raises:
+        ValueError: ``model`` (or a model nested in it) is subclassed, is not
+            built (no known inputs), or has a layer with several outputs.
+        TypeError: ``model`` is not a Keras model.
+
+    Example:
+
+    >>> import keras
+    >>> inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.ReLU()])
+    >>> x = keras.Input((3,))
+    >>> model = keras.Model(x, keras.layers.Dense(2)(inner(x)))
+    >>> graph = graph_nodes(model)
+    >>> [(type(n.layer).__name__, n.inputs, n.output) for n in graph.nodes], graph.outputs
+    ([('Dense', (0,), 1), ('ReLU', (1,), 2), ('Dense', (2,), 3)], (3,))
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a Keras model. Received: model={model!r}")
+    if not _is_graph_model(model):
+        raise ValueError(
+            "`model` must be a Sequential or functional Keras model: a subclassed model "
+            f"has no layer graph to walk. Received: model={model.name!r} of class "
+            f"{type(model).__name__}"
+        )
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            "`model` must be built with known inputs (`keras.Input(shape)` first, or call it "
+            f"once). Received: model={model.name!r} without inputs"
+        )
+    nodes: list[GraphNode] = []
+    in_ids = tuple(range(len(inputs)))
+    count = [len(inputs) - 1]
+    outputs = _expand(model, in_ids, nodes, count)
+    return LayerGraph(nodes, in_ids, outputs)
