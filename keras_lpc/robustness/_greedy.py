@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -50,10 +51,9 @@ def greedy_loop(norm: str, size: int, clipped: bool) -> Any:
             labels = ops.cast(labels, "int32")
             shape = tuple(x.shape[1:])
             xf = ops.reshape(x, (-1, size))
-            signs = ops.convert_to_tensor(np.repeat([1.0, -1.0], SIZES).astype(x.dtype))
-            grid = ops.convert_to_tensor(
-                np.tile(np.arange(1, SIZES + 1) / SIZES, 2).astype(x.dtype)
-            )
+            dtype = keras.backend.standardize_dtype(x.dtype)  # a torch dtype on torch
+            signs = ops.convert_to_tensor(np.repeat([1.0, -1.0], SIZES).astype(dtype))
+            grid = ops.convert_to_tensor(np.tile(np.arange(1, SIZES + 1) / SIZES, 2).astype(dtype))
             moves = signs * grid * 0.5  # (2K,) times span
             per = 2 * SIZES
 

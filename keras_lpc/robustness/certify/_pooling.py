@@ -116,10 +116,10 @@ class AveragePool(Linear):
         self.inverse = (1.0 / count).astype("float32")
 
     def linear(self, x: Any) -> Any:
-        return ops.sum(self.windows.extract(x), axis=1) * self.inverse
+        return ops.sum(self.windows.extract(x), axis=1) * ops.convert_to_tensor(self.inverse)
 
     def transpose(self, a: Any) -> tuple[Any, ...]:
-        a = ops.expand_dims(a * self.inverse, 1)
+        a = ops.expand_dims(a * ops.convert_to_tensor(self.inverse), 1)
         shape = (ops.shape(a)[0], self.windows.size, *a.shape[2:])
         return (self.windows.place(ops.broadcast_to(a, shape)),)
 

@@ -98,6 +98,7 @@ def violations(spec: Smooth, lower: Any, upper: Any, a: Any, b: Any) -> tuple[An
 def smooth(spec: Smooth, lower: Any, upper: Any) -> tuple[Any, Any, Any, Any]:
     """``(a_l, b_l, a_u, b_u)`` for a smooth activation on ``[lower, upper]``."""
     f, df = spec.f, spec.df
+    lower, upper = ops.convert_to_tensor(lower), ops.convert_to_tensor(upper)
     width = upper - lower
     fl, fu = f(lower), f(upper)
     slopes, intercepts = [], []

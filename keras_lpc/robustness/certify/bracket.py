@@ -127,10 +127,13 @@ def robustness_bracket(
         attacks: ``"default"`` (the ensemble's default for ``norm``) or what
             `minimal_perturbation` takes.
         eps: optional radius of the three-way status, in input units.
-        budget, clip, seed, batch_size: passed to `minimal_perturbation`
-            (``clip`` restricts the attacks; the certificate covers the whole
-            ball, so it holds with any ``clip``).
-        rtol, max_memory: passed to `certified_radius`.
+        budget: passed to `minimal_perturbation`.
+        clip: passed to `minimal_perturbation` (it restricts the attacks; the
+            certificate covers the whole ball, so it holds with any ``clip``).
+        seed: passed to `minimal_perturbation`.
+        batch_size: passed to `minimal_perturbation`.
+        rtol: passed to `certified_radius`.
+        max_memory: passed to `certified_radius`.
 
     Returns:
         A `RobustnessBracket`.
@@ -149,8 +152,8 @@ def robustness_bracket(
     >>> model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2)])
     >>> x = np.array([[3.0, 4.0], [1.0, 4.0]])  # 3 and 1 from the boundary x_0 = 0
     >>> res = robustness_bracket(model, x, eps=2.0, attacks=["deepfool"])
-    >>> print(np.round(res.ratio, 2), res.status)  # DeepFool overshoots by 2 %
-    [0.98 0.98] ['certified' 'adversarial']
+    >>> print(np.round(res.ratio, 2), *res.status)  # DeepFool overshoots by 2 %
+    [0.98 0.98] certified adversarial
     """
     if eps is not None:
         eps = check_float("eps", eps, minimum=0.0)
