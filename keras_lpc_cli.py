@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--attack-samples", type=_positive_int, default=300, help="test inputs attacked"
     )
     demo.add_argument(
+        "--certify",
+        choices=("crown", "ibp", "lipschitz"),
+        default="crown",
+        help="the certified lower bound beside the verified distance (default: crown)",
+    )
+    demo.add_argument(
         "--quiet", action="store_true", help="print nothing; write the report files only"
     )
     parser.set_defaults(subparser=None)
@@ -232,6 +238,7 @@ def _demo(args: argparse.Namespace) -> int:
             max_test=args.max_test,
             out=args.out,
             attack_samples=max(2, args.attack_samples),
+            certify=args.certify,
             verbose=0 if args.quiet else 1,
         )
     except ValueError as err:  # flags valid alone but not together: usage error, exit 2

@@ -159,8 +159,13 @@ def test_demo_writes_markdown_and_figures(demo_run):
     assert "| test accuracy |" in md and "DeepFool" in md
     assert "only with such augmentation in both arms" in md
     assert "one seed: no spread" in md and "LPC better" not in md and "±" not in md
-    for name in ("training_curves.png", "latent_histograms.png"):
+    for name in ("training_curves.png", "latent_histograms.png", "bracket_lpc.png"):
         assert (out / name).stat().st_size > 1000
+    # the bracket: the certified row below the verified one, on every input
+    assert "| certified radius, a proved lower bound (mean) |" in md
+    for run in json.loads((out / "report.json").read_text())["runs"]:
+        assert 0.0 <= run["certified_radius"] <= run["min_perturbation"]
+        assert 0.0 <= run["bracket_ratio"] <= 1.0
 
 
 def test_demo_histories_fill_every_panel_of_the_training_curves(demo_run):

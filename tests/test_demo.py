@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 
 import keras
 import numpy as np
@@ -189,7 +190,12 @@ def _demo_runs(epochs, shorter=False):
             if shorter:
                 history = {k: [v for v in vals if np.isfinite(v)] for k, vals in history.items()}
             z = corners[y] + 0.1 * rng.standard_normal((40, 2))
-            runs.append(_run(history, model=kind, seed=seed, z=z, y=y))
+            found = rng.uniform(0.5, 2.0, 30)
+            bracket = {  # the attack ensemble's and the bound's results, distances only
+                "ensemble_result": types.SimpleNamespace(distance=found),
+                "certified_result": types.SimpleNamespace(distance=0.6 * found),
+            }
+            runs.append(_run(history, model=kind, seed=seed, z=z, y=y, **bracket))
     return runs
 
 
@@ -207,6 +213,8 @@ def test_every_panel_of_the_demo_figures_has_data(tmp_path, shorter):
     assert list(figures) == [
         "training_curves.png",
         "latent_histograms.png",
+        "bracket_baseline.png",
+        "bracket_lpc.png",
         "separation_vs_robustness.png",
         "latents_2d.png",
     ]
@@ -223,6 +231,11 @@ def test_every_panel_of_the_demo_figures_has_data(tmp_path, shorter):
         # separation and DeepFool paired where both were measured (epochs 1, 20, 40, 60)
         scatter = figures["separation_vs_robustness.png"].axes[0]
         assert scatter.get_title().endswith("(N = 16)")
+    # each arm's bracket: found above, certified below, sorted by found
+    bracket = figures["bracket_lpc.png"].axes[0]
+    assert bracket.get_title() == "lpc: 30 inputs, median certified / found = 0.600"
+    found, certified = (line.get_ydata() for line in bracket.lines)
+    assert np.all(np.diff(found) >= 0) and np.allclose(certified, 0.6 * found)
 
 
 def test_per_epoch_spreads_values_logged_only_when_measured():
@@ -260,6 +273,7 @@ def test_verdict_reads_differences_against_the_spread_over_seeds():
             "baseline": {
                 "test_accuracy": [0.90, 0.92],  # mean 0.91, std 0.01
                 "min_perturbation": [0.10, 0.20],  # std 0.05
+                "certified_radius": [0.05, 0.05],
                 "deepfool": [0.20, 0.20],
                 "nc1": [0.8, 0.8],
                 "auroc_mahalanobis": [0.80, 0.90],
@@ -267,6 +281,7 @@ def test_verdict_reads_differences_against_the_spread_over_seeds():
             "lpc": {
                 "test_accuracy": [0.95, 0.97],  # +0.05 > 0.01 + 0.01
                 "min_perturbation": [0.12, 0.18],  # same mean
+                "certified_radius": [0.02, 0.03],  # -0.025 beyond the spread 0.005
                 "deepfool": [0.10, 0.10],
                 "nc1": [0.2, 0.2],  # lower is better
                 "auroc_mahalanobis": [0.84, 0.86],  # +0.0 within the spread
@@ -283,6 +298,7 @@ def test_verdict_reads_differences_against_the_spread_over_seeds():
         "LPC better",
         "no clear difference",
         "LPC worse",
+        "LPC worse",
         "LPC better",
         "no clear difference",
     ]
@@ -298,7 +314,7 @@ def test_one_seed_gives_no_verdict_and_no_spread():
     runs = _report_runs({"baseline": {"test_accuracy": [0.97]}, "lpc": {"test_accuracy": [0.98]}})
     summary = report.summarize(runs)
     lines = report.verdict(summary)
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert all(line.endswith(": " + report.ONE_SEED) for line in lines)
     assert lines[0] == (
         "test accuracy: baseline 0.97, LPC 0.98 (x1.01): one seed: no spread "

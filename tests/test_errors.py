@@ -381,6 +381,18 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         CALLBACKS,
+        "RobustnessMetrics((x, y), certify='alpha')",
+        ValueError,
+        "`certify` must be one of 'crown', 'ibp', 'lipschitz'. Received: certify='alpha'",
+    ),
+    Row(
+        CALLBACKS,
+        "RobustnessMetrics((x, y), certify='crown', certify_eps=0.0)",
+        ValueError,
+        "`certify_eps` must be a positive number. Received: certify_eps=0.0",
+    ),
+    Row(
+        CALLBACKS,
         "CollapseMetrics((x, y + 0.5), labels='true')",
         ValueError,
         "`data`: `y` must hold integer class ids. "
@@ -651,6 +663,19 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         PLOTTING,
+        "plotting.plot_bracket([1.0], [1.0, 2.0])",
+        ValueError,
+        "`found` must have one value per input of certified (>= 1 input). "
+        "Received: certified with 1, found with 2 values",
+    ),
+    Row(
+        PLOTTING,
+        "plotting.plot_bracket([-1.0], [1.0])",
+        ValueError,
+        "`certified` must be >= 0 (not NaN). Received: certified with -1.0",
+    ),
+    Row(
+        PLOTTING,
         "plotting.plot_training_curves({'lpc': {'loss': [1.0]}})",
         ValueError,
         "`histories` must hold at least one of the keys ('gamma', 'accuracy', 'val_nc1', "
@@ -743,6 +768,24 @@ ROWS: tuple[Row, ...] = (
         "robustness.cast_model('model')",
         TypeError,
         "`model` must be a Keras model. Received: model='model'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.certified_radius(model, x, method='alpha')",
+        ValueError,
+        "`method` must be one of 'lipschitz', 'ibp', 'crown'. Received: method='alpha'",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.certified_at(model, x, eps=-1.0)",
+        ValueError,
+        "`eps` must be a number >= 0. Received: eps=-1.0",
+    ),
+    Row(
+        ROBUSTNESS,
+        "robustness.robustness_bracket(model, x, eps=-0.5)",
+        ValueError,
+        "`eps` must be a number >= 0. Received: eps=-0.5",
     ),
     Row(
         ROBUSTNESS,
@@ -1129,6 +1172,8 @@ NO_ROW = {
     "Split": "a result type",
     "RunResult": "a result type",
     "MinimalPerturbationResult": "a result type",
+    "CertifiedRadiusResult": "a result type",
+    "RobustnessBracket": "a result type",
     "GammaSchedule": "an abstract base class",
     # the demo's steps take a DemoConfig, whose rows are above
     "load_data": "takes a checked DemoConfig",

@@ -73,3 +73,43 @@ def test_attacks_argument_logs_the_verified_minimal_perturbation(monkeypatch):
     # DeepFool's overshoot 0.02 makes it 2 % too long here, and the ensemble no longer
     assert values["deepfool_overestimate"] == pytest.approx(1.0, abs=0.03)
     assert values["deepfool"] == pytest.approx(exact * 1.02, rel=1e-3)
+
+
+def test_certify_logs_the_certified_side_of_the_bracket():
+    # f_0 - f_1 = 2 x_0: every bound is exact on a linear model, rho_n = |x_0|,
+    # relative |x_0| / ||x|| = 0.6, 0.7071, 0.6; all three are classified correctly
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.set_weights([np.array([[1.0, -1.0], [0.0, 0.0]]), np.zeros(2)])
+    x = np.array([[3.0, 4.0], [-1.0, 1.0], [0.6, -0.8]], "float32")
+    y = (x[:, 0] < 0).astype("int64")
+    exact = np.abs(x[:, 0]) / np.linalg.norm(x, axis=1)
+    for method in ("crown", "ibp", "lipschitz"):
+        cb = keras_lpc.RobustnessMetrics(
+            (x, y), certify=method, certify_eps=0.65, deepfool=False, lipschitz=False
+        )
+        cb.set_model(model)
+        values = cb.evaluate()
+        assert set(values) == {"certified_radius", "certified_accuracy"}
+        assert values["certified_radius"] == pytest.approx(exact.mean(), rel=1e-3), method
+        assert values["certified_accuracy"] == pytest.approx(1 / 3)  # only 0.7071 >= 0.65
+    # a wrong label is never certified: every label flipped
+    cb = keras_lpc.RobustnessMetrics(
+        (x, 1 - y), certify="crown", certify_eps=0.01, deepfool=False, lipschitz=False
+    )
+    cb.set_model(model)
+    assert cb.evaluate()["certified_accuracy"] == pytest.approx(0.0)
+    # beside the verified ensemble: certified <= found, their median ratio close to 1
+    cb = keras_lpc.RobustnessMetrics(
+        (x, y), certify="crown", attacks=["deepfool", "boundary"], lipschitz=False
+    )
+    cb.set_model(model)
+    values = cb.evaluate()
+    assert values["certified_radius"] <= values["min_perturbation"]
+    assert 0.97 <= values["bracket_ratio"] <= 1.0
+
+
+def test_bracket_median_skips_inputs_without_a_finite_found_distance():
+    from keras_lpc.callbacks.robustness_metrics import bracket_median
+
+    assert bracket_median(np.array([1.0, 2.0, 3.0]), np.array([2.0, np.inf, 4.0])) == 0.625
+    assert np.isnan(bracket_median(np.array([1.0]), np.array([0.0])))

@@ -1,4 +1,5 @@
-"""`RobustnessMetrics`: DeepFool score, Lipschitz proxy and PGD accuracy during `fit`."""
+"""`RobustnessMetrics`: DeepFool score, Lipschitz proxy, PGD accuracy, verified and certified
+minimal perturbations during `fit`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import keras
 import numpy as np
 
 from keras_lpc import robustness as robustness_module
-from keras_lpc._validation import check_float
+from keras_lpc._validation import check_choice, check_float
 from keras_lpc.callbacks._base import ModelMetricCallback, legacy_positional
 from keras_lpc.robustness import deepfool as deepfool_fn
 from keras_lpc.robustness import lipschitz as lipschitz_fn
+
+#: The bounds ``certify`` accepts (those of `keras_lpc.robustness.certified_radius`).
+CERTIFY_METHODS = ("crown", "ibp", "lipschitz")
 
 
 class RobustnessMetrics(ModelMetricCallback):
@@ -26,7 +30,16 @@ class RobustnessMetrics(ModelMetricCallback):
     L-inf budget in ``pgd_eps``. With ``attacks``, also ``min_perturbation``
     and ``deepfool_overestimate`` from
     `keras_lpc.robustness.minimal_perturbation` (the smallest verified
-    perturbation over several attacks). Works on any classifier (no
+    perturbation over several attacks). With ``certify``, also
+    ``certified_radius`` (mean certified L2 radius relative to the input, a
+    lower bound of the true minimal perturbation, see
+    `keras_lpc.robustness.certified_radius`) and ``certified_accuracy`` (the
+    share of inputs classified correctly *and* certified at relative radius
+    ``certify_eps``: ``mean(pred_n == y_n and rho_n / ||x_n|| >= eps)``); with
+    both ``attacks`` and ``certify``, ``bracket_ratio`` too (the median over
+    inputs of certified / found, 1 when the truth is pinned down). Per input,
+    ``certified <= true minimum <= found``, so ``certified_radius <=
+    min_perturbation`` always. Works on any classifier (no
     `LatentPointCollapse` layer needed): the maths is in
     `keras_lpc.robustness`; this class only wires it to ``fit``. As for
     every metric callback, the values are computed on the first epoch, every
@@ -51,6 +64,12 @@ class RobustnessMetrics(ModelMetricCallback):
             ``score`` (the smallest verified perturbation, against the clean
             predictions as ``deepfool``) is logged as ``min_perturbation``, and
             ``deepfool_overestimate`` (mean DeepFool / smallest) beside it.
+        certify: ``None`` (default) or the bound of `certified_radius`:
+            ``"crown"`` (the tightest), ``"ibp"`` or ``"lipschitz"`` (the
+            fastest, the loosest). Against the clean predictions, as
+            ``min_perturbation``.
+        certify_eps: the relative L2 radius ``||r|| / ||x||`` (> 0) at which
+            ``certified_accuracy`` is read; default 0.05.
         verbose: 1 shows a Keras progress bar over the metrics and prints them.
         layer: deprecated and ignored (robustness reads the model's outputs).
 
@@ -84,6 +103,8 @@ class RobustnessMetrics(ModelMetricCallback):
         lipschitz: bool = True,
         pgd_eps: list[float] | None = None,
         attacks: Any = None,
+        certify: str | None = None,
+        certify_eps: float = 0.05,
         verbose: int = 0,
         layer: Any = None,
     ) -> None:
@@ -105,6 +126,10 @@ class RobustnessMetrics(ModelMetricCallback):
             else [check_float("pgd_eps", e, minimum=0.0) for e in np.ravel(pgd_eps).tolist()]
         )
         self.attacks = attacks
+        if certify is not None:
+            certify = check_choice("certify", certify, CERTIFY_METHODS)
+        self.certify = certify
+        self.certify_eps = check_float("certify_eps", certify_eps, strictly_positive=True)
         names = []
         if self.deepfool:
             names += ["deepfool", "deepfool_correct"]
@@ -113,6 +138,10 @@ class RobustnessMetrics(ModelMetricCallback):
         names += [f"pgd_accuracy_{e:g}" for e in self.pgd_eps]
         if self.attacks is not None:
             names += ["min_perturbation", "deepfool_overestimate"]
+        if self.certify is not None:
+            names += ["certified_radius", "certified_accuracy"]
+            if self.attacks is not None:
+                names.append("bracket_ratio")
         self.metric_names = tuple(names)
 
     def compute(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -122,10 +151,11 @@ class RobustnessMetrics(ModelMetricCallback):
             + int(self.lipschitz)
             + int(bool(self.pgd_eps))
             + int(self.attacks is not None)
+            + int(self.certify is not None)
         )
         bar = keras.utils.Progbar(steps, verbose=1) if self.verbose else None
         values: dict[str, float] = {}
-        res = None
+        res = found = None
         if self.deepfool:
             res = deepfool_fn(model, x, y=y)
             values.update(deepfool=res.score, deepfool_correct=res.score_correct)
@@ -158,4 +188,31 @@ class RobustnessMetrics(ModelMetricCallback):
             )
             if bar:
                 bar.add(1)
+        if self.certify is not None:
+            values.update(self._certified(model, x, y, found))
+            if bar:
+                bar.add(1)
         return values
+
+    def _certified(self, model: Any, x: np.ndarray, y: np.ndarray, found: Any) -> dict:
+        """``certified_radius``, ``certified_accuracy`` and, after the attacks,
+        ``bracket_ratio``."""
+        cert = robustness_module.certified_radius(model, x, norm="l2", method=self.certify)
+        correct = cert.predictions == np.asarray(y).reshape(-1)
+        values = {
+            "certified_radius": cert.score,
+            "certified_accuracy": float(np.mean(correct & (cert.per_sample >= self.certify_eps))),
+        }
+        if found is not None:
+            values["bracket_ratio"] = bracket_median(cert.distance, found.distance)
+        return values
+
+
+def bracket_median(certified: np.ndarray, found: np.ndarray) -> float:
+    """Median over inputs of ``certified_n / found_n`` (inputs with ``found_n > 0`` and
+    finite); NaN when there is none."""
+    found = np.asarray(found, "float64")
+    keep = np.isfinite(found) & (found > 0)
+    if not keep.any():
+        return float("nan")
+    return float(np.median(np.asarray(certified, "float64")[keep] / found[keep]))

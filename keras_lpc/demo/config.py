@@ -15,6 +15,7 @@ from keras_lpc.datasets import TFDS_DATASETS
 DATASETS = ("digits", "synthetic", *TFDS_DATASETS)
 ARCHITECTURES = ("mlp", "cnn", "resnet")
 MODELS = ("baseline", "lpc")
+CERTIFY_METHODS = ("crown", "ibp", "lipschitz")
 
 
 @dataclasses.dataclass
@@ -36,6 +37,7 @@ class DemoConfig:
     weight_decay: float = 0.004
     gamma_schedule: Any = None
     architecture: str = "mlp"
+    certify: str = "crown"
     data_dir: str | None = None
     max_train: int | None = None
     max_test: int | None = None
@@ -44,6 +46,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("certify", self.certify, CERTIFY_METHODS)
         if self.dataset == "synthetic" and self.architecture != "mlp":
             raise ValueError(
                 "`architecture` must be 'mlp' for the synthetic clusters (they are not images). "

@@ -44,8 +44,9 @@ def write_figures(runs: list[RunResult], config: DemoConfig) -> dict[str, Any]:
     """Write the PNGs of the first seed's runs to ``config.out``.
 
     Returns ``{file name: matplotlib Figure}`` in the order written: the
-    training curves, the LPC model's latent histograms, separation vs
-    robustness (with at least 3 paired points), the 2-d latents (``dim=2``).
+    training curves, the LPC model's latent histograms, the robustness
+    bracket of each arm (certified below, found above, per input), separation
+    vs robustness (with at least 3 paired points), the 2-d latents (``dim=2``).
     """
     from keras_lpc import plotting
 
@@ -60,6 +61,17 @@ def write_figures(runs: list[RunResult], config: DemoConfig) -> dict[str, Any]:
             lpc.z_test, lpc.y_test, path=out / "latent_histograms.png"
         ),
     }
+    for kind in MODELS:
+        run = first[kind]
+        if run.certified_result is not None and run.ensemble_result is not None:
+            name = f"bracket_{kind}.png"
+            figures[name] = plotting.plot_bracket(
+                run.certified_result.distance,
+                run.ensemble_result.distance,
+                title=kind,
+                ylabel=f"L2 distance ({config.certify} below, attack ensemble above)",
+                path=out / name,
+            )
     sep, rob = paired_points(runs, config.collapse_every, config.robustness_every_run)
     if len(sep) >= 3:
         figures["separation_vs_robustness.png"] = plotting.plot_separation_vs_robustness(

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_lpc.callbacks.robustness_metrics import bracket_median
 from keras_lpc.demo.config import DemoConfig
 from keras_lpc.demo.training import TrainedArm
 
@@ -27,6 +28,9 @@ class RunResult:
     test_accuracy: float
     min_perturbation: float
     min_perturbation_median: float
+    certified_radius: float
+    certified_radius_median: float
+    bracket_ratio: float
     deepfool_overestimate: float
     deepfool_overestimate_fraction: float
     deepfool: float
@@ -53,6 +57,7 @@ class RunResult:
     attack_idx: np.ndarray = dataclasses.field(repr=False, metadata={"report": False})
     deepfool_result: Any = dataclasses.field(repr=False, metadata={"report": False})
     ensemble_result: Any = dataclasses.field(default=None, repr=False, metadata={"report": False})
+    certified_result: Any = dataclasses.field(default=None, repr=False, metadata={"report": False})
 
     def to_dict(self) -> dict[str, Any]:
         """The reported fields as a dict (JSON-ready), in declaration order."""
@@ -99,6 +104,8 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
     # verified ensemble (one of them gradient-free) finds, re-checked by a
     # forward pass; DeepFool is reported beside it as the papers' metric.
     best = robustness.minimal_perturbation(model, xa, seed=seed, verbose=0, deepfool_result=df)
+    # its lower side: a radius proved safe, against the same clean predictions
+    cert = robustness.certified_radius(model, xa, method=config.certify)
     pgd = robustness.accuracy_curve("pgd", model, xa, ya, list(config.pgd_eps), steps=20)
     lip = robustness.lipschitz(model, xa, ya)
     shifts = latent_shifts(model, xa, df.perturbation, z_te, pred_te, seed)
@@ -108,6 +115,9 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
         test_accuracy=float(correct.mean()),
         min_perturbation=float(best.score),
         min_perturbation_median=_finite_median(best.per_sample),
+        certified_radius=float(cert.score),
+        certified_radius_median=float(np.median(cert.per_sample)),
+        bracket_ratio=bracket_median(cert.distance, best.distance),
         deepfool_overestimate=_float_or_nan(best.deepfool_overestimate),
         deepfool_overestimate_fraction=_float_or_nan(best.deepfool_overestimate_fraction),
         deepfool=float(df.score),
@@ -134,6 +144,7 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
         attack_idx=attack_idx,
         deepfool_result=df,
         ensemble_result=best,
+        certified_result=cert,
     )
 
 

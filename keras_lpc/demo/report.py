@@ -56,6 +56,14 @@ SCALARS = [
     ),
     Row("min_perturbation_median", "smallest verified perturbation (median)", "{:.4f}"),
     Row(
+        "certified_radius",
+        "certified radius, a proved lower bound (mean)",
+        "{:.4f}",
+        "certified radius (a lower bound of the minimal perturbation)",
+    ),
+    Row("certified_radius_median", "certified radius (median)", "{:.4f}"),
+    Row("bracket_ratio", "certified / verified, per input (median; 1 = exact)", "{:.3f}"),
+    Row(
         "deepfool",
         "DeepFool score, the papers' metric (mean over flipped inputs)",
         "{:.4f}",
@@ -211,8 +219,10 @@ def write_report(
         "",
         f"Data: {config.dataset}; {config.seeds} seed(s) x {config.epochs} epochs; backend "
         f"{keras.backend.backend()}; attacks (verified ensemble: DeepFool, FMN, PGD with a "
-        f"radius search, a gradient-free boundary attack), PGD and Lipschitz on "
-        f"{runs[0].attacked} test inputs.",
+        f"radius search, a gradient-free boundary attack), the certified radius "
+        f"({config.certify}), PGD and Lipschitz on {runs[0].attacked} test inputs. Per input, "
+        "certified <= true minimal perturbation <= verified: the bracket ratio is "
+        "certified / verified (1 = the truth is known).",
         "",
         setup,
         "",

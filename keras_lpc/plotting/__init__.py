@@ -10,7 +10,7 @@ function is called (extra: ``pip install keras-lpc[plot]``).
 
 from keras_lpc.plotting.information import INFORMATION_KEYS, plot_information
 from keras_lpc.plotting.latents import plot_latent_histograms, plot_latents_2d
-from keras_lpc.plotting.robustness import pearson_r, plot_separation_vs_robustness
+from keras_lpc.plotting.robustness import pearson_r, plot_bracket, plot_separation_vs_robustness
 from keras_lpc.plotting.training import (
     TRAINING_KEYS,
     plot_objective_vs_gamma,
@@ -21,6 +21,7 @@ __all__ = [
     "TRAINING_KEYS",
     "INFORMATION_KEYS",
     "pearson_r",
+    "plot_bracket",
     "plot_information",
     "plot_latent_histograms",
     "plot_latents_2d",

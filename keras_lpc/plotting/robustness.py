@@ -1,4 +1,5 @@
-"""Robustness against class separation across runs, with Pearson's r (the papers' Fig. 3)."""
+"""Robustness against class separation across runs, with Pearson's r (the papers' Fig. 3),
+and the per-input robustness bracket (certified below, found above)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from keras_lpc._validation import as_labels
 from keras_lpc.plotting._base import axes_or_new, finish, palette, series
 
-__all__ = ["pearson_r", "plot_separation_vs_robustness"]
+__all__ = ["pearson_r", "plot_bracket", "plot_separation_vs_robustness"]
 
 
 def pearson_r(x: Any, y: Any) -> float:
@@ -92,5 +93,75 @@ def plot_separation_vs_robustness(
     ax.set_xlabel("class-separation ratio")
     ax.set_ylabel(ylabel)
     ax.set_title(f"Pearson r = {r:.3f} (N = {len(x)})")
+    ax.grid(alpha=0.3)
+    return finish(fig, path)
+
+
+def plot_bracket(
+    certified: Any,
+    found: Any,
+    path: str | Path | None = None,
+    ax: Any = None,
+    title: str | None = None,
+    ylabel: str = "minimal perturbation",
+) -> Any:
+    """Per input, the certified radius below and the verified distance above, sorted.
+
+    Each input's true minimal perturbation ``||r*||`` lies in the bracket
+    ``certified_n <= ||r*_n|| <= found_n`` (`keras_lpc.robustness.robustness_bracket`):
+    the inputs are sorted by ``found``, the two sides drawn as lines and the
+    bracket shaded. Inputs no attack flipped (``found`` infinite or NaN) are
+    left out and counted in the title, which gives the median of
+    ``certified_n / found_n`` (1: the truth is pinned down).
+
+    Args:
+        certified: (N,) certified radii (same units as ``found``), >= 0.
+        found: (N,) verified distances of the attacks.
+        path: where to write the PNG (optional).
+        ax: draw on this Axes instead of a new figure.
+        title: prefix of the title (e.g. the model's name).
+        ylabel: label of the y axis (the units).
+
+    Returns:
+        The Figure; its title ends with ``"median certified / found = <3 decimals>"``.
+
+    Raises:
+        ValueError: if the two differ in length, are empty, or ``certified`` is
+            negative or NaN.
+
+    Example:
+
+    >>> fig = plot_bracket([0.5, 0.2, 0.0], [1.0, 0.4, float("inf")], title="lpc")
+    >>> fig.axes[0].get_title()
+    'lpc: 2 inputs (1 not flipped), median certified / found = 0.500'
+    """
+    low, high = series("certified", certified), series("found", found)
+    if len(low) != len(high) or len(low) == 0:
+        raise ValueError(
+            "`found` must have one value per input of certified (>= 1 input). "
+            f"Received: certified with {len(low)}, found with {len(high)} values"
+        )
+    if np.isnan(low).any() or (low < 0).any():
+        worst = "NaN" if np.isnan(low).any() else repr(float(low.min()))
+        raise ValueError(f"`certified` must be >= 0 (not NaN). Received: certified with {worst}")
+    keep = np.isfinite(high)
+    order = np.argsort(high[keep], kind="stable")
+    low, high = low[keep][order], high[keep][order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(high > 0, low / high, np.nan)
+    median = float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else float("nan")
+    fig, ax = axes_or_new(ax)
+    rank = np.arange(len(high))
+    upper, lower = palette(2)
+    ax.fill_between(rank, low, high, color=upper, alpha=0.15, linewidth=0)
+    ax.plot(rank, high, color=upper, label="found (verified attacks): upper bound")
+    ax.plot(rank, low, color=lower, label="certified: lower bound")
+    ax.set_xlabel("input, sorted by the found distance")
+    ax.set_ylabel(ylabel)
+    skipped = int((~keep).sum())
+    head = f"{title}: " if title else ""
+    note = f" ({skipped} not flipped)" if skipped else ""
+    ax.set_title(f"{head}{len(high)} inputs{note}, median certified / found = {median:.3f}")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return finish(fig, path)
