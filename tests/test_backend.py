@@ -12,6 +12,7 @@ from keras_lpc import backend
 from keras_lpc.robustness import (
     Scorer,
     apgd_accuracy,
+    certified_radius,
     deepfool,
     fgsm_accuracy,
     lipschitz,
@@ -92,6 +93,10 @@ def test_each_attack_loop_is_one_guarded_compiled_call_per_batch(rng):
         with backend.guard() as record:
             res = minimal_perturbation(model, x, norm=norm, budget=budget, verbose=0)
         assert record.calls > 0 and np.all(np.isfinite(res.per_sample)), norm
+    for method in ("crown", "ibp"):  # the radius search: compiled, guarded calls
+        with backend.guard() as record:
+            cert = certified_radius(model, x, norm="linf", method=method, batch_size=4)
+        assert record.calls > 0 and np.all(cert.distance <= res.distance + 1e-6), method
 
 
 def test_guard_counts_nothing_outside_it():

@@ -1,4 +1,4 @@
-"""Every public attack and `RobustnessMetrics` under mixed_float16 and mixed_bfloat16.
+"""Every public attack, bound and `RobustnessMetrics` under mixed_float16 and mixed_bfloat16.
 
 The model computes in float16 / bfloat16; the scores reach the attacks in float32
 (`keras_lpc.robustness.Scorer`), so the attacks compute in float32 as the layer's
@@ -19,6 +19,7 @@ from keras_lpc.robustness import (
     Scorer,
     accuracy_curve,
     apgd_accuracy,
+    certified_radius,
     deepfool,
     fgsm_accuracy,
     lipschitz,
@@ -79,10 +80,24 @@ def test_robustness_metrics_during_fit(model):
     # lr 0: the weights stay, so the logged values are the closed forms
     model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(True))
     x, y = np.array([[3.0, 4.0], [-1.0, 2.0]], "float32"), np.array([0, 1])
-    callback = RobustnessMetrics((x, y), every=1, pgd_eps=[0.5, 2.0])
+    callback = RobustnessMetrics((x, y), every=1, pgd_eps=[0.5, 2.0], certify="crown")
     history = model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
     logs = {k: v[0] for k, v in history.history.items()}
     # DeepFool: (3 * 1.02) / 5 and (1 * 1.02) / sqrt(5), overshoot 0.02
     np.testing.assert_allclose(logs["val_deepfool"], np.mean([0.612, 1.02 / 5**0.5]), rtol=1e-3)
     assert logs["val_lipschitz_max"] == 2.0
     assert logs["val_pgd_accuracy_0.5"] == 1.0 and logs["val_pgd_accuracy_2"] == 0.5
+    # certified: 3 / 5 and 1 / sqrt(5), both at least 0.05 of the input's norm
+    np.testing.assert_allclose(logs["val_certified_radius"], np.mean([0.6, 1 / 5**0.5]), rtol=1e-3)
+    assert logs["val_certified_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("method", ["crown", "ibp", "lipschitz"])
+def test_certified_radius_bounds_in_float32(model, method):
+    # exact on a linear model: the boundary x_0 = 0 lies 3 from (3, 4) in L2 and L-inf
+    x = np.array([[3.0, 4.0]], "float32")
+    l2 = certified_radius(model, x, method=method)
+    np.testing.assert_allclose(l2.distance, [3.0], rtol=1e-3)
+    np.testing.assert_allclose(l2.per_sample, [0.6], rtol=1e-3)
+    linf = certified_radius(model, x, norm="linf", method=method)
+    np.testing.assert_allclose(linf.per_sample, [0.75], rtol=1e-3)
