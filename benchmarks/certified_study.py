@@ -72,14 +72,14 @@ def run_arm(name: str, seed: int, data, args) -> dict:
     kind, changes = ARMS[name]
     changes = dict(changes)
     bounded = changes.pop("head_norm", False)
-    config = demo.DemoConfig(
-        epochs=args.epochs,
-        augment_noise=0.0,
-        attack_samples=args.attack_samples,
-        robustness_every=args.epochs,
-        verbose=0,
-        **changes,
-    )
+    settings = {
+        "epochs": args.epochs,
+        "augment_noise": 0.0,
+        "attack_samples": args.attack_samples,
+        "robustness_every": args.epochs,
+        "verbose": 0,
+    }
+    config = demo.DemoConfig(**{**settings, **changes})
     original = training.build_model
     if bounded:
         training.build_model = _bounded_builder(args.head_norm)

@@ -234,8 +234,10 @@ class LayerGraph(NamedTuple):
 
 
 def _is_graph_model(layer: Any) -> bool:
+    """A model whose layers `graph_nodes` expands: one with a graph (`is_graph`), or a
+    `Sequential` (an unbuilt one is refused by name there)."""
     return isinstance(layer, keras.Sequential) or (
-        isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+        isinstance(layer, keras.Model) and is_graph(layer)
     )
 
 
