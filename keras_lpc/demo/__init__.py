@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 
+from keras_lpc._io import print_msg
 from keras_lpc.demo.architectures import build_model
 from keras_lpc.demo.config import (
     ARCHITECTURES,
@@ -70,11 +71,11 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> dict[str, An
     output_folder(config.out)
     data = load_data(config)
     if config.verbose:
-        print(
+        print_msg(
             f"keras-lpc demo: {config.dataset} ({len(data.x_train)} train / {len(data.x_test)} test), "
             f"{config.seeds} seed(s) x {config.epochs} epochs, backend {keras.backend.backend()}"
         )
-        print(f"  {setup_line(config)}")
+        print_msg(f"  {setup_line(config)}")
     start = time.perf_counter()
     runs = [
         train_and_measure(kind, seed, data, config)
@@ -85,10 +86,10 @@ def run_demo(config: DemoConfig | None = None, **overrides: Any) -> dict[str, An
     figures = list(write_figures(runs, config))
     report = write_report(config, runs, summary, figures, time.perf_counter() - start)
     if config.verbose:
-        print()
-        print(format_table(summary))
-        print()
+        print_msg(f"\n{format_table(summary)}\n")
         for line in report["verdict"]:
-            print("  " + line)
-        print(f"\nReport and figures written to {Path(config.out)}/ ({report['seconds']:.0f} s)")
+            print_msg("  " + line)
+        print_msg(
+            f"\nReport and figures written to {Path(config.out)}/ ({report['seconds']:.0f} s)"
+        )
     return report
