@@ -140,8 +140,9 @@ def test_demo_writes_report_with_the_documented_schema(demo_run):
     assert lpc_run["final_gamma"] > 0.0 and base_run["final_gamma"] == 0.0
     # the summary is the mean over seeds of the per-seed runs (one seed here)
     assert report["summary"]["lpc"]["test_accuracy"] == lpc_run["test_accuracy"]
-    assert len(report["verdict"]) == 5
+    assert len(report["verdict"]) == 6
     assert report["verdict"][1].startswith("robustness (smallest verified perturbation")
+    assert report["verdict"][2].startswith("certified radius (a lower bound")
     # one seed: no spread to judge a difference by, so no verdict
     assert report["summary"]["lpc"]["seeds"] == 1
     assert all(
