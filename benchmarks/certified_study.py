@@ -78,6 +78,7 @@ def run_arm(name: str, seed: int, data, args) -> dict:
         "attack_samples": args.attack_samples,
         "robustness_every": args.epochs,
         "verbose": 0,
+        "architecture": args.architecture,
     }
     config = demo.DemoConfig(**{**settings, **changes})
     original = training.build_model
@@ -97,6 +98,7 @@ def run_arm(name: str, seed: int, data, args) -> dict:
         "arm": name,
         "seed": seed,
         "backend": keras.backend.backend(),
+        "architecture": args.architecture,
         "test_accuracy": result.test_accuracy,
         "crown": result.certified_radius_median,
         "lipschitz": float(np.median(lip.per_sample)),
@@ -112,13 +114,14 @@ def run_arm(name: str, seed: int, data, args) -> dict:
 
 def summarize(rows: list[dict]) -> str:
     """The Markdown table: mean ± std over seeds per arm and backend, and LPC / baseline."""
-    header = ["arm", "backend", "seeds"] + [label for _, label, _ in KEYS]
+    header = ["model", "arm", "backend", "seeds"] + [label for _, label, _ in KEYS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["arm"], row["backend"]), []).append(row)
-    for (arm, backend), kept in groups.items():
-        cells = [arm, backend, str(len(kept))]
+        key = (row.get("architecture", "mlp"), row["arm"], row["backend"])
+        groups.setdefault(key, []).append(row)
+    for (model, arm, backend), kept in groups.items():
+        cells = [model, arm, backend, str(len(kept))]
         for key, _, fmt in KEYS:
             values = np.array([r[key] for r in kept], dtype=float)
             cell = fmt.format(values.mean())
@@ -127,20 +130,22 @@ def summarize(rows: list[dict]) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     ratios = []
-    for backend in sorted({r["backend"] for r in rows}):
-        base = [r for r in rows if r["backend"] == backend and r["arm"] == "baseline"]
+    for model, backend in sorted({(r.get("architecture", "mlp"), r["backend"]) for r in rows}):
+        same = [
+            r for r in rows if r.get("architecture", "mlp") == model and r["backend"] == backend
+        ]
+        base = [r for r in same if r["arm"] == "baseline"]
         if not base:
             continue
         for arm in ARMS:
-            if arm == "baseline":
+            kept = [r for r in same if r["arm"] == arm]
+            if arm == "baseline" or not kept:
                 continue
-            kept = [r for r in rows if r["backend"] == backend and r["arm"] == arm]
-            if kept:
-                parts = []
-                for key in ("crown", "lipschitz", "found", "test_accuracy"):
-                    b = np.mean([r[key] for r in base])
-                    parts.append(f"{key} x{np.mean([r[key] for r in kept]) / b:.2f}")
-                ratios.append(f"* {backend}, {arm} / baseline: " + ", ".join(parts))
+            parts = []
+            for key in ("crown", "lipschitz", "found", "test_accuracy"):
+                b = np.mean([r[key] for r in base])
+                parts.append(f"{key} x{np.mean([r[key] for r in kept]) / b:.2f}")
+            ratios.append(f"* {model}, {backend}, {arm} / baseline: " + ", ".join(parts))
     return "\n".join(lines) + "\n\n" + "\n".join(ratios)
 
 
@@ -150,6 +155,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--attack-samples", type=int, default=200)
     parser.add_argument("--head-norm", type=float, default=1.0)
+    parser.add_argument("--architecture", default="mlp", choices=["mlp", "cnn", "resnet"])
     parser.add_argument("--only", nargs="*", default=None, choices=list(ARMS))
     parser.add_argument("--json", default=None, help="append the rows to this file")
     parser.add_argument("--table", nargs="*", default=None, help="tabulate these JSON files")
@@ -173,7 +179,7 @@ def main() -> None:
         from benchmarks._report import machine, update_section
 
         note = (
-            f"`benchmarks/certified_study.py`: the demo's MLP on digits, "
+            "`benchmarks/certified_study.py`: the demo's models on digits, "
             f"{args.epochs} epochs, {args.attack_samples} test inputs, L2; radii relative "
             f"to the input (`||r|| / ||x||`), medians over inputs, mean ± std over seeds. "
             f"{machine()}.\n\n"

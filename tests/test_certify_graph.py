@@ -129,7 +129,7 @@ def test_transposes_are_adjoint_and_absolute_bounds_the_map(rng):
             if node.op.kind != "linear":
                 continue
             xs = [rng.normal(size=(2, *graph.shapes[j])).astype("float32") for j in node.inputs]
-            y = ops.convert_to_numpy(node.op.linear(*xs))
+            y = ops.convert_to_numpy(node.op.linear(*map(ops.convert_to_tensor, xs)))
             a = rng.normal(size=y.shape).astype("float32")
             back = node.op.transpose(ops.convert_to_tensor(a))
             lhs = np.sum(a.astype("float64") * y)
@@ -138,7 +138,8 @@ def test_transposes_are_adjoint_and_absolute_bounds_the_map(rng):
             )
             assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4), type(node.op).__name__
             radius = [np.abs(x) for x in xs]
-            assert np.all(np.abs(y) <= ops.convert_to_numpy(node.op.absolute(*radius)) + 1e-4)
+            bound = ops.convert_to_numpy(node.op.absolute(*map(ops.convert_to_tensor, radius)))
+            assert np.all(np.abs(y) <= bound + 1e-4)
 
 
 def test_batch_norm_is_folded_into_the_convolution(rng):
