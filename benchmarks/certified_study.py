@@ -164,7 +164,7 @@ def main() -> None:
     if args.table:
         rows = [row for f in args.table for row in json.loads(Path(f).read_text())]
     else:
-        data = demo.load_data(demo.DemoConfig())
+        data = demo.load_data(demo.DemoConfig(architecture=args.architecture))
         rows = []
         for seed in range(args.seeds):
             for name in args.only or ARMS:
