@@ -70,9 +70,10 @@ import json, sys
 import keras_lpc_cli as cli
 out = {"after_cli": [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]}
 out["select_backend"] = cli.select_backend(sys.argv[1])
+import keras_lpc  # before any `import keras` of the user's
+out["pace_before_keras"] = keras_lpc.callbacks.TrainingPace.__name__
 import keras
 out["backend"] = keras.backend.backend()
-import keras_lpc
 before = set(sys.modules)
 import keras_lpc.datasets, keras_lpc.plotting
 out["added_by_datasets_and_plotting"] = sorted(
@@ -86,7 +87,8 @@ print(json.dumps(out))
 @pytest.fixture(scope="session")
 def fresh_python() -> dict:
     """A new Python, KERAS_BACKEND unset: import keras_lpc_cli, select this session's
-    backend with it, import keras, keras_lpc, then keras_lpc.datasets and .plotting;
+    backend with it, import keras_lpc (reading a callback class before the user
+    imports keras), keras, then keras_lpc.datasets and .plotting;
     what it found at each stage (see `_FRESH_PYTHON`)."""
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTHONPATH")}

@@ -94,6 +94,12 @@ def test_importing_the_command_does_not_import_keras(fresh_python):
     assert fresh_python["after_cli"] == []
 
 
+def test_callbacks_are_there_before_the_user_imports_keras(fresh_python):
+    # `import keras_lpc; keras_lpc.callbacks.TrainingPace` with no `import keras` first
+    assert fresh_python["pace_before_keras"] == "TrainingPace"
+    assert fresh_python["backend"] == keras.backend.backend()
+
+
 def test_help_shows_defaults_and_version_answers():
     done = _command("-m", "keras_lpc_cli", "demo", "--help")
     assert done.returncode == 0
