@@ -136,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--certify",
         choices=("crown", "ibp", "lipschitz"),
         default="crown",
-        help="the certified lower bound beside the verified distance (default: crown)",
+        help="the certified lower bound beside the verified distance",
+    )
+    demo.add_argument(
+        "--certify-samples",
+        type=_positive_int,
+        default=None,
+        help="attacked inputs also certified (default: all for the MLP, 20 for cnn/resnet "
+        "with crown)",
     )
     demo.add_argument(
         "--quiet", action="store_true", help="print nothing; write the report files only"
@@ -239,6 +246,7 @@ def _demo(args: argparse.Namespace) -> int:
             out=args.out,
             attack_samples=max(2, args.attack_samples),
             certify=args.certify,
+            certify_samples=args.certify_samples,
             verbose=0 if args.quiet else 1,
         )
     except ValueError as err:  # flags valid alone but not together: usage error, exit 2

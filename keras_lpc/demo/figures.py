@@ -67,7 +67,7 @@ def write_figures(runs: list[RunResult], config: DemoConfig) -> dict[str, Any]:
             name = f"bracket_{kind}.png"
             figures[name] = plotting.plot_bracket(
                 run.certified_result.distance,
-                run.ensemble_result.distance,
+                run.ensemble_result.distance[: len(run.certified_result.distance)],
                 title=kind,
                 ylabel=f"L2 distance ({config.certify} below, attack ensemble above)",
                 path=out / name,

@@ -219,8 +219,9 @@ def write_report(
         "",
         f"Data: {config.dataset}; {config.seeds} seed(s) x {config.epochs} epochs; backend "
         f"{keras.backend.backend()}; attacks (verified ensemble: DeepFool, FMN, PGD with a "
-        f"radius search, a gradient-free boundary attack), the certified radius "
-        f"({config.certify}), PGD and Lipschitz on {runs[0].attacked} test inputs. Per input, "
+        f"radius search, a gradient-free boundary attack), PGD and Lipschitz on "
+        f"{runs[0].attacked} test inputs, the certified radius ({config.certify}) on the first "
+        f"{runs[0].certified_inputs} of them. Per input, "
         "certified <= true minimal perturbation <= verified: the bracket ratio is "
         "certified / verified (1 = the truth is known).",
         "",
