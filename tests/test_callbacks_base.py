@@ -9,29 +9,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from _callback_models import lpc_model, small_data
 
 import keras_lpc
 from keras_lpc.callbacks import LatentMetricCallback, ModelMetricCallback
 from keras_lpc.metrics import collapse_metrics
-
-
-def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
-
-
-def _model(name="lpc", units=6):
-    model = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(units, activation="tanh"),
-            keras_lpc.LatentPointCollapse(2, name=name),
-            keras.layers.Dense(2, dtype="float32"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 
 @pytest.fixture
@@ -44,8 +26,8 @@ def restore_policy():
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_every_metric_callback_under_mixed_precision(policy, restore_policy):
     keras.config.set_dtype_policy(policy)
-    x, y = _data(32)
-    model = _model()
+    x, y = small_data(32)
+    model = lpc_model()
     callbacks = [
         keras_lpc.CollapseMetrics((x, y), labels="true"),
         keras_lpc.RobustnessMetrics((x, y), pgd_eps=[0.1]),
@@ -61,7 +43,7 @@ def test_every_metric_callback_under_mixed_precision(policy, restore_policy):
 
 
 def test_bases_and_constructor_forms():
-    x, y = _data(8)
+    x, y = small_data(8)
     for cls in (keras_lpc.CollapseMetrics, keras_lpc.InformationMetrics):
         cb = cls((x, y), every=2, max_samples=5, seed=3, prefix="t_")
         assert isinstance(cb, LatentMetricCallback)
@@ -91,7 +73,7 @@ def test_bases_and_constructor_forms():
 
 
 def test_deepcopy_shares_the_data():
-    x, y = _data(8)
+    x, y = small_data(8)
     cb = keras_lpc.CollapseMetrics((x, y))
     twin = copy.deepcopy(cb)
     assert twin.data is cb.data and twin.computed_epochs == []

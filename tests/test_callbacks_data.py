@@ -6,43 +6,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from _callback_models import Seen, lpc_model, small_data
 
 import keras_lpc
 from keras_lpc.metrics import collapse_metrics, information_metrics
 
 
-def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
-
-
-def _model(name="lpc", units=6):
-    model = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(units, activation="tanh"),
-            keras_lpc.LatentPointCollapse(2, name=name),
-            keras.layers.Dense(2, dtype="float32"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
-class _Seen(keras.callbacks.Callback):
-    """Records the keys every epoch's logs hold when this callback runs."""
-
-    def __init__(self):
-        super().__init__()
-        self.keys = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.keys.append(set(logs))
-
-
 def test_non_integer_labels_fail_at_construction():
-    x, y = _data(8)
+    x, y = small_data(8)
     with pytest.raises(ValueError, match=r"`data`: `y` must hold integer class ids\. Received"):
         keras_lpc.CollapseMetrics((x, y + 0.5), labels="true")
     with pytest.raises(ValueError, match="`data`: `y` must hold integer class ids"):
@@ -51,20 +22,20 @@ def test_non_integer_labels_fail_at_construction():
 
 
 def test_labels_out_of_range_fail_before_the_first_epoch():
-    x, y = _data(8)
-    seen = _Seen()
+    x, y = small_data(8)
+    seen = Seen()
     with pytest.raises(ValueError, match=r"labels in \[0, 2\) for the model's 2 outputs\. "):
-        _model().fit(x, y, verbose=0, callbacks=[seen, keras_lpc.RobustnessMetrics((x, y + 10))])
+        lpc_model().fit(x, y, verbose=0, callbacks=[seen, keras_lpc.RobustnessMetrics((x, y + 10))])
     assert seen.keys == []
     onehot = np.eye(3)[y]
     with pytest.raises(ValueError, match=r"one-hot rows of width 2 .*shape \(8, 3\)"):
-        _model().fit(x, y, verbose=0, callbacks=[keras_lpc.InformationMetrics((x, onehot))])
+        lpc_model().fit(x, y, verbose=0, callbacks=[keras_lpc.InformationMetrics((x, onehot))])
 
 
 def test_swapped_pair_is_named():
-    x, y = _data(8)
+    x, y = small_data(8)
     with pytest.raises(ValueError, match=r"the pair looks like \(y, x\)"):
-        _model().fit(x, y, verbose=0, callbacks=[keras_lpc.CollapseMetrics((y, x))])
+        lpc_model().fit(x, y, verbose=0, callbacks=[keras_lpc.CollapseMetrics((y, x))])
     with pytest.raises(ValueError, match=r"is the pair in \(y, x\) order\?"):
         keras_lpc.RobustnessMetrics((y, x))
 
@@ -85,7 +56,7 @@ class _Subclassed(keras.Model):
 
 
 def test_swapped_pair_on_a_subclassed_model():
-    x, y = _data(8)
+    x, y = small_data(8)
     model = _Subclassed()
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     cb = keras_lpc.CollapseMetrics((y.astype("float32"), x))
@@ -123,8 +94,8 @@ def _datasets(x, y):
 
 
 def test_datasets_give_consistent_pairs_to_every_callback():
-    x, y = _data(45)
-    model = _model()
+    x, y = small_data(45)
+    model = lpc_model()
     for kind, data in _datasets(x, y):
         callbacks = [
             keras_lpc.CollapseMetrics(data, labels="true"),
@@ -146,7 +117,7 @@ def test_datasets_give_consistent_pairs_to_every_callback():
 
 def test_endless_dataset_needs_max_samples():
     tf = pytest.importorskip("tensorflow")
-    x, y = _data(8)
+    x, y = small_data(8)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
     cb = keras_lpc.CollapseMetrics(ds, max_samples=None)
     with pytest.raises(ValueError, match="`data` must be finite when `max_samples=None`"):

@@ -9,6 +9,7 @@ import csv
 import keras
 import numpy as np
 import pytest
+from _callback_models import lpc_model, small_data
 
 import keras_lpc
 from keras_lpc import metrics as M
@@ -17,25 +18,6 @@ from keras_lpc.metrics import collapse_metrics
 
 def _np(t):
     return keras.ops.convert_to_numpy(t)
-
-
-def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
-
-
-def _model(name="lpc", units=6):
-    model = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(units, activation="tanh"),
-            keras_lpc.LatentPointCollapse(2, name=name),
-            keras.layers.Dense(2, dtype="float32"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 
 def test_callback_logs_pure_function_values(rng):
@@ -116,8 +98,8 @@ def test_tensorboard_histograms_with_the_lpc_layer(tmp_path):
     ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     from tensorboard.util import tensor_util
 
-    x, y = _data(32)
-    model = _model()
+    x, y = small_data(32)
+    model = lpc_model()
     lpc = model.get_layer("lpc")
     lpc.gamma.assign(0.25)  # no annealer: gamma stays 0.25
     board = keras.callbacks.TensorBoard(str(tmp_path), histogram_freq=1)

@@ -13,6 +13,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from _callback_models import Seen, lpc_model, small_data
 
 import keras_lpc
 from keras_lpc.callbacks import ordering
@@ -93,36 +94,6 @@ def test_outside_a_callback_list_it_warns_which_callback_to_move():
 # -- keras_lpc's keys among Keras' own callbacks in fit ---------------------------------------
 
 
-def _pair(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
-
-
-def _lpc_model(name="lpc", units=6):
-    model = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(units, activation="tanh"),
-            keras_lpc.LatentPointCollapse(2, name=name),
-            keras.layers.Dense(2, dtype="float32"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
-class _Seen(keras.callbacks.Callback):
-    """Records the keys every epoch's logs hold when this callback runs."""
-
-    def __init__(self):
-        super().__init__()
-        self.keys = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.keys.append(set(logs))
-
-
 class _UserKeyWriter(keras.callbacks.Callback):
     """A user's callback writing a key of its own: it keeps its place, first."""
 
@@ -131,8 +102,8 @@ class _UserKeyWriter(keras.callbacks.Callback):
 
 
 def test_gamma_reaches_a_csv_logger_listed_before_gamma_annealing_alone(tmp_path):
-    x, y = _pair(32)
-    model = _lpc_model()
+    x, y = small_data(32)
+    model = lpc_model()
     csv_path = tmp_path / "log.csv"
     schedule = keras_lpc.schedules.Linear(0.0, 3.0, 3)  # per epoch: 0, 1, 2
     annealing = keras_lpc.GammaAnnealing(schedule, unit="epoch")
@@ -146,9 +117,9 @@ def test_gamma_reaches_a_csv_logger_listed_before_gamma_annealing_alone(tmp_path
 
 
 def test_keys_reach_callbacks_listed_before_them(tmp_path):
-    x, y = _pair()
-    model = _lpc_model()
-    seen = _Seen()
+    x, y = small_data()
+    model = lpc_model()
+    seen = Seen()
     csv_path = tmp_path / "log.csv"
     ckpt = tmp_path / "best.keras"
     keras_callbacks = [
@@ -216,8 +187,8 @@ class _Scripted(keras_lpc.callbacks.MetricCallback):
 
 @pytest.mark.parametrize("monitor", ["early_stopping", "checkpoint", "reduce_lr"])
 def test_monitors_on_a_key_measured_every_k_epochs_skip_the_epochs_in_between(monitor, tmp_path):
-    x, y = _pair(16)
-    model = _lpc_model()
+    x, y = small_data(16)
+    model = lpc_model()
     # every=3 over 8 epochs: measured at epochs 0, 2, 5 and 7, improving every time
     scripted = _Scripted((x, y), [0.1, 0.2, 0.3, 0.4], every=3)
     keras_monitor = {
@@ -262,8 +233,8 @@ def test_monitors_on_a_key_measured_every_k_epochs_skip_the_epochs_in_between(mo
 
 
 def test_lead_outside_fit_warns_which_callback_to_move():
-    x, y = _pair()
+    x, y = small_data()
     cb = keras_lpc.CollapseMetrics((x, y))
-    cb.set_model(_lpc_model())
+    cb.set_model(lpc_model())
     with pytest.warns(RuntimeWarning, match="list CollapseMetrics before CSVLogger"):
         cb.on_train_begin()

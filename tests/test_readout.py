@@ -5,15 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from _callback_models import small_data
 
 import keras_lpc
 from keras_lpc import layers as layers_module
-
-
-def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
 
 
 def _model():
@@ -49,7 +44,7 @@ def _expected(lpc, h):
 
 
 def test_latents_of_every_model_kind():
-    x, _ = _data(10)
+    x, _ = small_data(10)
     inputs = keras.Input((4,))
     lpc = keras_lpc.LatentPointCollapse(2, name="lpc")
     functional = keras.Model(inputs, keras.layers.Dense(3)(lpc(inputs)))
@@ -81,7 +76,7 @@ def test_latents_of_every_model_kind():
 
 
 def test_latents_leave_no_recorder_behind():
-    x, _ = _data(4)
+    x, _ = small_data(4)
     model = _Subclassed(fail=True)
     with pytest.raises(RuntimeError, match="boom"):
         keras_lpc.latents(model, x)
@@ -93,7 +88,7 @@ def test_latents_leave_no_recorder_behind():
 
 
 def test_latents_and_outputs_come_from_one_pass_in_any_batch_size():
-    x, _ = _data(10)
+    x, _ = small_data(10)
     model = _model()
     for batch_size in (1, 3, 10, 64):
         z, out = keras_lpc.latents_and_outputs(model, x, batch_size=batch_size)
@@ -106,6 +101,6 @@ def test_latents_and_outputs_come_from_one_pass_in_any_batch_size():
 
 def test_half_precision_latents_come_back_as_float32():
     keras.config.set_dtype_policy("mixed_bfloat16")
-    x, _ = _data(6)
+    x, _ = small_data(6)
     z, out = keras_lpc.latents_and_outputs(_model(), x, batch_size=4)
     assert z.dtype == out.dtype == np.float32 and z.shape == (6, 2)

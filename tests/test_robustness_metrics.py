@@ -8,35 +8,17 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+from _callback_models import lpc_model, small_data
 
 import keras_lpc
 
 
-def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 4)).astype("float32")
-    return x, (x[:, 0] > 0).astype("int32")
-
-
-def _model(name="lpc", units=6):
-    model = keras.Sequential(
-        [
-            keras.Input((4,)),
-            keras.layers.Dense(units, activation="tanh"),
-            keras_lpc.LatentPointCollapse(2, name=name),
-            keras.layers.Dense(2, dtype="float32"),
-        ]
-    )
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
 def test_keras_tuner_objective_on_deepfool_with_default_every(tmp_path):
     kt = pytest.importorskip("keras_tuner")
-    x, y = _data(32)
+    x, y = small_data(32)
 
     def build(hp):
-        return _model(units=hp.Int("units", 4, 6))
+        return lpc_model(units=hp.Int("units", 4, 6))
 
     tuner = kt.RandomSearch(
         build,
