@@ -91,7 +91,7 @@ def test_certify_logs_the_certified_side_of_the_bracket():
 
 
 def test_bracket_median_skips_inputs_without_a_finite_found_distance():
-    from keras_lpc.callbacks.robustness_metrics import bracket_median
+    from keras_lpc.robustness.certify.bracket import median_bracket_ratio
 
-    assert bracket_median(np.array([1.0, 2.0, 3.0]), np.array([2.0, np.inf, 4.0])) == 0.625
-    assert np.isnan(bracket_median(np.array([1.0]), np.array([0.0])))
+    assert median_bracket_ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, np.inf, 4.0])) == 0.625
+    assert np.isnan(median_bracket_ratio(np.array([1.0]), np.array([0.0])))

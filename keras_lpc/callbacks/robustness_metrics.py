@@ -14,6 +14,7 @@ from keras_lpc._validation import check_choice, check_float
 from keras_lpc.callbacks._base import ModelMetricCallback, legacy_positional
 from keras_lpc.robustness import deepfool as deepfool_fn
 from keras_lpc.robustness import lipschitz as lipschitz_fn
+from keras_lpc.robustness.certify.bracket import median_bracket_ratio
 
 #: The bounds ``certify`` accepts (those of `keras_lpc.robustness.certified_radius`).
 CERTIFY_METHODS = ("crown", "ibp", "lipschitz")
@@ -204,15 +205,5 @@ class RobustnessMetrics(ModelMetricCallback):
             "certified_accuracy": float(np.mean(correct & (cert.per_sample >= self.certify_eps))),
         }
         if found is not None:
-            values["bracket_ratio"] = bracket_median(cert.distance, found.distance)
+            values["bracket_ratio"] = median_bracket_ratio(cert.distance, found.distance)
         return values
-
-
-def bracket_median(certified: np.ndarray, found: np.ndarray) -> float:
-    """Median over inputs of ``certified_n / found_n`` (inputs with ``found_n > 0`` and
-    finite); NaN when there is none."""
-    found = np.asarray(found, "float64")
-    keep = np.isfinite(found) & (found > 0)
-    if not keep.any():
-        return float("nan")
-    return float(np.median(np.asarray(certified, "float64")[keep] / found[keep]))

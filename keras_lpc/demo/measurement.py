@@ -8,9 +8,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_lpc.callbacks.robustness_metrics import bracket_median
 from keras_lpc.demo.config import DemoConfig
 from keras_lpc.demo.training import TrainedArm
+from keras_lpc.robustness.certify.bracket import median_bracket_ratio
 
 
 @dataclasses.dataclass
@@ -119,7 +119,7 @@ def measure(arm: TrainedArm, data: Any, config: DemoConfig) -> RunResult:
         min_perturbation_median=_finite_median(best.per_sample),
         certified_radius=float(cert.score),
         certified_radius_median=float(np.median(cert.per_sample)),
-        bracket_ratio=bracket_median(cert.distance, best.distance[:count]),
+        bracket_ratio=median_bracket_ratio(cert.distance, best.distance[:count]),
         certified_inputs=int(count),
         deepfool_overestimate=_float_or_nan(best.deepfool_overestimate),
         deepfool_overestimate_fraction=_float_or_nan(best.deepfool_overestimate_fraction),

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_lpc._validation import as_labels
 from keras_lpc.plotting._base import axes_or_new, finish, palette, series
+from keras_lpc.robustness.certify.bracket import median_bracket_ratio
 
 __all__ = ["pearson_r", "plot_bracket", "plot_separation_vs_robustness"]
 
@@ -145,11 +146,9 @@ def plot_bracket(
         worst = "NaN" if np.isnan(low).any() else repr(float(low.min()))
         raise ValueError(f"`certified` must be >= 0 (not NaN). Received: certified with {worst}")
     keep = np.isfinite(high)
+    median = median_bracket_ratio(low, high)
     order = np.argsort(high[keep], kind="stable")
     low, high = low[keep][order], high[keep][order]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(high > 0, low / high, np.nan)
-    median = float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else float("nan")
     fig, ax = axes_or_new(ax)
     rank = np.arange(len(high))
     upper, lower = palette(2)

@@ -18,6 +18,35 @@ STATUSES = ("certified", "undecided", "adversarial")
 TOLERANCE = 1e-4
 
 
+def bracket_ratios(certified: Any, found: Any) -> np.ndarray:
+    """Per input ``certified_n / found_n`` (float64), NaN where ``found_n`` is 0.
+
+    Example:
+
+    >>> bracket_ratios([1.0, 0.5, 0.2], [2.0, 0.0, np.inf]).tolist()
+    [0.5, nan, 0.0]
+    """
+    low, high = np.asarray(certified, "float64"), np.asarray(found, "float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(high > 0, low / high, np.nan)
+
+
+def median_bracket_ratio(certified: Any, found: Any) -> float:
+    """Median of ``certified_n / found_n`` over the inputs whose ``found_n`` is finite and
+    above 0 (inputs no attack flipped are left out); NaN when there is none.
+
+    Example:
+
+    >>> median_bracket_ratio([1.0, 2.0, 3.0], [2.0, np.inf, 4.0])
+    0.625
+    """
+    high = np.asarray(found, "float64")
+    keep = np.isfinite(high) & (high > 0)
+    if not keep.any():
+        return float("nan")
+    return float(np.median(bracket_ratios(np.asarray(certified)[keep], high[keep])))
+
+
 @dataclass
 class RobustnessBracket:
     """``certified <= true minimal perturbation <= found``, per input (`robustness_bracket`).
@@ -184,8 +213,7 @@ def robustness_bracket(
             f"{low[i]:.6g} > found {high[i]:.6g} ({norm}, input units; {bad.size} input(s) in "
             f"all). One side is wrong: the {method!r} bound or the attack's verification."
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(high > 0, low / high, np.nan)
+    ratio = bracket_ratios(low, high)
     status = None
     if eps is not None:
         status = np.where(low > eps, "certified", np.where(high <= eps, "adversarial", "undecided"))
