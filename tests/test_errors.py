@@ -1074,6 +1074,18 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         DEMO,
+        "demo.DemoConfig(certify='alpha')",
+        ValueError,
+        "`certify` must be one of 'crown', 'ibp', 'lipschitz'. Received: certify='alpha'",
+    ),
+    Row(
+        DEMO,
+        "demo.DemoConfig(certify_samples=0)",
+        ValueError,
+        "`certify_samples` must be an integer >= 1. Received: certify_samples=0",
+    ),
+    Row(
+        DEMO,
         "keras-lpc",
         SystemExit,
         "keras-lpc: error: the following arguments are required: command",
