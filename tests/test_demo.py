@@ -97,6 +97,7 @@ def test_demo_on_tensorflow_datasets_mock(tmp_path):
             max_test=20,
             metrics_every=1,
             robustness_every=1,
+            certify="ibp",  # the data path is under test here; CROWN's is in test_cli
             out=str(tmp_path),
             verbose=0,
         )
