@@ -222,10 +222,29 @@ class Graphs:
                 log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
                 ok = False
             if ok:
-                self.store[key] = (_compiled(candidate), out_spec)
+                self.store[key] = (self._fast(candidate, tensors, flat), out_spec)
                 return want
         log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
         return want
+
+    def _fast(self, graph: Any, tensors: list[Any], want: list[Any]) -> Any:
+        """``graph`` compiled when asked (`set_compile`), else its constants folded and run by
+        TorchScript (`keras_lpc.backend._replay`) if that reproduces ``want`` exactly."""
+        if _COMPILE["on"]:
+            return _compiled(graph)
+        from keras_lpc.backend import _replay
+
+        try:
+            folded = _replay.fold(graph) or graph
+            fast = _replay.script(folded, self.values(), tensors)
+            got = fast(self.values(), tensors)
+            if len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want)):
+                return fast
+        except Exception as err:  # noqa: BLE001 - the plain graph then
+            log.debug("keras_lpc: TorchScript replay skipped (%s)", err)
+            return graph
+        log.debug("keras_lpc: the TorchScript replay disagrees with its graph; plain graph")
+        return graph
 
     def _tidy(self, graph: Any, tensors: list[Any]) -> Any:
         from keras_lpc.backend._layout import tidy

@@ -1,0 +1,103 @@
+"""Cheaper replays of traced torch graphs: constants folded, the graph run by TorchScript.
+
+A traced graph (`keras_lpc.backend._trace`) replayed by ``torch.fx`` runs one
+line of Python per aten op, several microseconds each, which on the small
+tensors of an attack step costs more than the arithmetic. Two rewrites keep
+every value bit for bit (the same aten kernels on the same inputs):
+
+* `fold`: ops that read no graph input (the tensors Keras makes of Python
+  numbers, ``arange`` and their casts) are computed once and stored in the
+  graph;
+* `script`: the graph recorded by ``torch.jit.trace`` and run by TorchScript's
+  interpreter (C++, no Python per op) with its optimisations off
+  (``torch.jit.optimized_execution(False)``: no fusion, no peephole rewrites,
+  so the kernels and their order stay those of the graph). Where autograd is on,
+  the plain graph runs instead.
+
+The caller keeps a rewritten graph only if it reproduces the plain graph's
+outputs exactly (`keras_lpc.backend._trace`).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+
+def _foldable(node: Any) -> bool:
+    import torch
+
+    target = node.target
+    return (
+        node.op == "call_function"
+        and isinstance(target, torch._ops.OpOverload)
+        and not target._schema.is_mutable
+        and torch.Tag.nondeterministic_seeded not in target.tags
+    )
+
+
+def fold(graph: Any) -> Any | None:
+    """A copy of ``graph`` with the ops that read no input computed once, or None if none."""
+    import torch
+    from torch.fx.node import map_arg
+
+    with warnings.catch_warnings():  # torch's own pytree deprecation inside deepcopy
+        warnings.simplefilter("ignore", FutureWarning)
+        graph = copy.deepcopy(graph)
+    nodes = graph.graph
+    output = next(n for n in nodes.nodes if n.op == "output")
+    results = set(output.all_input_nodes)
+    known: dict[Any, Any] = {}
+    count = 0
+    for node in list(nodes.nodes):
+        if node.op == "get_attr":
+            known[node] = getattr(graph, node.target)
+            continue
+        if not _foldable(node) or not all(a in known for a in node.all_input_nodes):
+            continue
+        args, kwargs = map_arg((node.args, node.kwargs), lambda a: known[a])
+        value = node.target(*args, **kwargs)
+        known[node] = value
+        if not isinstance(value, torch.Tensor) or node in results:
+            continue  # an output stays computed: a fresh tensor per call
+        name = f"_keras_lpc_folded_{count}"
+        count += 1
+        graph.register_buffer(name, value)
+        with nodes.inserting_before(node):
+            constant = nodes.get_attr(name)
+        constant.meta = dict(node.meta)
+        node.replace_all_uses_with(constant)
+    if not count:
+        return None
+    nodes.eliminate_dead_code()
+    graph.recompile()
+    return graph
+
+
+def script(graph: Any, values: list[Any], inputs: list[Any]) -> Any:
+    """``graph(values, inputs)`` recorded by ``torch.jit.trace`` and run by TorchScript.
+
+    Returns a function of ``(values, inputs)`` like ``graph``'s; raises whatever
+    stops the recording.
+    """
+    import torch
+
+    split = len(values)
+
+    def flat(*tensors: Any) -> Any:
+        return graph(list(tensors[:split]), list(tensors[split:]))
+
+    # fresh copies: the recorder would take one tensor passed twice for one input
+    example = tuple(t.detach().clone() for t in (*values, *inputs))
+    with warnings.catch_warnings(), torch.jit.optimized_execution(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(flat, example, check_trace=False)
+
+    def call(values: list[Any], inputs: list[Any]) -> Any:
+        if torch.is_grad_enabled():
+            return graph(values, inputs)
+        with torch.jit.optimized_execution(False):
+            return traced(*values, *inputs)
+
+    return call
