@@ -7,7 +7,8 @@ every value bit for bit (the same aten kernels on the same inputs):
 
 * `fold`: ops that read no graph input (the tensors Keras makes of Python
   numbers, ``arange`` and their casts) are computed once and stored in the
-  graph;
+  graph, and an op repeated on the same arguments (a one-hot of the labels that
+  three loss terms each build) is computed once;
 * `script`: the graph recorded by ``torch.jit.trace`` and run by TorchScript's
   interpreter (C++, no Python per op) with its optimisations off
   (``torch.jit.optimized_execution(False)``: no fusion, no peephole rewrites,
@@ -68,11 +69,49 @@ def fold(graph: Any) -> Any | None:
             constant = nodes.get_attr(name)
         constant.meta = dict(node.meta)
         node.replace_all_uses_with(constant)
+    count += _merge(nodes)
     if not count:
         return None
     nodes.eliminate_dead_code()
     graph.recompile()
     return graph
+
+
+def _key(value: Any) -> Any:
+    """A hashable form of an op's argument: graph nodes by identity, numbers with their type
+    (``1``, ``1.0`` and ``True`` differ; so do ``0.0`` and ``-0.0``)."""
+    import torch.fx
+
+    if isinstance(value, torch.fx.Node):
+        return ("node", id(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _key(v)) for k, v in sorted(value.items())))
+    if isinstance(value, (bool, int, float, complex)):
+        return (type(value).__name__, repr(value))
+    hash(value)  # dtypes, devices, layouts, strings, None; anything else stops the merge
+    return (type(value).__name__, value)
+
+
+def _merge(nodes: Any) -> int:
+    """Merge the ops of ``nodes`` that repeat one op on the same arguments; how many."""
+    seen: dict[Any, Any] = {}
+    merged = 0
+    for node in list(nodes.nodes):
+        if not _foldable(node):
+            continue
+        try:
+            key = (node.target, _key(node.args), _key(node.kwargs))
+        except TypeError:  # an argument that cannot be compared
+            continue
+        first = seen.get(key)
+        if first is None:
+            seen[key] = node
+            continue
+        node.replace_all_uses_with(first)
+        merged += 1
+    return merged
 
 
 def script(graph: Any, values: list[Any], inputs: list[Any]) -> Any:
@@ -100,4 +139,5 @@ def script(graph: Any, values: list[Any], inputs: list[Any]) -> Any:
         with torch.jit.optimized_execution(False):
             return traced(*values, *inputs)
 
+    call.plain = graph  # type: ignore[attr-defined]
     return call

@@ -139,6 +139,10 @@ def walk_loop(norm: str, dim: int, clipped: bool) -> Any:
                 d2 = ops.maximum(norm_of(best - x, "l2"), 1e-12)
                 count = ops.minimum(ops.cast(probes, x.dtype), ops.ceil(20.0 * ops.sqrt(tf_)))
                 v = normal_sum(fn, best, labels, keys, d2 / dim**0.5, count, seed, t, clip)
+                # the rest of the step is one graph on torch (its loops are short)
+                return backend.bind(advance)(tf_, best, v, d, d2)
+
+            def advance(tf_: Any, best: Any, v: Any, d: Any, d2: Any) -> Any:
                 if norm == "linf":
                     v, xi = ops.sign(v), d / ops.sqrt(tf_)
                 else:
