@@ -141,3 +141,74 @@ def script(graph: Any, values: list[Any], inputs: list[Any]) -> Any:
 
     call.plain = graph  # type: ignore[attr-defined]
     return call
+
+
+def _record(graph: Any, example: tuple[Any, ...]) -> Any:
+    """``graph`` (flat tensor arguments) recorded by ``torch.jit.trace``."""
+    import torch
+
+    example = tuple(t.detach().clone() for t in example)  # see `script`
+    with warnings.catch_warnings(), torch.jit.optimized_execution(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        return torch.jit.trace(graph, example, check_trace=False)
+
+
+def hoist(graph: Any, fixed: int, values: list[Any], inputs: list[Any]) -> Any | None:
+    """``prepare(values, first) -> step(rest)``: the ops of ``graph`` that read only the
+    variables and the first ``fixed - len(values)`` inputs computed once by ``prepare``,
+    the rest per ``step``; both run by TorchScript. None where nothing can be hoisted.
+
+    For a loop body bound once per loop: its closure's tensors (the inputs, labels,
+    one-hot encodings built from them) are the same at every step.
+    """
+    import torch
+    import torch.fx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        main = copy.deepcopy(graph)
+    main.graph._codegen = torch.fx.graph.CodeGen()  # flat arguments, in placeholder order
+    places = [n for n in main.graph.nodes if n.op == "placeholder"]
+    still = set(places[:fixed])
+    for node in main.graph.nodes:
+        if node.op == "get_attr" or (
+            _foldable(node) and all(a in still for a in node.all_input_nodes)
+        ):
+            still.add(node)
+    edge = [
+        n
+        for n in main.graph.nodes
+        if n in still and n.op == "call_function" and any(u not in still for u in n.users)
+    ]
+    if not edge:
+        return None
+    pre_graph = torch.fx.Graph()
+    env: dict[Any, Any] = {}
+    for node in main.graph.nodes:
+        if node in still and (node.op != "placeholder" or node in places[:fixed]):
+            env[node] = pre_graph.node_copy(node, lambda a: env[a])
+    pre_graph.output([env[n] for n in edge])
+    pre = torch.fx.GraphModule(main, pre_graph)
+    with main.graph.inserting_after(places[-1]):
+        for node in reversed(edge):
+            new = main.graph.placeholder(f"{node.name}_hoisted")
+            new.meta = dict(node.meta)
+            node.replace_all_uses_with(new)
+    main.graph.eliminate_dead_code()
+    main.recompile()
+    flat = [*values, *inputs]
+    pre_run = _record(pre, tuple(flat[:fixed]))
+    kept = tuple(pre_run(*flat[:fixed]))
+    main_run = _record(main, (*flat, *kept))
+
+    def prepare(values: list[Any], first: list[Any]) -> Any:
+        with torch.jit.optimized_execution(False), torch.no_grad():
+            kept = tuple(pre_run(*values, *first))
+
+        def step(rest: list[Any]) -> Any:
+            with torch.jit.optimized_execution(False):
+                return main_run(*values, *first, *rest, *kept)
+
+        return step
+
+    return prepare

@@ -151,6 +151,41 @@ def _same(a: Any, b: Any) -> bool:
     return bool(torch.equal(a, b))
 
 
+_whole = object()  # a binding's first call ran the whole graph
+
+
+def _grad() -> bool:
+    import torch
+
+    return torch.is_grad_enabled()
+
+
+def _flatten(value: Any) -> list[Any]:
+    """``keras.tree.flatten(value)``, without its cost for tensors in tuples and lists."""
+    if _is_tensor(value):
+        return [value]
+    if type(value) in (tuple, list):
+        out: list[Any] = []
+        for v in value:
+            if _is_tensor(v):
+                out.append(v)
+            elif type(v) in (tuple, list):
+                out.extend(_flatten(v))
+            else:
+                return keras.tree.flatten(value)
+        return out
+    return keras.tree.flatten(value)
+
+
+def _pack(spec: Any, flat: list[Any]) -> Any:
+    """``keras.tree.pack_sequence_as(spec, flat)``, directly for one tensor or a flat tuple."""
+    if spec == 0:
+        return flat[0]
+    if type(spec) is tuple and all(s == 0 for s in spec):
+        return tuple(flat)
+    return keras.tree.pack_sequence_as(spec, flat)
+
+
 class Graphs:
     """Traced graphs of Python functions, per signature, reading ``variables`` as inputs."""
 
@@ -169,7 +204,8 @@ class Graphs:
     def bind(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` with its closure read once: ``bound(*args)`` runs `run`'s graph of ``fn``.
 
-        The closure's tensors are read at binding, so a loop binds its body once.
+        The closure's tensors are read at binding and the variables at the first replay (an
+        attack's loop changes no weights), so a loop binds its body once.
         """
         if tracing():
             return fn
@@ -181,10 +217,13 @@ class Graphs:
         fixed = (tuple(statics), tuple(_leaf_key(v) for v in part_leaves))
         part_tensors = [v for v in part_leaves if _is_tensor(v)]
 
+        values: list[Any] = []  # the variables' values, read at the first replay
+        steps: dict[Any, Any] = {}  # key -> this binding's step (`_replay.hoist`)
+
         def bound(*args: Any) -> Any:
             if tracing():
                 return fn(*args)
-            leaves = keras.tree.flatten(args)
+            leaves = _flatten(args)
             extra_cells: list = []
             extra: list = []
             for a in leaves:
@@ -196,11 +235,22 @@ class Graphs:
             entry = self.store.get(key)
             if entry is _FAILED:
                 return fn(*args)
-            tensors = part_tensors + [v for v in leaves if _is_tensor(v)]
-            if entry is not None:
-                graph, out_spec = entry
-                return keras.tree.pack_sequence_as(out_spec, graph(self.values(), tensors))
-            return self._first(key, fn, args, cells, parts, tensors)
+            rest = [v for v in leaves if _is_tensor(v)]
+            if entry is None:
+                return self._first(key, fn, args, cells, parts, part_tensors + rest)
+            graph, out_spec = entry
+            if not values:
+                values.extend(self.values())
+            step = steps.get(key)
+            if step is None or _grad():  # a first call: the whole graph
+                steps[key] = _whole if step is None else step
+                return _pack(out_spec, graph(values, part_tensors + rest))
+            if step is _whole:  # called again: hoist what does not change (see `_replay.hoist`)
+                prepare = getattr(graph, "prepare", None)
+                step = steps[key] = prepare(values, part_tensors) if prepare else graph
+            if step is graph:
+                return _pack(out_spec, graph(values, part_tensors + rest))
+            return _pack(out_spec, step(rest))
 
         return bound
 
@@ -222,27 +272,40 @@ class Graphs:
                 log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
                 ok = False
             if ok:
-                self.store[key] = (self._fast(candidate, tensors, flat), out_spec)
+                fixed = sum(_is_tensor(v) for v in keras.tree.flatten(parts))
+                self.store[key] = (self._fast(candidate, tensors, flat, fixed), out_spec)
                 return want
         log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
         return want
 
-    def _fast(self, graph: Any, tensors: list[Any], want: list[Any]) -> Any:
+    def _fast(self, graph: Any, tensors: list[Any], want: list[Any], fixed: int) -> Any:
         """``graph`` compiled when asked (`set_compile`), else its constants folded and run by
-        TorchScript (`keras_lpc.backend._replay`) if that reproduces ``want`` exactly."""
+        TorchScript (`keras_lpc.backend._replay`) if that reproduces ``want`` exactly, with
+        ``prepare`` (`_replay.hoist`: the first ``fixed`` tensors fixed) where that does too."""
         if _COMPILE["on"]:
             return _compiled(graph)
         from keras_lpc.backend import _replay
 
+        def agrees(got: list[Any]) -> bool:
+            return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+
+        values = self.values()
         try:
             folded = _replay.fold(graph) or graph
-            fast = _replay.script(folded, self.values(), tensors)
-            got = fast(self.values(), tensors)
-            if len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want)):
-                return fast
+            fast = _replay.script(folded, values, tensors)
+            if not agrees(fast(values, tensors)):
+                log.debug("keras_lpc: the TorchScript replay disagrees with its graph")
+                return graph
         except Exception as err:  # noqa: BLE001 - the plain graph then
             log.debug("keras_lpc: TorchScript replay skipped (%s)", err)
             return graph
+        try:
+            prepare = _replay.hoist(folded, len(values) + fixed, values, tensors)
+            if prepare is not None and agrees(prepare(values, tensors[:fixed])(tensors[fixed:])):
+                fast.prepare = prepare
+        except Exception as err:  # noqa: BLE001 - no hoisting then
+            log.debug("keras_lpc: nothing hoisted (%s)", err)
+        return fast
         log.debug("keras_lpc: the TorchScript replay disagrees with its graph; plain graph")
         return graph
 
