@@ -160,6 +160,34 @@ def _grad() -> bool:
     return torch.is_grad_enabled()
 
 
+def _hoisted(graph: Any, values: list[Any], fixed: list[Any], rest: list[Any]) -> Any:
+    """The step of a binding called more than once: ``graph``'s loop-invariant ops computed
+    once (`_replay.hoist`, split once per graph and checked against it bit for bit on
+    its first use), or ``graph`` itself."""
+    plan = getattr(graph, "hoist", None)
+    if plan is None:
+        return graph
+    if not callable(plan):
+        from keras_lpc.backend import _replay
+
+        graph.hoist = None
+        folded, count = plan
+        inputs = fixed + rest
+        try:
+            prepare = _replay.hoist(folded, len(values) + count, values, inputs)
+            if prepare is None:
+                return graph
+            got, want = prepare(values, fixed)(rest), graph(values, inputs)
+            if len(got) != len(want) or not all(_same(g, w) for g, w in zip(got, want)):
+                log.debug("keras_lpc: a hoisted graph disagrees with its graph; not hoisted")
+                return graph
+        except Exception as err:  # noqa: BLE001 - no hoisting then
+            log.debug("keras_lpc: nothing hoisted (%s)", err)
+            return graph
+        graph.hoist = plan = prepare
+    return plan(values, fixed)
+
+
 def _flatten(value: Any) -> list[Any]:
     """``keras.tree.flatten(value)``, without its cost for tensors in tuples and lists."""
     if _is_tensor(value):
@@ -246,8 +274,7 @@ class Graphs:
                 steps[key] = _whole if step is None else step
                 return _pack(out_spec, graph(values, part_tensors + rest))
             if step is _whole:  # called again: hoist what does not change (see `_replay.hoist`)
-                prepare = getattr(graph, "prepare", None)
-                step = steps[key] = prepare(values, part_tensors) if prepare else graph
+                step = steps[key] = _hoisted(graph, values, part_tensors, rest)
             if step is graph:
                 return _pack(out_spec, graph(values, part_tensors + rest))
             return _pack(out_spec, step(rest))
@@ -299,12 +326,7 @@ class Graphs:
         except Exception as err:  # noqa: BLE001 - the plain graph then
             log.debug("keras_lpc: TorchScript replay skipped (%s)", err)
             return graph
-        try:
-            prepare = _replay.hoist(folded, len(values) + fixed, values, tensors)
-            if prepare is not None and agrees(prepare(values, tensors[:fixed])(tensors[fixed:])):
-                fast.prepare = prepare
-        except Exception as err:  # noqa: BLE001 - no hoisting then
-            log.debug("keras_lpc: nothing hoisted (%s)", err)
+        fast.hoist = (folded, fixed)  # `_hoisted` splits it when a binding calls it again
         return fast
         log.debug("keras_lpc: the TorchScript replay disagrees with its graph; plain graph")
         return graph
