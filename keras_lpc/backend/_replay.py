@@ -15,15 +15,29 @@ every value bit for bit (the same aten kernels on the same inputs):
   so the kernels and their order stay those of the graph). Where autograd is on,
   the plain graph runs instead.
 
+and a loop's body replayed step after step computes once what reads only its
+fixed tensors (`hoist`, `hoisted`: the loop's closure and the model's weights).
 The caller keeps a rewritten graph only if it reproduces the plain graph's
-outputs exactly (`keras_lpc.backend._trace`).
+outputs exactly (`same`; `keras_lpc.backend._trace`). `flatten` and `pack` are
+``keras.tree``'s, without its cost for the tuples of tensors a loop passes.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from typing import Any
+
+import keras
+
+log = logging.getLogger("keras_lpc.backend")
+
+
+def _tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
 
 
 def _foldable(node: Any) -> bool:
@@ -212,3 +226,74 @@ def hoist(graph: Any, fixed: int, values: list[Any], inputs: list[Any]) -> Any |
         return step
 
     return prepare
+
+
+def same(a: Any, b: Any) -> bool:
+    import torch
+
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
+    return bool(torch.equal(a, b))
+
+
+WHOLE = object()  # a binding's first call ran the whole graph
+
+
+def grad() -> bool:
+    import torch
+
+    return torch.is_grad_enabled()
+
+
+def hoisted(graph: Any, values: list[Any], fixed: list[Any], rest: list[Any]) -> Any:
+    """The step of a binding called more than once: ``graph``'s loop-invariant ops computed
+    once (`hoist`, split once per graph and checked against it bit for bit on
+    its first use), or ``graph`` itself."""
+    plan = getattr(graph, "hoist", None)
+    if plan is None:
+        return graph
+    if not callable(plan):
+        graph.hoist = None
+        folded, count = plan
+        inputs = fixed + rest
+        try:
+            prepare = hoist(folded, len(values) + count, values, inputs)
+            if prepare is None:
+                return graph
+            got, want = prepare(values, fixed)(rest), graph(values, inputs)
+            if len(got) != len(want) or not all(same(g, w) for g, w in zip(got, want)):
+                log.debug("keras_lpc: a hoisted graph disagrees with its graph; not hoisted")
+                return graph
+        except Exception as err:  # noqa: BLE001 - no hoisting then
+            log.debug("keras_lpc: nothing hoisted (%s)", err)
+            return graph
+        graph.hoist = plan = prepare
+    return plan(values, fixed)
+
+
+def flatten(value: Any) -> list[Any]:
+    """``keras.tree.flatten(value)``, without its cost for tensors in tuples and lists."""
+    if _tensor(value):
+        return [value]
+    if type(value) in (tuple, list):
+        out: list[Any] = []
+        for v in value:
+            if _tensor(v):
+                out.append(v)
+            elif type(v) in (tuple, list):
+                out.extend(flatten(v))
+            else:
+                return keras.tree.flatten(value)
+        return out
+    return keras.tree.flatten(value)
+
+
+def pack(spec: Any, flat: list[Any]) -> Any:
+    """``keras.tree.pack_sequence_as(spec, flat)``, directly for one tensor or a flat tuple."""
+    if spec == 0:
+        return flat[0]
+    if type(spec) is tuple and all(s == 0 for s in spec):
+        return tuple(flat)
+    return keras.tree.pack_sequence_as(spec, flat)

@@ -23,9 +23,13 @@ signature, like ``jax.jit`` without a compiler:
   signature runs both the graph and ``fn`` and keeps the graph only if they agree
   exactly (the graph replays the same aten ops, so they do).
 
-With ``set_compile(True)`` the graphs go on to ``torch.compile`` (inductor; it
-needs a C++ compiler, checked once: without one the plain graphs run and a
-debug log says why).
+A kept graph is replayed by TorchScript with its constants folded and its repeated
+operations merged (`keras_lpc.backend._replay`: the same aten kernels, checked bit
+for bit on the first call), and a binding that calls it again (a loop's body)
+computes the operations that read only the closure's tensors and the variables
+once. With ``set_compile(True)`` the graphs go on to ``torch.compile`` instead
+(inductor; it needs a C++ compiler, checked once: without one the plain graphs
+run and a debug log says why).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+
+from keras_lpc.backend._replay import WHOLE, flatten, grad, hoisted, pack, same
 
 log = logging.getLogger("keras_lpc.backend")
 
@@ -141,79 +147,6 @@ def _leaf_key(value: Any) -> Any:
     return _static(value)
 
 
-def _same(a: Any, b: Any) -> bool:
-    import torch
-
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if a.is_floating_point() or a.is_complex():
-        return bool(torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
-    return bool(torch.equal(a, b))
-
-
-_whole = object()  # a binding's first call ran the whole graph
-
-
-def _grad() -> bool:
-    import torch
-
-    return torch.is_grad_enabled()
-
-
-def _hoisted(graph: Any, values: list[Any], fixed: list[Any], rest: list[Any]) -> Any:
-    """The step of a binding called more than once: ``graph``'s loop-invariant ops computed
-    once (`_replay.hoist`, split once per graph and checked against it bit for bit on
-    its first use), or ``graph`` itself."""
-    plan = getattr(graph, "hoist", None)
-    if plan is None:
-        return graph
-    if not callable(plan):
-        from keras_lpc.backend import _replay
-
-        graph.hoist = None
-        folded, count = plan
-        inputs = fixed + rest
-        try:
-            prepare = _replay.hoist(folded, len(values) + count, values, inputs)
-            if prepare is None:
-                return graph
-            got, want = prepare(values, fixed)(rest), graph(values, inputs)
-            if len(got) != len(want) or not all(_same(g, w) for g, w in zip(got, want)):
-                log.debug("keras_lpc: a hoisted graph disagrees with its graph; not hoisted")
-                return graph
-        except Exception as err:  # noqa: BLE001 - no hoisting then
-            log.debug("keras_lpc: nothing hoisted (%s)", err)
-            return graph
-        graph.hoist = plan = prepare
-    return plan(values, fixed)
-
-
-def _flatten(value: Any) -> list[Any]:
-    """``keras.tree.flatten(value)``, without its cost for tensors in tuples and lists."""
-    if _is_tensor(value):
-        return [value]
-    if type(value) in (tuple, list):
-        out: list[Any] = []
-        for v in value:
-            if _is_tensor(v):
-                out.append(v)
-            elif type(v) in (tuple, list):
-                out.extend(_flatten(v))
-            else:
-                return keras.tree.flatten(value)
-        return out
-    return keras.tree.flatten(value)
-
-
-def _pack(spec: Any, flat: list[Any]) -> Any:
-    """``keras.tree.pack_sequence_as(spec, flat)``, directly for one tensor or a flat tuple."""
-    if spec == 0:
-        return flat[0]
-    if type(spec) is tuple and all(s == 0 for s in spec):
-        return tuple(flat)
-    return keras.tree.pack_sequence_as(spec, flat)
-
-
 class Graphs:
     """Traced graphs of Python functions, per signature, reading ``variables`` as inputs."""
 
@@ -251,7 +184,7 @@ class Graphs:
         def bound(*args: Any) -> Any:
             if tracing():
                 return fn(*args)
-            leaves = _flatten(args)
+            leaves = flatten(args)
             extra_cells: list = []
             extra: list = []
             for a in leaves:
@@ -270,14 +203,14 @@ class Graphs:
             if not values:
                 values.extend(self.values())
             step = steps.get(key)
-            if step is None or _grad():  # a first call: the whole graph
-                steps[key] = _whole if step is None else step
-                return _pack(out_spec, graph(values, part_tensors + rest))
-            if step is _whole:  # called again: hoist what does not change (see `_replay.hoist`)
-                step = steps[key] = _hoisted(graph, values, part_tensors, rest)
+            if step is None or grad():  # a first call: the whole graph
+                steps[key] = WHOLE if step is None else step
+                return pack(out_spec, graph(values, part_tensors + rest))
+            if step is WHOLE:  # called again: hoist what does not change (see `_replay.hoist`)
+                step = steps[key] = hoisted(graph, values, part_tensors, rest)
             if step is graph:
-                return _pack(out_spec, graph(values, part_tensors + rest))
-            return _pack(out_spec, step(rest))
+                return pack(out_spec, graph(values, part_tensors + rest))
+            return pack(out_spec, step(rest))
 
         return bound
 
@@ -294,7 +227,7 @@ class Graphs:
                 continue
             try:
                 got = candidate(self.values(), tensors)
-                ok = len(got) == len(flat) and all(_same(g, w) for g, w in zip(got, flat))
+                ok = len(got) == len(flat) and all(same(g, w) for g, w in zip(got, flat))
             except Exception as err:  # noqa: BLE001 - any failure of the graph: next one
                 log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
                 ok = False
@@ -314,7 +247,7 @@ class Graphs:
         from keras_lpc.backend import _replay
 
         def agrees(got: list[Any]) -> bool:
-            return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+            return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
 
         values = self.values()
         try:
