@@ -190,3 +190,85 @@ def test_torch_compile_falls_back_to_plain_graphs_when_it_fails(monkeypatch):
         backend.set_torch_compile(False)
     np.testing.assert_allclose(res.perturbation, [[-3.0001, 0.0]], rtol=1e-6)
     assert "no C++ compiler" in _trace._COMPILE["broken"]
+
+
+def _eager_bodies(caplog):
+    return [r.getMessage() for r in caplog.records if "body runs eagerly" in r.getMessage()]
+
+
+@torch_only
+def test_torch_short_inner_loops_unroll_into_their_outer_body(caplog):
+    # acc <- 8 acc + 1 per step (three doublings, unrolled): 1 -> 9 -> 73 -> 585
+    def f(x, n):
+        def inner(j, a):
+            return a * 2.0
+
+        def body(k, acc):
+            return backend.fori_loop(0, 3, inner, acc) + 1.0
+
+        return (backend.fori_loop(0, n, body, x),)
+
+    caplog.set_level("DEBUG", logger="keras_lpc.backend")
+    run = backend.jit(f)
+    for n, want in ((2, 73.0), (3, 585.0)):
+        (out,) = run(np.ones((1, 2), "float32"), np.int32(n))
+        np.testing.assert_array_equal(ops.convert_to_numpy(out), [[want, want]])
+    assert _eager_bodies(caplog) == []  # the outer body is one graph
+
+
+def _one_hot_loop():
+    """A jitted loop whose body builds one loop-invariant one-hot twice: ``n x_y + k x_y``
+    summed over ``k < n``, i.e. ``x_y (n + n (n - 1) / 2)``."""
+
+    def f(x, y, n):
+        def body(k, acc):
+            hot = ops.one_hot(y, 3, dtype=x.dtype)
+            again = ops.one_hot(y, 3, dtype=x.dtype)
+            return (
+                acc + ops.sum(hot * x, axis=1) + ops.sum(again * x, axis=1) * ops.cast(k, x.dtype)
+            )
+
+        return (backend.fori_loop(0, n, body, ops.zeros_like(x[:, 0])),)
+
+    return f
+
+
+@torch_only
+def test_torch_replays_fold_merge_and_hoist_without_changing_values():
+    import torch
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from keras_lpc.backend import _replay
+
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], "float32")
+    y = np.array([2, 0], "int32")
+    run = backend.jit(_one_hot_loop())
+    (out,) = run(x, y, np.int32(4))  # x_y (4 + 6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(out), [30.0, 40.0])
+    (out,) = run(x, np.array([1, 1], "int32"), np.int32(3))  # x_y (3 + 3), same graphs
+    np.testing.assert_array_equal(ops.convert_to_numpy(out), [12.0, 30.0])
+
+    def twice(a):
+        return [torch.ones(3) * 2.0 + a, torch.exp(a) + torch.exp(a)]
+
+    a = torch.tensor([0.0, 1.0, -1.0])
+    graph = make_fx(twice)(a)
+    folded = _replay.fold(graph)
+    ops_in = [n for n in folded.graph.nodes if n.op == "call_function"]
+    assert [str(n.target) for n in ops_in].count("aten.exp.default") == 1  # merged
+    assert "aten.ones.default" not in {str(n.target) for n in ops_in}  # folded
+    for got, want in zip(folded(a), twice(a)):
+        assert torch.equal(got, want)
+
+
+@torch_only
+def test_torch_replays_run_without_torchscript(monkeypatch):
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no TorchScript")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    x = np.array([[1.0, 2.0, 3.0]], "float32")
+    (out,) = backend.jit(_one_hot_loop())(x, np.array([0], "int32"), np.int32(2))
+    np.testing.assert_array_equal(ops.convert_to_numpy(out), [3.0])  # 1 (2 + 1)

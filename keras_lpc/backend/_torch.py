@@ -159,13 +159,28 @@ def _device_of_state(state: Any) -> Any:
     return None
 
 
+#: Loops of at most this many steps, their bounds Python integers, are unrolled in a trace.
+UNROLL = 8
+
+
+def _short(lower: Any, upper: Any) -> bool:
+    plain = all(isinstance(b, int) and not isinstance(b, bool) for b in (lower, upper))
+    return plain and upper - lower <= UNROLL
+
+
 def fori_loop(lower: Any, upper: Any, body: Callable[[Any, Any], Any], state: Any) -> Any:
     """``keras.ops.fori_loop`` with ``body(k, state)`` replayed from one traced graph, ``k`` an
     int32 tensor (as under ``jax.jit``), inside a `jit` call."""
     import torch
 
-    if tracing():  # a loop is not unrolled into a graph: its body is traced instead
-        raise _Loop("a loop")
+    if tracing():
+        # a short loop of known length is unrolled into the graph; any other loop is not
+        # (its body is traced on its own instead)
+        if not _short(lower, upper):
+            raise _Loop("a loop")
+        for i in range(lower, upper):
+            state = body(torch.tensor(i, dtype=torch.int32, device=_device_of_state(state)), state)
+        return state
     lo, hi = int(lower), int(upper)
     graphs = _CURRENT.get()
     if graphs is None:

@@ -23,9 +23,13 @@ signature, like ``jax.jit`` without a compiler:
   signature runs both the graph and ``fn`` and keeps the graph only if they agree
   exactly (the graph replays the same aten ops, so they do).
 
-With ``set_compile(True)`` the graphs go on to ``torch.compile`` (inductor; it
-needs a C++ compiler, checked once: without one the plain graphs run and a
-debug log says why).
+A kept graph is replayed by TorchScript with its constants folded and its repeated
+operations merged (`keras_lpc.backend._replay`: the same aten kernels, checked bit
+for bit on the first call), and a binding that calls it again (a loop's body)
+computes the operations that read only the closure's tensors and the variables
+once. With ``set_compile(True)`` the graphs go on to ``torch.compile`` instead
+(inductor; it needs a C++ compiler, checked once: without one the plain graphs
+run and a debug log says why).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+
+from keras_lpc.backend._replay import WHOLE, flatten, grad, hoisted, pack, same
 
 log = logging.getLogger("keras_lpc.backend")
 
@@ -141,16 +147,6 @@ def _leaf_key(value: Any) -> Any:
     return _static(value)
 
 
-def _same(a: Any, b: Any) -> bool:
-    import torch
-
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if a.is_floating_point() or a.is_complex():
-        return bool(torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)))
-    return bool(torch.equal(a, b))
-
-
 class Graphs:
     """Traced graphs of Python functions, per signature, reading ``variables`` as inputs."""
 
@@ -169,7 +165,8 @@ class Graphs:
     def bind(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` with its closure read once: ``bound(*args)`` runs `run`'s graph of ``fn``.
 
-        The closure's tensors are read at binding, so a loop binds its body once.
+        The closure's tensors are read at binding and the variables at the first replay (an
+        attack's loop changes no weights), so a loop binds its body once.
         """
         if tracing():
             return fn
@@ -181,10 +178,13 @@ class Graphs:
         fixed = (tuple(statics), tuple(_leaf_key(v) for v in part_leaves))
         part_tensors = [v for v in part_leaves if _is_tensor(v)]
 
+        values: list[Any] = []  # the variables' values, read at the first replay
+        steps: dict[Any, Any] = {}  # key -> this binding's step (`_replay.hoist`)
+
         def bound(*args: Any) -> Any:
             if tracing():
                 return fn(*args)
-            leaves = keras.tree.flatten(args)
+            leaves = flatten(args)
             extra_cells: list = []
             extra: list = []
             for a in leaves:
@@ -196,11 +196,21 @@ class Graphs:
             entry = self.store.get(key)
             if entry is _FAILED:
                 return fn(*args)
-            tensors = part_tensors + [v for v in leaves if _is_tensor(v)]
-            if entry is not None:
-                graph, out_spec = entry
-                return keras.tree.pack_sequence_as(out_spec, graph(self.values(), tensors))
-            return self._first(key, fn, args, cells, parts, tensors)
+            rest = [v for v in leaves if _is_tensor(v)]
+            if entry is None:
+                return self._first(key, fn, args, cells, parts, part_tensors + rest)
+            graph, out_spec = entry
+            if not values:
+                values.extend(self.values())
+            step = steps.get(key)
+            if step is None or grad():  # a first call: the whole graph
+                steps[key] = WHOLE if step is None else step
+                return pack(out_spec, graph(values, part_tensors + rest))
+            if step is WHOLE:  # called again: hoist what does not change (see `_replay.hoist`)
+                step = steps[key] = hoisted(graph, values, part_tensors, rest)
+            if step is graph:
+                return pack(out_spec, graph(values, part_tensors + rest))
+            return pack(out_spec, step(rest))
 
         return bound
 
@@ -217,15 +227,42 @@ class Graphs:
                 continue
             try:
                 got = candidate(self.values(), tensors)
-                ok = len(got) == len(flat) and all(_same(g, w) for g, w in zip(got, flat))
+                ok = len(got) == len(flat) and all(same(g, w) for g, w in zip(got, flat))
             except Exception as err:  # noqa: BLE001 - any failure of the graph: next one
                 log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
                 ok = False
             if ok:
-                self.store[key] = (_compiled(candidate), out_spec)
+                fixed = sum(_is_tensor(v) for v in keras.tree.flatten(parts))
+                self.store[key] = (self._fast(candidate, tensors, flat, fixed), out_spec)
                 return want
         log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
         return want
+
+    def _fast(self, graph: Any, tensors: list[Any], want: list[Any], fixed: int) -> Any:
+        """``graph`` compiled when asked (`set_compile`), else its constants folded and run by
+        TorchScript (`keras_lpc.backend._replay`) if that reproduces ``want`` exactly, with
+        ``prepare`` (`_replay.hoist`: the first ``fixed`` tensors fixed) where that does too."""
+        if _COMPILE["on"]:
+            return _compiled(graph)
+        from keras_lpc.backend import _replay
+
+        def agrees(got: list[Any]) -> bool:
+            return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
+
+        values = self.values()
+        try:
+            folded = _replay.fold(graph) or graph
+            fast = _replay.script(folded, values, tensors)
+            if not agrees(fast(values, tensors)):
+                log.debug("keras_lpc: the TorchScript replay disagrees with its graph")
+                return graph
+        except Exception as err:  # noqa: BLE001 - the plain graph then
+            log.debug("keras_lpc: TorchScript replay skipped (%s)", err)
+            return graph
+        fast.hoist = (folded, fixed)  # `_hoisted` splits it when a binding calls it again
+        return fast
+        log.debug("keras_lpc: the TorchScript replay disagrees with its graph; plain graph")
+        return graph
 
     def _tidy(self, graph: Any, tensors: list[Any]) -> Any:
         from keras_lpc.backend._layout import tidy

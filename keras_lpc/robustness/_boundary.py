@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from keras_lpc import backend
 from keras_lpc.robustness import _counter
 from keras_lpc.robustness._norms import norm_of, per_row
 
@@ -69,7 +70,7 @@ def search(fn: Any, x: Any, target: Any, labels: Any, norm: str, clip: Any) -> A
         before = ops.sum(ops.where(split == first[None] - 1, ts, 0.0), axis=0)
         return ops.where(first > 0, before, lo), ops.where(first < SPLIT, at_first, hi)
 
-    _, hi = ops.fori_loop(0, ROUNDS, round_, (lo, hi))
+    _, hi = backend.fori_loop(0, ROUNDS, round_, (lo, hi))
     return blend(x, target, hi, norm)
 
 
@@ -113,7 +114,7 @@ def normal_sum(
 
     zeros = ops.zeros_like(best)
     passes = (ops.cast(count, "int32") + CHUNK - 1) // CHUNK
-    s1, s0, p = ops.fori_loop(0, passes, body, (zeros, zeros, ops.zeros_like(radius)))
+    s1, s0, p = backend.fori_loop(0, passes, body, (zeros, zeros, ops.zeros_like(radius)))
     mean = p / total
     centre = ops.where(ops.abs(mean) == 1.0, 0.0, mean)
     return (s1 - per_row(centre, s0) * s0) / total
@@ -138,6 +139,10 @@ def walk_loop(norm: str, dim: int, clipped: bool) -> Any:
                 d2 = ops.maximum(norm_of(best - x, "l2"), 1e-12)
                 count = ops.minimum(ops.cast(probes, x.dtype), ops.ceil(20.0 * ops.sqrt(tf_)))
                 v = normal_sum(fn, best, labels, keys, d2 / dim**0.5, count, seed, t, clip)
+                # the rest of the step is one graph on torch (its loops are short)
+                return backend.bind(advance)(tf_, best, v, d, d2)
+
+            def advance(tf_: Any, best: Any, v: Any, d: Any, d2: Any) -> Any:
                 if norm == "linf":
                     v, xi = ops.sign(v), d / ops.sqrt(tf_)
                 else:
@@ -155,7 +160,7 @@ def walk_loop(norm: str, dim: int, clipped: bool) -> Any:
                 better = found & (norm_of(b - x, norm) < d)
                 return ops.where(per_row(better, x), b, best)
 
-            return (ops.fori_loop(1, ops.cast(iterations, "int32") + 1, body, best),)
+            return (backend.fori_loop(1, ops.cast(iterations, "int32") + 1, body, best),)
 
         return loop
 
@@ -209,12 +214,14 @@ def coordinate_loop(norm: str, width: int, clipped: bool) -> Any:
                         t, below, _ = closest(af, hot, xi, lo, hi)
                         return below, t
 
-                    _, t = ops.fori_loop(0, NARROW, narrow, (0.0 * one, one))
+                    _, t = backend.fori_loop(0, NARROW, narrow, (0.0 * one, one))
                     return af + hot * (xi + t * (ai - xi) - ai)[:, None]
 
-                return ops.fori_loop(0, width, move, af)
+                return backend.fori_loop(0, width, move, af)
 
-            af = ops.fori_loop(0, ops.cast(sweeps, "int32"), sweep, ops.reshape(best, (-1, size)))
+            af = backend.fori_loop(
+                0, ops.cast(sweeps, "int32"), sweep, ops.reshape(best, (-1, size))
+            )
             moved = ops.reshape(af, (-1, *shape))
             return (search(fn, x, moved, labels, norm, clip),)
 

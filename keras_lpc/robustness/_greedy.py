@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lpc import backend
 from keras_lpc.robustness import _counter
 from keras_lpc.robustness._losses import loss_of
 
@@ -129,7 +130,7 @@ def greedy_loop(norm: str, size: int, clipped: bool) -> Any:
                     ops.zeros((n,), dtype=x.dtype),
                     m,
                 )
-                gain, where, value, new_m = ops.fori_loop(0, chunks, chunk, start)
+                gain, where, value, new_m = backend.fori_loop(0, chunks, chunk, start)
                 take = (gain > 0) & (m >= 0)  # a move that lowers the margin, not yet adversarial
                 hot = ops.one_hot(where, size, dtype=x.dtype)
                 moved = af + hot * (value - ops.sum(af * hot, axis=1))[:, None]
@@ -143,7 +144,7 @@ def greedy_loop(norm: str, size: int, clipped: bool) -> Any:
 
             m0 = margin(ops.expand_dims(xf, 1))[:, 0]
             start = (ops.convert_to_tensor(0, "int32"), xf, m0)
-            _, af, m = ops.while_loop(more, step, start)
+            _, af, m = backend.while_loop(more, step, start)
             return ops.reshape(af, (-1, *shape)), m < 0
 
         return loop

@@ -169,7 +169,7 @@ def _loop(fn: Callable[[Any], Any], norm: str, clipped: bool) -> Callable[..., t
             ops.zeros((n,), dtype="bool"),
             zeros,
         )
-        delta, _, best, best_norm, _, _ = ops.fori_loop(0, steps, body, state)
+        delta, _, best, best_norm, _, _ = backend.fori_loop(0, steps, body, state)
         adv = ops.argmax(fn(x + delta), axis=1) != labels
         return (keep_smallest(delta, norm_of(delta, norm), adv, best_norm, best)[1],)
 
