@@ -7,7 +7,8 @@ Each arm is the demo's MLP (`keras_lpc.demo.train` and `measure`: the demo's dat
 optimizer, head learning-rate multiplier and measurements) with some settings
 changed; ``augment_noise`` is 0 unless the arm says otherwise. Per arm and seed, on
 the same ``--attack-samples`` test inputs: the test accuracy, the certified L2
-radius by CROWN and by the global Lipschitz bound, the verified attack ensemble's
+radius by CROWN (or IBP, ``--certify ibp``, for models CROWN is too slow on) and by
+the global Lipschitz bound, the verified attack ensemble's
 distance (median of ``||r|| / ||x||``), their per-input ratio (median), and the
 head's spectral norm. ``lpc, head MaxNorm`` bounds every column of the head's
 kernel to norm ``--head-norm`` (`keras.constraints.MaxNorm`): LPC's latents shrink
@@ -46,9 +47,10 @@ ARMS: dict[str, tuple[str, dict]] = {
 KEYS = [
     ("test_accuracy", "accuracy", "{:.1%}"),
     ("crown", "certified CROWN (median)", "{:.4f}"),
+    ("ibp", "certified IBP (median)", "{:.4f}"),
     ("lipschitz", "certified Lipschitz (median)", "{:.4f}"),
     ("found", "verified found (median)", "{:.4f}"),
-    ("ratio", "CROWN / found (median)", "{:.3f}"),
+    ("ratio", "certified / found (median)", "{:.3f}"),
     ("head_norm", "head spectral norm", "{:.3g}"),
     ("final_gamma", "final gamma", "{:.3g}"),
 ]
@@ -79,6 +81,7 @@ def run_arm(name: str, seed: int, data, args) -> dict:
         "robustness_every": args.epochs,
         "verbose": 0,
         "architecture": args.architecture,
+        "certify": args.certify,
     }
     config = demo.DemoConfig(**{**settings, **changes})
     original = training.build_model
@@ -100,14 +103,14 @@ def run_arm(name: str, seed: int, data, args) -> dict:
         "backend": keras.backend.backend(),
         "architecture": args.architecture,
         "test_accuracy": result.test_accuracy,
-        "crown": result.certified_radius_median,
+        args.certify: result.certified_radius_median,
         "lipschitz": float(np.median(lip.per_sample)),
         "found": result.min_perturbation_median,
         "ratio": result.bracket_ratio,
         "head_norm": float(np.linalg.norm(head, 2)),
         "final_gamma": result.final_gamma,
         "train_seconds": trained,
-        "crown_seconds": result.certified_result.seconds,
+        f"{args.certify}_seconds": result.certified_result.seconds,
         "ensemble_seconds": float(sum(result.ensemble_result.seconds.values())),
     }
 
@@ -123,7 +126,10 @@ def summarize(rows: list[dict]) -> str:
     for (model, arm, backend), kept in groups.items():
         cells = [model, arm, backend, str(len(kept))]
         for key, _, fmt in KEYS:
-            values = np.array([r[key] for r in kept], dtype=float)
+            values = np.array([r.get(key, np.nan) for r in kept], dtype=float)
+            if np.isnan(values).all():
+                cells.append("–")
+                continue
             cell = fmt.format(values.mean())
             if len(values) > 1:
                 cell += " ± " + fmt.format(values.std())
@@ -142,7 +148,9 @@ def summarize(rows: list[dict]) -> str:
             if arm == "baseline" or not kept:
                 continue
             parts = []
-            for key in ("crown", "lipschitz", "found", "test_accuracy"):
+            for key in ("crown", "ibp", "lipschitz", "found", "test_accuracy"):
+                if key not in base[0] or key not in kept[0]:
+                    continue
                 b = np.mean([r[key] for r in base])
                 parts.append(f"{key} x{np.mean([r[key] for r in kept]) / b:.2f}")
             ratios.append(f"* {model}, {backend}, {arm} / baseline: " + ", ".join(parts))
@@ -152,6 +160,8 @@ def summarize(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--certify", default="crown", choices=["crown", "ibp"])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--attack-samples", type=int, default=200)
     parser.add_argument("--head-norm", type=float, default=1.0)
@@ -166,7 +176,7 @@ def main() -> None:
     else:
         data = demo.load_data(demo.DemoConfig(architecture=args.architecture))
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in args.only or ARMS:
                 row = run_arm(name, seed, data, args)
                 rows.append(row)

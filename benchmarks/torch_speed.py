@@ -6,8 +6,8 @@ with a radius search, the boundary attack) on ``--n`` digits test inputs of the
 demo's MLP and CNN (`keras_lpc.demo.architectures.build_model`), every model with
 the same weights on every backend (trained ``--epochs`` epochs once, on JAX, and
 loaded into each backend's copy). Each row is a fresh process (a Keras backend is
-fixed per process); its time is the second call (the first compiles or traces,
-shown apart). Rows:
+fixed per process); its time is the best of ``--repeats`` calls (default 3) after
+the first, which compiles or traces (shown apart). Rows:
 
 * ``jax``: the JAX backend;
 * ``torch``: PyTorch with keras_lpc's thread policy (one intra-op thread inside the
@@ -85,9 +85,12 @@ def measure(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     minimal_perturbation(model, x, y, verbose=0)
     first = time.perf_counter() - start
-    start = time.perf_counter()
-    res = minimal_perturbation(model, x, y, verbose=0)
-    second = time.perf_counter() - start
+    second, res = float("inf"), None
+    for _ in range(args.repeats):  # the best call: one call swings up to 2x on a shared machine
+        start = time.perf_counter()
+        again = minimal_perturbation(model, x, y, verbose=0)
+        if time.perf_counter() - start < second:
+            second, res = time.perf_counter() - start, again
     row = {
         "first": first,
         "seconds": second,
@@ -121,6 +124,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--conditions", default="quiet,loaded")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per row (best kept)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -153,7 +157,8 @@ def main() -> None:
                 for backend, threads, compiled in ROWS:
                     if compiled and condition != "quiet":
                         continue  # torch.compile: measured once, quiet
-                    flags = ["--model", name, "--n", str(args.n), "--weights", weights]
+                    flags = ["--model", name, "--n", str(args.n), "--weights", weights,
+                             "--repeats", str(args.repeats)]  # fmt: skip
                     flags += ["--threads", str(threads or 0)] + (["--compile"] if compiled else [])
                     row = _child(flags, backend)
                     machines.add(row["machine"])
@@ -179,7 +184,8 @@ def main() -> None:
         "## Attack ensemble: PyTorch against JAX (`benchmarks/torch_speed.py`)\n\n"
         f"The default L2 `minimal_perturbation` ensemble on {args.n} digits test inputs of the "
         f"demo's MLP and CNN (the same weights on every backend: {args.epochs} epochs of "
-        "training on JAX), second call timed (the first compiles or traces), each row a fresh "
+        "training on JAX), the best of "
+        f"{args.repeats} calls after the first (which compiles or traces), each row a fresh "
         "process, the rows one after the other in one run. `loaded`: beside one competing "
         "CPU-bound process (a Python busy loop).\n\n"
         + "\n".join(f"* {m}" for m in sorted(machines) + notes)
