@@ -18,8 +18,9 @@ matrices, one input at a time, plain bisection: doubling then 20 halvings) on
 ``--ref-n`` inputs, and, where ``--lirpa PYTHON`` names an interpreter with
 auto_LiRPA (a yardstick only, never a dependency), its CROWN on the same torch
 network: seconds per bound pass and per input, and the certified radius it
-finds by the same bisection. Prints the tables and writes section
-``certify-speed`` of docs/benchmarks.md (``--no-write``: print only).
+finds by bisection (on ``--lirpa-n`` MLP and ``--lirpa-cnn-n`` CNN inputs; section
+``certify-lirpa``, ``--lirpa-only``: that section alone). Prints the tables and
+writes section ``certify-speed`` of docs/benchmarks.md (``--no-write``: print only).
 ``--backend NAME`` runs one backend on ``--models DIR`` and prints its rows.
 """
 
@@ -169,6 +170,11 @@ def main() -> None:
     parser.add_argument("--epochs-mlp", type=int, default=30)
     parser.add_argument("--epochs-cnn", type=int, default=10)
     parser.add_argument("--lirpa", default=None, help="a Python with auto_LiRPA installed")
+    parser.add_argument("--lirpa-n", type=int, default=100, help="MLP inputs for auto_LiRPA")
+    parser.add_argument("--lirpa-cnn-n", type=int, default=4, help="CNN inputs for auto_LiRPA")
+    parser.add_argument(
+        "--lirpa-only", action="store_true", help="train, then only the auto_LiRPA section"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.backend:
@@ -180,6 +186,15 @@ def main() -> None:
     directory = args.models or tempfile.mkdtemp(prefix="certify_models_")
     args.models = directory
     accuracy = train(directory, {"mlp": args.epochs_mlp, "cnn": args.epochs_cnn})
+    if args.lirpa:
+        lirpa = certify_lirpa.run(args.lirpa, directory, args.lirpa_n, args.lirpa_cnn_n)
+        if lirpa is not None:
+            body = certify_lirpa.report_lirpa(args, accuracy, lirpa, machine(), table)
+            print(body)
+            if not args.no_write:
+                update_section("certify-lirpa", body)
+    if args.lirpa_only:
+        return
     rows = [
         row
         for part in per_backend(
@@ -201,8 +216,7 @@ def main() -> None:
         for row in part
     ]
     ref = reference_timing(args)
-    lirpa = certify_lirpa.run(args.lirpa, directory, args.ref_n) if args.lirpa else None
-    body = certify_lirpa.report(args, accuracy, rows, ref, lirpa, machine(), table)
+    body = certify_lirpa.report(args, accuracy, rows, ref, machine(), table)
     print(body)
     if not args.no_write:
         update_section("certify-speed", body)
