@@ -170,8 +170,8 @@ def main() -> None:
     parser.add_argument("--epochs-mlp", type=int, default=30)
     parser.add_argument("--epochs-cnn", type=int, default=10)
     parser.add_argument("--lirpa", default=None, help="a Python with auto_LiRPA installed")
-    parser.add_argument("--lirpa-n", type=int, default=100, help="MLP inputs for auto_LiRPA")
-    parser.add_argument("--lirpa-cnn-n", type=int, default=4, help="CNN inputs for auto_LiRPA")
+    parser.add_argument("--lirpa-n", type=int, default=128, help="MLP inputs for auto_LiRPA")
+    parser.add_argument("--lirpa-cnn-n", type=int, default=8, help="CNN inputs for auto_LiRPA")
     parser.add_argument(
         "--lirpa-only", action="store_true", help="train, then only the auto_LiRPA section"
     )
