@@ -17,8 +17,7 @@ logits, and on the first ``N_MLP`` / ``N_CNN`` digits:
   keras-lpc's radius, one input at a time) against `certified_radius`.
 
 Both run with one intra-op torch thread. Prints one line ``LIRPA {json}``.
-`report` formats certify_speed's section ``certify-speed``, `report_lirpa` the
-section ``certify-lirpa``.
+`report_lirpa` formats section ``certify-lirpa`` of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -188,6 +187,7 @@ def main() -> None:
     from auto_LiRPA import BoundedModule
 
     import keras_lpc  # noqa: F401
+    from benchmarks._report import machine
     from benchmarks.certify_speed import _inputs
     from keras_lpc.robustness import certified_radius
 
@@ -196,7 +196,7 @@ def main() -> None:
     # neither is slowed by thread contention on a shared machine
     torch.set_num_threads(1)
     models, sizes = sys.argv[1], {"mlp": int(sys.argv[2]), "cnn": int(sys.argv[3])}
-    out = {"versions": f"auto_LiRPA {auto_LiRPA.__version__}, torch {torch.__version__}"}
+    out = {"versions": f"auto_LiRPA {auto_LiRPA.__version__}", "machine": machine()}
     load = os.getloadavg()[0]
     for arch in ("mlp", "mlp-relu", "cnn"):
         model = keras.models.load_model(os.path.join(models, f"{arch.split('-')[0]}.keras"))
@@ -263,79 +263,14 @@ def _with_relu(layer):
     return layer.__class__.from_config(config)
 
 
-def report(args, accuracy, rows, ref, machine: str, table) -> str:
-    """The Markdown of section ``certify-speed``."""
-    lines = [
-        "## Certified radii (`benchmarks/certify_speed.py`)",
-        "",
-        f"Machine: {machine}. Measured while the machine was shared (load 3-6 on its cores):",
-        "timings are upper bounds of what an idle machine gives.",
-        f"Models: the demo's baseline MLP and CNN (SiLU), trained {args.epochs_mlp} / "
-        f"{args.epochs_cnn} epochs on digits (test accuracy {accuracy['mlp']:.3f} / "
-        f"{accuracy['cnn']:.3f}); L2; `certified_radius` defaults (CROWN: `rtol=1e-2`).",
-        "Time: one call on the inputs after a warm-up call on one batch (compiled then);",
-        "`per 1000` scales it to 1000 inputs. Ratio: certified / found (verified attack",
-        f"ensemble, default attacks) on the first {args.bracket_n} test digits.",
-        "",
-    ]
-    header = [
-        "backend",
-        "model",
-        "method",
-        "inputs",
-        "s",
-        "s per 1000",
-        "passes",
-        "memory GB",
-        "ratio median",
-        "ratio p10",
-        "attack s per 1000",
-    ]
-    body = [
-        [
-            r["backend"],
-            r["model"],
-            r["method"],
-            r["inputs"],
-            r["seconds"],
-            r["per_1000"],
-            r["passes"],
-            r["memory_gb"],
-            r["ratio_median"],
-            r["ratio_p10"],
-            r["attack_per_1000"],
-        ]
-        for r in rows
-    ]
-    lines += [table(header, body), ""]
-    lines += [
-        "NumPy float64 reference CROWN (tests/_certify_reference.py; dense matrices, one input",
-        "at a time, doubling then 20 bisection passes), and its radius against the library's:",
-        "",
-        table(
-            ["model", "inputs", "s per input", "s per 1000 (scaled)", "library / reference radius"],
-            [
-                [r["model"], r["inputs"], r["per_input"], r["per_1000"], r["ours_over_reference"]]
-                for r in ref
-            ],
-        ),
-        "",
-    ]
-    lines.append(
-        "auto_LiRPA's CROWN on the same torch networks: the next section, "
-        '"auto_LiRPA beside the library\'s CROWN".'
-    )
-    return "\n".join(lines)
-
-
-def report_lirpa(args, accuracy, lirpa: dict, machine: str, table) -> str:
+def report_lirpa(accuracy, lirpa: dict, table) -> str:
     """The Markdown of section ``certify-lirpa``: auto_LiRPA's CROWN beside the library's."""
     rows = [(k, v) for k, v in lirpa.items() if isinstance(v, dict)]
     relu = lirpa.get("mlp-relu", {})
     lines = [
         "## auto_LiRPA beside the library's CROWN (`benchmarks/certify_speed.py --lirpa`)",
         "",
-        f"Machine: {machine}; {lirpa['versions']} (a yardstick in its own virtual",
+        f"Machine: {lirpa['machine']}; {lirpa['versions']} (a yardstick in its own virtual",
         "environment, never a dependency; release 0.3 patched for torch 2.13 and NumPy 2,",
         "see docs/certified.md). Measured while the machine was shared with other work",
         f"(load {lirpa.get('load', '?')} on its 2 cores), one intra-op torch thread for both:",
