@@ -33,8 +33,6 @@ from typing import Any
 
 from keras import ops
 
-from keras_lpc import backend
-
 BIG = 1e30
 
 
@@ -137,5 +135,5 @@ def search(probe: Callable[[Any], Any], first: Any, rtol: float, steps: int) -> 
         old = (eps, lo, a, fa, b, fb, top, e1, g1, e2, g2, count, width)
         return (k + 1, *(ops.where(active, n, o) for n, o in zip(new, old)))
 
-    out = backend.while_loop(cond, body, state)  # on torch: cond and body replay traced graphs
+    out = ops.while_loop(cond, body, state)
     return out[2], out[0]
