@@ -1,24 +1,28 @@
 """auto_LiRPA's CROWN beside keras-lpc's on the same torch network: a yardstick for certify_speed.
 
 Run by `benchmarks/certify_speed.py` (``--lirpa PYTHON``) as
-``PYTHON benchmarks/certify_lirpa.py MODELS_DIR N`` with ``KERAS_BACKEND=torch``:
+``PYTHON benchmarks/certify_lirpa.py MODELS_DIR N_MLP N_CNN`` with ``KERAS_BACKEND=torch``:
 the interpreter must have auto_LiRPA (never a keras-lpc dependency; its 2022
 release 0.3 needs small patches for current torch and NumPy, see
 docs/certified.md) and keras-lpc's own dependencies. For the saved demo MLP and
 CNN it builds the same network in torch, checks that both give the same
-logits, and on the first ``N`` digits:
+logits, and on the first ``N_MLP`` / ``N_CNN`` digits:
 
 * one CROWN pass at a fixed radius (the median keras-lpc certifies): seconds,
   and how the lower bounds of ``f_y - f_j`` compare (SiLU: the relaxations
-  differ; the MLP with ReLU instead of SiLU, same weights: they should agree);
+  differ; the MLP with ReLU instead of SiLU, same weights: they should agree up
+  to the library's float32 rounding margins, and in float64 auto_LiRPA should
+  equal the NumPy reference CROWN of tests/_certify_reference.py);
 * the certified radius by plain bisection (16 halvings of ``[0, 2 rho]``, ``rho``
   keras-lpc's radius, one input at a time) against `certified_radius`.
 
-Prints one line ``LIRPA {json}``. `report` formats certify_speed's section.
+Both run with one intra-op torch thread. Prints one line ``LIRPA {json}``.
+`report_lirpa` formats section ``certify-lirpa`` of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -28,11 +32,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(python: str, models: str, n: int) -> dict | None:
+def run(python: str, models: str, n_mlp: int, n_cnn: int) -> dict | None:
     """Run this script under ``python``; its results, or None (with the reason printed)."""
     env = dict(os.environ, KERAS_BACKEND="torch", PYTHONPATH=ROOT)
     out = subprocess.run(
-        [python, os.path.abspath(__file__), models, str(n)],
+        [python, os.path.abspath(__file__), models, str(n_mlp), str(n_cnn)],
         env=env,
         capture_output=True,
         text=True,
@@ -91,7 +95,8 @@ def _torch_net(model, relu: bool = False):
 
 
 def _ours_bounds(model, x, eps):
-    """keras-lpc's CROWN lower bounds (C, N) of ``f_y - f_j`` at radius ``eps`` (one pass)."""
+    """keras-lpc's CROWN lower bounds (C, N) of ``f_y - f_j`` at radius ``eps`` (one pass),
+    and the seconds of a second call (the first compiles)."""
     import numpy as np
     from keras import ops
 
@@ -108,59 +113,117 @@ def _ours_bounds(model, x, eps):
     run = backend.jit(bounds, model.variables)
     radii = [setup.radii[i] for i in setup.ids]
     args = (setup.x, setup.labels.astype("int32"), np.full(len(x), eps, "float32"))
+    run(*args, *radii)  # warm-up: traces / compiles
     start = time.perf_counter()
     out = ops.convert_to_numpy(run(*args, *radii))
-    return out, setup.labels, time.perf_counter() - start
+    return out, time.perf_counter() - start
+
+
+def _lirpa_bounds(bounded, xt, c, eps):
+    """auto_LiRPA's CROWN lower bounds (C, N) of ``C f`` at the scalar radius ``eps`` (L2),
+    and the seconds of a second call."""
+    from auto_LiRPA import BoundedTensor, PerturbationLpNorm
+
+    def call():
+        ptb = PerturbationLpNorm(norm=2, eps=eps)
+        lower, _ = bounded.compute_bounds(x=(BoundedTensor(xt, ptb),), C=c, method="CROWN")
+        return lower
+
+    call()
+    start = time.perf_counter()
+    lower = call()
+    return lower.numpy().T, time.perf_counter() - start
+
+
+def _lirpa_radius(bounded, xt, c, labels, hi):
+    """The largest L2 radius auto_LiRPA's CROWN certifies, per input: 16 halvings of
+    ``[0, hi]``, one input and one scalar radius per call."""
+    import numpy as np
+    from auto_LiRPA import BoundedTensor, PerturbationLpNorm
+
+    lo, hi = np.zeros(len(xt)), np.array(hi, "float64")
+    for i in range(len(xt)):
+        one = BoundedTensor(xt[i : i + 1], PerturbationLpNorm(norm=2, eps=1.0))
+        for _ in range(16):
+            mid = 0.5 * (lo[i] + hi[i])
+            one.ptb.eps = float(mid)
+            low, _ = bounded.compute_bounds(x=(one,), C=c[i : i + 1], method="CROWN")
+            low = np.delete(low.numpy()[0], labels[i])
+            lo[i], hi[i] = (mid, hi[i]) if low.min() > 0 else (lo[i], mid)
+    return lo
+
+
+def _float64_check(model, net, x, labels, eps, count):
+    """max |auto_LiRPA - NumPy reference| of the float64 CROWN lower bounds on ``count``
+    inputs (the reference: tests/_certify_reference.py), and the largest |bound|."""
+    import _certify_reference as reference
+    import numpy as np
+    import torch
+    from auto_LiRPA import BoundedModule
+
+    layers, _ = reference.layers_of(model)
+    xt = torch.tensor(x[:count], dtype=torch.float64).permute(0, 3, 1, 2).contiguous()
+    net64 = copy.deepcopy(net).double()
+    c = (torch.eye(10)[labels[:count]][:, None, :] - torch.eye(10)[None]).double()
+    bounded = BoundedModule(net64, torch.zeros_like(xt[:1]), bound_opts={"conv_mode": "matrix"})
+    theirs, _ = _lirpa_bounds(bounded, xt, c, eps)
+    ref = np.stack(
+        [
+            reference.lower_bounds(
+                layers, x[i].reshape(-1).astype("float64"), c[i].numpy(), eps, "l2"
+            )
+            for i in range(count)
+        ],
+        axis=1,
+    )
+    return float(np.max(np.abs(ref - theirs))), float(np.max(np.abs(theirs)))
 
 
 def main() -> None:
+    import auto_LiRPA
     import keras
     import numpy as np
     import torch
-    from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
+    from auto_LiRPA import BoundedModule
 
     import keras_lpc  # noqa: F401
+    from benchmarks._report import machine
     from benchmarks.certify_speed import _inputs
     from keras_lpc.robustness import certified_radius
 
     torch.set_grad_enabled(False)
-    models, n = sys.argv[1], int(sys.argv[2])
-    out = {}
-    for arch in ("mlp", "cnn", "mlp-relu"):
+    # one intra-op thread for both (keras-lpc's policy inside its loops on torch), so
+    # neither is slowed by thread contention on a shared machine
+    torch.set_num_threads(1)
+    models, sizes = sys.argv[1], {"mlp": int(sys.argv[2]), "cnn": int(sys.argv[3])}
+    out = {"versions": f"auto_LiRPA {auto_LiRPA.__version__}", "machine": machine()}
+    load = os.getloadavg()[0]
+    for arch in ("mlp", "mlp-relu", "cnn"):
         model = keras.models.load_model(os.path.join(models, f"{arch.split('-')[0]}.keras"))
         if arch == "mlp-relu":
             model = keras.models.clone_model(model, clone_function=_with_relu, call_function=None)
             model.set_weights(
                 keras.models.load_model(os.path.join(models, "mlp.keras")).get_weights()
             )
-        x, _ = _inputs(n)
+        x, _ = _inputs(sizes[arch.split("-")[0]])
         net = _torch_net(model, relu=arch == "mlp-relu")
         xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
         gap = float(np.max(np.abs(net(xt).numpy() - keras.ops.convert_to_numpy(model(x)))))
+        certified_radius(model, x, method="crown")  # warm-up: compiles
         ours = certified_radius(model, x, method="crown")
         eps = float(np.median(ours.distance[ours.distance > 0]))
         labels = ours.labels
         c = torch.eye(10)[labels][:, None, :] - torch.eye(10)[None]  # (N, C, C)
-        bounded = BoundedModule(net, torch.zeros_like(xt[:1]))
-        ptb = PerturbationLpNorm(norm=2, eps=eps)
+        # auto_LiRPA's default "patches" mode fails on the CNN's SiLU (a product x *
+        # sigmoid(x) of two bounded tensors); dense matrices handle it
+        bounded = BoundedModule(net, torch.zeros_like(xt[:1]), bound_opts={"conv_mode": "matrix"})
+        lower, lirpa_pass = _lirpa_bounds(bounded, xt, c, eps)
+        mine, our_pass = _ours_bounds(model, x, eps)
+        other = ~np.eye(10, dtype=bool)[labels].T
+        diff = (mine - lower)[other]
+        scale = np.abs(lower[other])
         start = time.perf_counter()
-        lower, _ = bounded.compute_bounds(x=(BoundedTensor(xt, ptb),), C=c, method="CROWN")
-        lirpa_pass = time.perf_counter() - start
-        mine, _, our_pass = _ours_bounds(model, x, eps)
-        lower = lower.numpy().T  # (C, N)
-        own = np.eye(10, dtype=bool)[labels].T
-        diff = (mine - lower)[~own] / np.maximum(np.abs(lower[~own]), 1e-6)
-        # the radius by bisection, one input at a time (a scalar radius per call)
-        lo, hi = np.zeros(len(x)), np.maximum(2 * ours.distance, 1e-3)
-        start = time.perf_counter()
-        for i in range(len(x)):
-            one = BoundedTensor(xt[i : i + 1], PerturbationLpNorm(norm=2, eps=1.0))
-            for _ in range(16):
-                mid = 0.5 * (lo[i] + hi[i])
-                one.ptb.eps = float(mid)
-                low, _ = bounded.compute_bounds(x=(one,), C=c[i : i + 1], method="CROWN")
-                low = np.delete(low.numpy()[0], labels[i])
-                lo[i], hi[i] = (mid, hi[i]) if low.min() > 0 else (lo[i], mid)
+        lo = _lirpa_radius(bounded, xt, c, labels, np.maximum(2 * ours.distance, 1e-3))
         lirpa_radius_time = time.perf_counter() - start
         keep = (lo > 0) & (ours.distance > 0)
         out[arch] = {
@@ -169,13 +232,26 @@ def main() -> None:
             "eps": eps,
             "lirpa_pass_s": lirpa_pass,
             "ours_pass_s": our_pass,
-            "bound_rel_diff_median": float(np.median(diff)),
-            "bound_rel_diff_max_abs": float(np.max(np.abs(diff))),
+            "bound_diff_max_abs": float(np.max(np.abs(diff))),
+            "bound_scale_max": float(np.max(scale)),
+            "bound_rel_diff_median": float(np.median(diff / np.maximum(scale, 1e-6))),
+            "ours_tighter_share": float(np.mean(diff > 0)),
             "lirpa_radius_s": lirpa_radius_time,
             "ours_radius_s": ours.seconds,
+            "passes": int(ours.passes),
             "radius_ratio_median": float(np.median(ours.distance[keep] / lo[keep])),
+            "radius_ratio_min": float(np.min(ours.distance[keep] / lo[keep])),
+            "radius_ratio_max": float(np.max(ours.distance[keep] / lo[keep])),
         }
+        if arch == "mlp-relu":
+            gap64, scale64 = _float64_check(model, net, x, labels, eps, min(len(x), 20))
+            out[arch] |= {
+                "float64_diff_max_abs": gap64,
+                "float64_scale_max": scale64,
+                "float64_inputs": min(len(x), 20),
+            }
         print(json.dumps({arch: out[arch]}), file=sys.stderr, flush=True)
+    out["load"] = f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     print("LIRPA " + json.dumps(out))
 
 
@@ -187,102 +263,82 @@ def _with_relu(layer):
     return layer.__class__.from_config(config)
 
 
-def report(args, accuracy, rows, ref, lirpa, machine: str, table) -> str:
-    """The Markdown of section ``certify-speed``."""
+def report_lirpa(accuracy, lirpa: dict, table) -> str:
+    """The Markdown of section ``certify-lirpa``: auto_LiRPA's CROWN beside the library's."""
+    rows = [(k, v) for k, v in lirpa.items() if isinstance(v, dict)]
+    relu = lirpa.get("mlp-relu", {})
     lines = [
-        "## Certified radii (`benchmarks/certify_speed.py`)",
+        "## auto_LiRPA beside the library's CROWN (`benchmarks/certify_speed.py --lirpa`)",
         "",
-        f"Machine: {machine}. Measured while the machine was shared (load 3-6 on its cores):",
-        "timings are upper bounds of what an idle machine gives.",
-        f"Models: the demo's baseline MLP and CNN (SiLU), trained {args.epochs_mlp} / "
-        f"{args.epochs_cnn} epochs on digits (test accuracy {accuracy['mlp']:.3f} / "
-        f"{accuracy['cnn']:.3f}); L2; `certified_radius` defaults (CROWN: `rtol=1e-2`).",
-        "Time: one call on the inputs after a warm-up call on one batch (compiled then);",
-        "`per 1000` scales it to 1000 inputs. Ratio: certified / found (verified attack",
-        f"ensemble, default attacks) on the first {args.bracket_n} test digits.",
+        f"Machine: {lirpa['machine']}; {lirpa['versions']} (a yardstick in its own virtual",
+        "environment, never a dependency; release 0.3 patched for torch 2.13 and NumPy 2,",
+        "see docs/certified.md). Measured while the machine was shared with other work",
+        f"(load {lirpa.get('load', '?')} on its 2 cores), one intra-op torch thread for both:",
+        "timings are upper bounds of what an idle machine gives, their ratios are the figure.",
+        f"Models: certify-speed's demo MLP and CNN (SiLU; test accuracy {accuracy['mlp']:.3f} /",
+        f"{accuracy['cnn']:.3f}), and `mlp-relu`: the MLP with ReLU in place of SiLU, same",
+        "weights. The torch network is built from the Keras weights (`logit gap`: the",
+        "largest difference of their logits). L2, the first test digits, the library on",
+        'the torch backend, auto_LiRPA\'s `conv_mode="matrix"` (its default `patches`',
+        "fails on the CNN's SiLU, which it bounds as the product `x * sigmoid(x)`).",
         "",
-    ]
-    header = [
-        "backend",
-        "model",
-        "method",
-        "inputs",
-        "s",
-        "s per 1000",
-        "passes",
-        "memory GB",
-        "ratio median",
-        "ratio p10",
-        "attack s per 1000",
-    ]
-    body = [
-        [
-            r["backend"],
-            r["model"],
-            r["method"],
-            r["inputs"],
-            r["seconds"],
-            r["per_1000"],
-            r["passes"],
-            r["memory_gb"],
-            r["ratio_median"],
-            r["ratio_p10"],
-            r["attack_per_1000"],
-        ]
-        for r in rows
-    ]
-    lines += [table(header, body), ""]
-    lines += [
-        "NumPy float64 reference CROWN (tests/_certify_reference.py; dense matrices, one input",
-        "at a time, doubling then 20 bisection passes), and its radius against the library's:",
+        "* One CROWN pass on all the inputs at the median certified radius, after a",
+        "  warm-up pass: seconds; lower bounds of `f_y - f_j`: largest |library -",
+        "  auto_LiRPA| against the largest |bound|, the median of (library - auto_LiRPA) /",
+        "  |auto_LiRPA| and the share where the library's is tighter.",
+        "* The certified radius: the library's `certified_radius` (default `rtol=1e-2`, all",
+        "  inputs in one batch, after a warm-up call) against auto_LiRPA by bisection",
+        "  (16 halvings of `[0, 2 r]`, one input and one scalar radius per call, as its",
+        "  API takes one `eps`); library / auto_LiRPA radius per input.",
         "",
         table(
-            ["model", "inputs", "s per input", "s per 1000 (scaled)", "library / reference radius"],
             [
-                [r["model"], r["inputs"], r["per_input"], r["per_1000"], r["ours_over_reference"]]
-                for r in ref
+                "model",
+                "inputs",
+                "logit gap",
+                "auto_LiRPA pass s",
+                "library pass s",
+                "max abs bound diff",
+                "max abs bound",
+                "median rel diff",
+                "library tighter",
+                "auto_LiRPA radius s",
+                "library radius s",
+                "library passes",
+                "radius ratio median",
+                "radius ratio min",
+                "radius ratio max",
+            ],
+            [
+                [
+                    k,
+                    v["inputs"],
+                    v["logit_gap"],
+                    v["lirpa_pass_s"],
+                    v["ours_pass_s"],
+                    v["bound_diff_max_abs"],
+                    v["bound_scale_max"],
+                    v["bound_rel_diff_median"],
+                    f"{100 * v['ours_tighter_share']:.0f}%",
+                    v["lirpa_radius_s"],
+                    v["ours_radius_s"],
+                    v["passes"],
+                    v["radius_ratio_median"],
+                    v["radius_ratio_min"],
+                    v["radius_ratio_max"],
+                ]
+                for k, v in rows
             ],
         ),
         "",
     ]
-    if lirpa is None:
-        lines.append("auto_LiRPA: not run (no `--lirpa` interpreter, or it failed).")
-    else:
+    if "float64_diff_max_abs" in relu:
         lines += [
-            "auto_LiRPA 0.3 (patched for torch 2.13 / NumPy 2; torch, CPU) on the same network:",
-            "one CROWN pass at the median certified radius, and the radius by 16-pass bisection;",
-            "`bound diff`: (library - auto_LiRPA) / |auto_LiRPA| of the lower bounds of",
-            "f_y - f_j (positive: the library's are tighter).",
-            "",
-            table(
-                [
-                    "model",
-                    "inputs",
-                    "logit gap",
-                    "auto_LiRPA pass s",
-                    "library pass s",
-                    "bound diff median",
-                    "bound diff max |.|",
-                    "auto_LiRPA radius s",
-                    "library radius s",
-                    "library / auto_LiRPA radius",
-                ],
-                [
-                    [
-                        k,
-                        v["inputs"],
-                        v["logit_gap"],
-                        v["lirpa_pass_s"],
-                        v["ours_pass_s"],
-                        v["bound_rel_diff_median"],
-                        v["bound_rel_diff_max_abs"],
-                        v["lirpa_radius_s"],
-                        v["ours_radius_s"],
-                        v["radius_ratio_median"],
-                    ]
-                    for k, v in lirpa.items()
-                ],
-            ),
+            f"float64 (`mlp-relu`, first {relu['float64_inputs']} inputs, same radius): auto_LiRPA",
+            "in float64 against the library's float64 NumPy reference CROWN",
+            "(tests/_certify_reference.py): largest |difference| of the lower bounds "
+            f"{relu['float64_diff_max_abs']:.2g}",
+            f"for bounds up to {relu['float64_scale_max']:.3g}.",
         ]
     return "\n".join(lines)
 

@@ -18,8 +18,9 @@ matrices, one input at a time, plain bisection: doubling then 20 halvings) on
 ``--ref-n`` inputs, and, where ``--lirpa PYTHON`` names an interpreter with
 auto_LiRPA (a yardstick only, never a dependency), its CROWN on the same torch
 network: seconds per bound pass and per input, and the certified radius it
-finds by the same bisection. Prints the tables and writes section
-``certify-speed`` of docs/benchmarks.md (``--no-write``: print only).
+finds by bisection (on ``--lirpa-n`` MLP and ``--lirpa-cnn-n`` CNN inputs; section
+``certify-lirpa``, ``--lirpa-only``: that section alone). Prints the tables and
+writes section ``certify-speed`` of docs/benchmarks.md (``--no-write``: print only).
 ``--backend NAME`` runs one backend on ``--models DIR`` and prints its rows.
 """
 
@@ -157,6 +158,71 @@ def reference_timing(args: argparse.Namespace) -> list[dict]:
     return out
 
 
+def report(args, accuracy, rows, ref, machine: str, table) -> str:
+    """The Markdown of section ``certify-speed``."""
+    lines = [
+        "## Certified radii (`benchmarks/certify_speed.py`)",
+        "",
+        f"Machine: {machine}. Measured while the machine was shared (load 3-6 on its cores):",
+        "timings are upper bounds of what an idle machine gives.",
+        f"Models: the demo's baseline MLP and CNN (SiLU), trained {args.epochs_mlp} / "
+        f"{args.epochs_cnn} epochs on digits (test accuracy {accuracy['mlp']:.3f} / "
+        f"{accuracy['cnn']:.3f}); L2; `certified_radius` defaults (CROWN: `rtol=1e-2`).",
+        "Time: one call on the inputs after a warm-up call on one batch (compiled then);",
+        "`per 1000` scales it to 1000 inputs. Ratio: certified / found (verified attack",
+        f"ensemble, default attacks) on the first {args.bracket_n} test digits.",
+        "",
+    ]
+    header = [
+        "backend",
+        "model",
+        "method",
+        "inputs",
+        "s",
+        "s per 1000",
+        "passes",
+        "memory GB",
+        "ratio median",
+        "ratio p10",
+        "attack s per 1000",
+    ]
+    body = [
+        [
+            r["backend"],
+            r["model"],
+            r["method"],
+            r["inputs"],
+            r["seconds"],
+            r["per_1000"],
+            r["passes"],
+            r["memory_gb"],
+            r["ratio_median"],
+            r["ratio_p10"],
+            r["attack_per_1000"],
+        ]
+        for r in rows
+    ]
+    lines += [table(header, body), ""]
+    lines += [
+        "NumPy float64 reference CROWN (tests/_certify_reference.py; dense matrices, one input",
+        "at a time, doubling then 20 bisection passes), and its radius against the library's:",
+        "",
+        table(
+            ["model", "inputs", "s per input", "s per 1000 (scaled)", "library / reference radius"],
+            [
+                [r["model"], r["inputs"], r["per_input"], r["per_1000"], r["ours_over_reference"]]
+                for r in ref
+            ],
+        ),
+        "",
+    ]
+    lines.append(
+        "auto_LiRPA's CROWN on the same torch networks: the next section, "
+        '"auto_LiRPA beside the library\'s CROWN".'
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default=None)
@@ -169,6 +235,11 @@ def main() -> None:
     parser.add_argument("--epochs-mlp", type=int, default=30)
     parser.add_argument("--epochs-cnn", type=int, default=10)
     parser.add_argument("--lirpa", default=None, help="a Python with auto_LiRPA installed")
+    parser.add_argument("--lirpa-n", type=int, default=128, help="MLP inputs for auto_LiRPA")
+    parser.add_argument("--lirpa-cnn-n", type=int, default=8, help="CNN inputs for auto_LiRPA")
+    parser.add_argument(
+        "--lirpa-only", action="store_true", help="train, then only the auto_LiRPA section"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.backend:
@@ -180,6 +251,15 @@ def main() -> None:
     directory = args.models or tempfile.mkdtemp(prefix="certify_models_")
     args.models = directory
     accuracy = train(directory, {"mlp": args.epochs_mlp, "cnn": args.epochs_cnn})
+    if args.lirpa:
+        lirpa = certify_lirpa.run(args.lirpa, directory, args.lirpa_n, args.lirpa_cnn_n)
+        if lirpa is not None:
+            body = certify_lirpa.report_lirpa(accuracy, lirpa, table)
+            print(body)
+            if not args.no_write:
+                update_section("certify-lirpa", body)
+    if args.lirpa_only:
+        return
     rows = [
         row
         for part in per_backend(
@@ -201,8 +281,7 @@ def main() -> None:
         for row in part
     ]
     ref = reference_timing(args)
-    lirpa = certify_lirpa.run(args.lirpa, directory, args.ref_n) if args.lirpa else None
-    body = certify_lirpa.report(args, accuracy, rows, ref, lirpa, machine(), table)
+    body = report(args, accuracy, rows, ref, machine(), table)
     print(body)
     if not args.no_write:
         update_section("certify-speed", body)

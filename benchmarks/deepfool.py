@@ -291,9 +291,11 @@ def run_backend(args) -> list[dict]:
     import keras
     import numpy as np
 
+    from benchmarks import _foolbox
     from benchmarks._report import machine
     from keras_lpc.robustness import deepfool
 
+    start_load = os.getloadavg()[0]
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     rows = []
@@ -372,7 +374,13 @@ def run_backend(args) -> list[dict]:
             )
         for r in rows[first:]:
             print(json.dumps(r), file=sys.stderr, flush=True)
-    rows.append({"machine": machine()})
+    where = machine()
+    try:
+        where += f", foolbox {_foolbox.load().__version__} ({sys.prefix})"
+    except ImportError:
+        where += ", no foolbox"
+    load = os.getloadavg()[0]
+    rows.append({"machine": f"{where}; load (1 min) {start_load:.1f} before, {load:.1f} after"})
     return rows
 
 
@@ -418,7 +426,12 @@ def main() -> None:
         "50 steps, 10 candidates, batch size 256; times after a warm-up call (compilation "
         "excluded), all rows of a backend measured in one process, the backends one after "
         "the other in one run. Score: mean ||r||/||x|| over flipped inputs for keras_lpc, "
-        "over all inputs for the references (every input flips here).\n\n"
+        "over all inputs for the references (every input flips here). Per-sample loop: the "
+        "algorithm one input at a time, one Jacobian per step. foolbox 3 (never a "
+        "dependency) ran from its own virtual environment (every row of the run used that "
+        "interpreter, keras-lpc from this checkout). On torch every row uses one intra-op "
+        "thread. Load: the 1-minute load average of the 2-core machine, shared with other "
+        "work, when each backend started and ended.\n\n"
         + "\n".join(f"* {m}" for m in machines)
         + "\n\n"
         + table(
