@@ -340,3 +340,18 @@ def test_bad_arguments_are_named(linear):
         certified_at(model, x, eps=np.ones(3))
     with pytest.raises(TypeError, match="`model` must be a Keras model"):
         certified_radius("model", x)
+
+
+def test_batches_are_padded_to_a_power_of_two_within_the_memory_plan(linear):
+    from keras_lpc.robustness.certify._setup import Setup
+
+    model, _, _, x = linear
+
+    def size(rows, batch_size=None):
+        return Setup(model, x[:rows], None, "l2", "crown", batch_size, None).size
+
+    # one input is one row (it was padded to 8: 8x the work and the memory plan)
+    assert size(1) == 1
+    assert size(5) == 8 and size(16) == 16
+    # never past the plan's batch, even when that is not a power of two
+    assert size(16, batch_size=3) == 3 and size(16, batch_size=4) == 4

@@ -75,9 +75,11 @@ class Setup:
         max_memory = check_int("max_memory", max_memory, minimum=1)
         self.model, self.graph = model, bound_graph(model)
         self.x = check_inputs(model, x).astype("float32")
-        self.plan = _memory.plan(self.graph, self.method, min(size, len(self.x)), max_memory)
-        # a power of two (few compiled shapes, under 2x padding), never past the memory
-        # plan's batch: `backend.bucket`'s floor of 8 rows cost one CNN input 8x the work
+        # batches padded to a power of two (few compiled shapes, under 2x padding), never
+        # past the memory plan's batch (`backend.bucket`'s floor of 8 rows cost one CNN
+        # input 8x the work and the planned memory)
+        rows = 1 << (len(self.x) - 1).bit_length()
+        self.plan = _memory.plan(self.graph, self.method, min(size, rows), max_memory)
         k = min(self.plan.batch, len(self.x))
         self.size = min(1 << (k - 1).bit_length(), self.plan.batch)
         self.logits = _forward(model, self.graph, self.x, self.size)
