@@ -46,11 +46,11 @@ ARMS: dict[str, tuple[str, dict]] = {
 }
 KEYS = [
     ("test_accuracy", "accuracy", "{:.1%}"),
-    ("crown", "certified CROWN (median)", "{:.4f}"),
-    ("ibp", "certified IBP (median)", "{:.4f}"),
-    ("lipschitz", "certified Lipschitz (median)", "{:.4f}"),
-    ("found", "verified found (median)", "{:.4f}"),
-    ("ratio", "certified / found (median)", "{:.3f}"),
+    ("crown", "certified CROWN (median)", "{:.3g}"),
+    ("ibp", "certified IBP (median)", "{:.3g}"),
+    ("lipschitz", "certified Lipschitz (median)", "{:.3g}"),
+    ("found", "verified found (median)", "{:.3g}"),
+    ("ratio", "certified / found (median)", "{:.3g}"),
     ("head_norm", "head spectral norm", "{:.3g}"),
     ("final_gamma", "final gamma", "{:.3g}"),
 ]
