@@ -181,7 +181,8 @@ def report(results: dict, parts: list[str]) -> str:
             for side, r, key in (("before", b, "pgd"), ("after", a, "pgd"),
                                  ("after, PGD from x (proposed)", a, "pgd-x")):  # fmt: skip
                 seeds = np.array([r[f"{key}-{s}"] for s in range(5)])
-                spread = seeds.max(0) / seeds.min(0)
+                ok = np.isfinite(seeds).all(0) & (seeds.min(0) > 0)  # misclassified: 0
+                spread = seeds.max(0)[ok] / seeds.min(0)[ok]
                 rows.append([side, f"{np.median(spread):.3f} / {np.quantile(spread, 0.9):.3f} / "
                              f"{spread.max():.3f}", *_ratios(seeds[0], ref)])  # fmt: skip
             lines += ["", "### PGD's radius search across seeds 0-4 (same model and inputs)", "",
