@@ -132,12 +132,16 @@ def test_torch_threads_are_limited_inside_jit_and_restored_after():
 
 
 @torch_only
-def test_torch_traces_replay_equal_eager_and_fall_back_on_data_dependent_python():
+def test_torch_traces_replay_equal_eager_and_fall_back_on_data_dependent_python(monkeypatch):
     from keras_lpc.backend import _trace
 
     model = two_class()
     scorer = Scorer(model)
     x = ops.convert_to_tensor(np.array([[3.0, 4.0], [-1.0, 2.0]], "float32"))
+    # a signature runs eagerly until its TRACE_AT-th call, then replays its graph
+    for _ in range(_trace.TRACE_AT - 1):
+        np.testing.assert_array_equal(ops.convert_to_numpy(scorer.fn(x)), [[3, -3], [-1, 1]])
+    assert not scorer.fn.graphs.store
     np.testing.assert_array_equal(ops.convert_to_numpy(scorer.fn(x)), [[3, -3], [-1, 1]])
     (entry,) = scorer.fn.graphs.store.values()
     assert entry is not _trace._FAILED  # traced and replayed
@@ -147,6 +151,7 @@ def test_torch_traces_replay_equal_eager_and_fall_back_on_data_dependent_python(
     def branchy(a):  # Python control flow on a tensor value cannot be traced
         return (a * 2,) if bool(ops.all(a > 0)) else (a - 1,)
 
+    monkeypatch.setattr(_trace, "TRACE_AT", 1)
     run = backend.jit(branchy)
     for value, want in ((1.0, 2.0), (-1.0, -2.0)):
         (out,) = run(np.full((1, 2), value, "float32"))

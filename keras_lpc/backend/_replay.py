@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -297,3 +298,42 @@ def pack(spec: Any, flat: list[Any]) -> Any:
     if type(spec) is tuple and all(s == 0 for s in spec):
         return tuple(flat)
     return keras.tree.pack_sequence_as(spec, flat)
+
+
+#: Replays of a traced graph before it is promoted to TorchScript (`Lazy`): recording
+#: and checking a TorchScript graph costs about as much as tens of replays, so a graph
+#: replayed only a few times (a one-off call, a test's tiny model) never pays for it;
+#: the attack loops replay theirs hundreds of times. (The suite's attack tests on torch
+#: took 82 s with every graph promoted at once, 21 s before the replays existed.)
+PROMOTE_AFTER = 12
+
+
+class Lazy:
+    """A checked traced graph, replayed as it is until its `PROMOTE_AFTER`-th call, then by
+    its fast form (`keras_lpc.backend._trace`'s `_fast`: TorchScript, hoisting) from then on."""
+
+    def __init__(self, promote: Callable[[], Any], graph: Any) -> None:
+        self.promote, self.graph, self.fast, self.calls = promote, graph, None, 0
+
+    @property
+    def hoist(self) -> Any:  # read and written by `_replay.hoisted`: the fast form's
+        return getattr(self.fast, "hoist", None)
+
+    @hoist.setter
+    def hoist(self, value: Any) -> None:
+        if self.fast is not None and self.fast is not self.graph:
+            self.fast.hoist = value
+
+    def __call__(self, values: list[Any], inputs: list[Any]) -> Any:
+        if self.fast is not None:
+            return self.fast(values, inputs)
+        self.calls += 1
+        if self.calls >= PROMOTE_AFTER:
+            self.fast = self.promote()
+            self.promote = None  # the first call's tensors, no longer needed
+        return self.graph(values, inputs)
+
+
+def promoted(graph: Any) -> bool:
+    """Whether ``graph`` is a `Lazy` graph that has its fast form now."""
+    return isinstance(graph, Lazy) and graph.fast is not None

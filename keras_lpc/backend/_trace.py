@@ -43,13 +43,30 @@ from typing import Any
 
 import keras
 
-from keras_lpc.backend._replay import WHOLE, flatten, grad, hoisted, pack, same
+from keras_lpc.backend._replay import (
+    WHOLE,
+    Lazy,
+    flatten,
+    grad,
+    hoisted,
+    pack,
+    promoted,
+    same,
+)
 
 log = logging.getLogger("keras_lpc.backend")
 
 _TRACING: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_lpc_tracing", default=False)
 _FAILED = object()
 _COMPILE = {"on": False, "broken": None}
+#: The call of a signature that traces it; the ones before run eagerly. Tracing,
+#: checking and tidying a graph took 0.5 s (about 0.35 s `make_fx`, 0.19 s the layout
+#: pass), the time of tens of eager calls of a small model's loop body, so a signature
+#: seen only a few times (a test's short loop, a one-off forward pass) is never traced;
+#: the count lasts as long as the compiled function, so a second call of an attack
+#: replays from its first step. (The suite's attack tests on torch: 21 s before the
+#: loops were replayed, 84 s tracing every signature on its first call.)
+TRACE_AT = 24
 
 
 def tracing() -> bool:
@@ -153,6 +170,7 @@ class Graphs:
     def __init__(self, variables: Sequence[Any]) -> None:
         self.variables = list(variables)
         self.store: dict[Any, Any] = {}
+        self.seen: dict[Any, int] = {}  # key -> eager calls before its trace
 
     def values(self) -> list[Any]:
         """The variables' current values (detached: graphs compute no weight gradients)."""
@@ -198,6 +216,9 @@ class Graphs:
                 return fn(*args)
             rest = [v for v in leaves if _is_tensor(v)]
             if entry is None:
+                seen = self.seen[key] = self.seen.get(key, 0) + 1
+                if seen < TRACE_AT and not _COMPILE["on"]:  # eager until `TRACE_AT`
+                    return fn(*args)
                 return self._first(key, fn, args, cells, parts, part_tensors + rest)
             graph, out_spec = entry
             if not values:
@@ -206,7 +227,8 @@ class Graphs:
             if step is None or grad():  # a first call: the whole graph
                 steps[key] = WHOLE if step is None else step
                 return pack(out_spec, graph(values, part_tensors + rest))
-            if step is WHOLE:  # called again: hoist what does not change (see `_replay.hoist`)
+            if step is WHOLE or (step is graph and promoted(graph)):
+                # called again (or just promoted): hoist what does not change (`_replay.hoist`)
                 step = steps[key] = hoisted(graph, values, part_tensors, rest)
             if step is graph:
                 return pack(out_spec, graph(values, part_tensors + rest))
@@ -233,7 +255,13 @@ class Graphs:
                 ok = False
             if ok:
                 fixed = sum(_is_tensor(v) for v in keras.tree.flatten(parts))
-                self.store[key] = (self._fast(candidate, tensors, flat, fixed), out_spec)
+
+                def promote(candidate=candidate, fixed=fixed) -> Any:
+                    return self._fast(candidate, tensors, flat, fixed)
+
+                # torch.compile, asked for: at once; TorchScript: once it pays (`Lazy`)
+                lazy = promote() if _COMPILE["on"] else Lazy(promote, candidate)
+                self.store[key] = (lazy, out_spec)
                 return want
         log.debug("keras_lpc: the traced graph of %s disagrees with it; eager", _name(fn))
         return want
