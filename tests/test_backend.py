@@ -34,6 +34,18 @@ def test_keras_private_stateless_scope_getter_exists():
     assert callable(_private_scope_name_still_exists())
 
 
+@pytest.fixture
+def trace_at_once(monkeypatch):
+    """On torch, every signature traced on its first call and promoted to TorchScript on
+    its first replay (the defaults wait: `_trace.TRACE_AT`, `_replay.PROMOTE_AFTER`), so
+    that the tests below exercise the traced path with a few calls."""
+    if keras.backend.backend() == "torch":
+        from keras_lpc.backend import _replay, _trace
+
+        monkeypatch.setattr(_trace, "TRACE_AT", 1)
+        monkeypatch.setattr(_replay, "PROMOTE_AFTER", 1)
+
+
 def _weighted_sum(scale):
     """A jitted loop ``sum_{k < n} scale * k * x`` whose body closes over tensors."""
 
@@ -48,7 +60,7 @@ def _weighted_sum(scale):
     return backend.jit(f)
 
 
-def test_loops_with_closures_give_the_closed_form_for_new_inputs():
+def test_loops_with_closures_give_the_closed_form_for_new_inputs(trace_at_once):
     run = _weighted_sum(2.0)
     x = np.array([[1.0, -2.0]], "float32")
     for n, scale in ((4, 12.0), (3, 6.0)):  # 2 * (0 + 1 + 2 + 3), 2 * (0 + 1 + 2)
@@ -159,7 +171,7 @@ def test_torch_traces_replay_equal_eager_and_fall_back_on_data_dependent_python(
 
 
 @torch_only
-def test_torch_trace_keeps_inputs_that_start_as_one_tensor_apart():
+def test_torch_trace_keeps_inputs_that_start_as_one_tensor_apart(trace_at_once):
     # make_fx would merge two state slots holding one tensor into one graph input
     def f(x):
         def body(k, s):
@@ -202,7 +214,7 @@ def _eager_bodies(caplog):
 
 
 @torch_only
-def test_torch_short_inner_loops_unroll_into_their_outer_body(caplog):
+def test_torch_short_inner_loops_unroll_into_their_outer_body(caplog, trace_at_once):
     # acc <- 8 acc + 1 per step (three doublings, unrolled): 1 -> 9 -> 73 -> 585
     def f(x, n):
         def inner(j, a):
@@ -239,7 +251,7 @@ def _one_hot_loop():
 
 
 @torch_only
-def test_torch_replays_fold_merge_and_hoist_without_changing_values():
+def test_torch_replays_fold_merge_and_hoist_without_changing_values(trace_at_once):
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -267,7 +279,7 @@ def test_torch_replays_fold_merge_and_hoist_without_changing_values():
 
 
 @torch_only
-def test_torch_replays_run_without_torchscript(monkeypatch):
+def test_torch_replays_run_without_torchscript(monkeypatch, trace_at_once):
     import torch
 
     def broken(*args, **kwargs):
