@@ -311,9 +311,9 @@ def cached(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
     return store[full]
 
 
-def bucket(n: int) -> int:
-    """The smallest power of two ``>= n`` (and ``>= 8``): the padded batch size."""
-    return max(8, 1 << (max(int(n), 1) - 1).bit_length())
+def bucket(n: int, minimum: int = 8) -> int:
+    """The smallest power of two ``>= n`` (and ``>= minimum``): the padded batch size."""
+    return max(minimum, 1 << (max(int(n), 1) - 1).bit_length())
 
 
 def pad(a: np.ndarray, size: int) -> np.ndarray:

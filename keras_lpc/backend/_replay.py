@@ -239,6 +239,11 @@ def same(a: Any, b: Any) -> bool:
     return bool(torch.equal(a, b))
 
 
+def all_same(got: Any, want: Any) -> bool:
+    """Whether the two lists of tensors are equal one by one (`same`), and as long."""
+    return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
+
+
 WHOLE = object()  # a binding's first call ran the whole graph
 
 
@@ -264,7 +269,7 @@ def hoisted(graph: Any, values: list[Any], fixed: list[Any], rest: list[Any]) ->
             if prepare is None:
                 return graph
             got, want = prepare(values, fixed)(rest), graph(values, inputs)
-            if len(got) != len(want) or not all(same(g, w) for g, w in zip(got, want)):
+            if not all_same(got, want):
                 log.debug("keras_lpc: a hoisted graph disagrees with its graph; not hoisted")
                 return graph
         except Exception as err:  # noqa: BLE001 - no hoisting then
@@ -303,8 +308,9 @@ def pack(spec: Any, flat: list[Any]) -> Any:
 #: Replays of a traced graph before it is promoted to TorchScript (`Lazy`): recording
 #: and checking a TorchScript graph costs about as much as tens of replays, so a graph
 #: replayed only a few times (a one-off call, a test's tiny model) never pays for it;
-#: the attack loops replay theirs hundreds of times. (The suite's attack tests on torch
-#: took 82 s with every graph promoted at once, 21 s before the replays existed.)
+#: the attack loops replay theirs hundreds of times. (The suite's ensemble and decision
+#: tests on torch: 84 s promoting every graph at once, 75 s with this; most of the rest
+#: was tracing, see `keras_lpc.backend._trace.TRACE_AT`.)
 PROMOTE_AFTER = 12
 
 

@@ -46,12 +46,14 @@ import keras
 from keras_lpc.backend._replay import (
     WHOLE,
     Lazy,
+    all_same,
     flatten,
+    fold,
     grad,
     hoisted,
     pack,
     promoted,
-    same,
+    script,
 )
 
 log = logging.getLogger("keras_lpc.backend")
@@ -249,7 +251,7 @@ class Graphs:
                 continue
             try:
                 got = candidate(self.values(), tensors)
-                ok = len(got) == len(flat) and all(same(g, w) for g, w in zip(got, flat))
+                ok = all_same(got, flat)
             except Exception as err:  # noqa: BLE001 - any failure of the graph: next one
                 log.debug("keras_lpc: a traced graph of %s failed (%s)", _name(fn), err)
                 ok = False
@@ -272,25 +274,18 @@ class Graphs:
         ``prepare`` (`_replay.hoist`: the first ``fixed`` tensors fixed) where that does too."""
         if _COMPILE["on"]:
             return _compiled(graph)
-        from keras_lpc.backend import _replay
-
-        def agrees(got: list[Any]) -> bool:
-            return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
-
         values = self.values()
         try:
-            folded = _replay.fold(graph) or graph
-            fast = _replay.script(folded, values, tensors)
-            if not agrees(fast(values, tensors)):
+            folded = fold(graph) or graph
+            fast = script(folded, values, tensors)
+            if not all_same(fast(values, tensors), want):
                 log.debug("keras_lpc: the TorchScript replay disagrees with its graph")
                 return graph
         except Exception as err:  # noqa: BLE001 - the plain graph then
             log.debug("keras_lpc: TorchScript replay skipped (%s)", err)
             return graph
-        fast.hoist = (folded, fixed)  # `_hoisted` splits it when a binding calls it again
+        fast.hoist = (folded, fixed)  # `_replay.hoisted` splits it when a binding calls it again
         return fast
-        log.debug("keras_lpc: the TorchScript replay disagrees with its graph; plain graph")
-        return graph
 
     def _tidy(self, graph: Any, tensors: list[Any]) -> Any:
         from keras_lpc.backend._layout import tidy

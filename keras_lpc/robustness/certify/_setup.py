@@ -78,10 +78,11 @@ class Setup:
         # batches padded to a power of two (few compiled shapes, under 2x padding), never
         # past the memory plan's batch (`backend.bucket`'s floor of 8 rows cost one CNN
         # input 8x the work and the planned memory)
-        rows = 1 << (len(self.x) - 1).bit_length()
+        rows = backend.bucket(len(self.x), minimum=1)
         self.plan = _memory.plan(self.graph, self.method, min(size, rows), max_memory)
-        k = min(self.plan.batch, len(self.x))
-        self.size = min(1 << (k - 1).bit_length(), self.plan.batch)
+        self.size = min(
+            backend.bucket(min(self.plan.batch, len(self.x)), minimum=1), self.plan.batch
+        )
         self.logits = _forward(model, self.graph, self.x, self.size)
         self.preds = np.argmax(self.logits, axis=1)
         self.labels = self.preds if y is None else check_labels(y, len(self.x), self.graph.classes)
