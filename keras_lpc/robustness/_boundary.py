@@ -37,15 +37,23 @@ def labels_at(fn: Any, points: Any, clip: Any) -> Any:
 
 
 def blend(x: Any, target: Any, t: Any, norm: str) -> Any:
-    """The point at parameter ``t`` (n,) in [0, 1] between ``x`` (t=0) and ``target`` (t=1).
+    """The points at parameters ``t`` in [0, 1] between ``x`` (t=0) and ``target`` (t=1):
+    ``t`` (n,) gives (n, ...), ``t`` (k, n) gives (k, n, ...) (all ``k`` in one op per step).
 
     L2: on the segment. L-inf: ``x + clip(target - x, -e, e)`` with ``e = t ||target - x||_inf``.
     """
     d = target - x
+    shape = (*(-1 if s is None else s for s in t.shape), *(1,) * (len(x.shape) - 1))
     if norm == "l2":
-        return x + per_row(t, x) * d
-    e = per_row(t * norm_of(d, "linf"), x)
-    return x + ops.clip(d, -e, e)
+        return x + ops.reshape(t, shape) * d
+    e = ops.reshape(t * norm_of(d, "linf"), shape)
+    return x + ops.minimum(ops.maximum(d, -e), e)  # clip, broadcast (TF's clip keeps d's shape)
+
+
+def _row(values: Any, index: Any) -> Any:
+    """``values[index[i], i, ...]`` for every ``i``: values (k, n, ...), index (n,) int."""
+    index = ops.reshape(ops.cast(index, "int32"), (1, -1, *(1,) * (len(values.shape) - 2)))
+    return ops.take_along_axis(values, index, axis=0)[0]
 
 
 def search(fn: Any, x: Any, target: Any, labels: Any, norm: str, clip: Any) -> Any:
@@ -58,16 +66,15 @@ def search(fn: Any, x: Any, target: Any, labels: Any, norm: str, clip: Any) -> A
     lo = ops.zeros_like(labels, dtype=x.dtype)
     hi = ops.ones_like(lo)
     frac = ops.cast(ops.arange(1, SPLIT + 1), x.dtype) / (SPLIT + 1)
-    split = ops.arange(SPLIT)[:, None]
 
     def round_(_: Any, bracket: tuple[Any, Any]) -> tuple[Any, Any]:
         lo, hi = bracket  # a loop, not unrolled: the model is traced once
         ts = lo[None] + frac[:, None] * (hi - lo)[None]  # (S, n)
-        pts = ops.stack([blend(x, target, ts[j], norm) for j in range(SPLIT)])
-        adv = labels_at(fn, pts, clip) != labels[None]  # (S, n)
+        adv = labels_at(fn, blend(x, target, ts, norm), clip) != labels[None]  # (S, n)
         first = ops.where(ops.any(adv, axis=0), ops.argmax(ops.cast(adv, "int32"), axis=0), SPLIT)
-        at_first = ops.sum(ops.where(split == first[None], ts, 0.0), axis=0)
-        before = ops.sum(ops.where(split == first[None] - 1, ts, 0.0), axis=0)
+        # ts at the first adversarial point and at the one before it (where they exist)
+        at_first = _row(ts, ops.minimum(first, SPLIT - 1))
+        before = _row(ts, ops.maximum(first - 1, 0))
         return ops.where(first > 0, before, lo), ops.where(first < SPLIT, at_first, hi)
 
     _, hi = backend.fori_loop(0, ROUNDS, round_, (lo, hi))
@@ -131,7 +138,6 @@ def walk_loop(norm: str, dim: int, clipped: bool) -> Any:
             keys = ops.cast(keys, "int32")
             tail = (1,) * (len(x.shape) - 1)
             halves = ops.reshape(0.5 ** ops.cast(ops.arange(HALVINGS), x.dtype), (-1, 1, *tail))
-            rows = ops.arange(HALVINGS)[:, None]
 
             def body(t: Any, best: Any) -> Any:
                 tf_ = ops.cast(t, x.dtype)
@@ -153,9 +159,7 @@ def walk_loop(norm: str, dim: int, clipped: bool) -> Any:
                 steps = best[None] + halves * per_row(xi, x)[None] * v[None]  # (H, n, ...)
                 adv = labels_at(fn, steps, clip) != labels[None]  # (H, n)
                 found = ops.any(adv, axis=0)
-                first = ops.argmax(ops.cast(adv, "int32"), axis=0)
-                pick = ops.reshape(ops.cast(rows == first[None], x.dtype), (HALVINGS, -1, *tail))
-                target = ops.sum(pick * steps, axis=0)
+                target = _row(steps, ops.argmax(ops.cast(adv, "int32"), axis=0))
                 b = search(fn, x, target, labels, norm, clip)
                 better = found & (norm_of(b - x, norm) < d)
                 return ops.where(per_row(better, x), b, best)
@@ -180,7 +184,6 @@ def coordinate_loop(norm: str, width: int, clipped: bool) -> Any:
             size = int(np.prod(shape))
             xf = ops.reshape(x, (-1, size))
             frac = ops.cast(ops.arange(FRACTIONS), x.dtype) / FRACTIONS  # (K,)
-            rows = ops.arange(FRACTIONS)[:, None]
 
             def closest(af: Any, hot: Any, xi: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
                 # the probes x_i + t (a_i - x_i), t = lo + (k / K)(hi - lo): the first
@@ -192,8 +195,7 @@ def coordinate_loop(norm: str, width: int, clipped: bool) -> Any:
                 adv = adv != labels[None]
                 first = ops.argmax(ops.cast(adv, "int32"), axis=0)
                 found = ops.any(adv, axis=0)
-                pick = ops.cast(rows == first[None], x.dtype)
-                t = ops.where(found, ops.sum(pick * ts, axis=0), hi)
+                t = ops.where(found, _row(ts, first), hi)
                 before = ops.where(found & (first == 0), t, t - (hi - lo) / FRACTIONS)
                 return t, before, found
 

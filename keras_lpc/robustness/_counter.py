@@ -65,15 +65,16 @@ def normal(base: Any, size: int, dtype: str) -> Any:
 
     Sample ``j`` of a row is the ``j % 2`` half of the Box-Muller pair
     ``j // 2``, whose uniforms are the hashes of ``(base, 2 (j // 2))`` and
-    ``(base, 2 (j // 2) + 1)``.
+    ``(base, 2 (j // 2) + 1)``: ``mix(base + mix(k))``.
     """
     pairs = (size + 1) // 2
-    index = ops.arange(pairs, dtype="int32")
+    # both uniforms of every pair from one hash of (base, k), k = 0 .. 2 pairs - 1: a
+    # pair's two are neighbours (one op per step of the hash, not one per uniform)
     h = ops.expand_dims(base, -1)
-    u1 = uniform(mix(h + mix(2 * index)), dtype)
-    u2 = uniform(mix(h + mix(2 * index + 1)), dtype)
-    radius = ops.sqrt(-2.0 * ops.log(u1))
-    angle = (2.0 * np.pi) * u2
-    both = ops.stack([radius * ops.cos(angle), radius * ops.sin(angle)], axis=-1)
+    u = uniform(mix(h + mix(ops.arange(2 * pairs, dtype="int32"))), dtype)
     shape = [-1 if d is None else d for d in base.shape]
+    u = ops.reshape(u, (*shape, pairs, 2))
+    radius = ops.sqrt(-2.0 * ops.log(u[..., 0]))
+    angle = (2.0 * np.pi) * u[..., 1]
+    both = ops.stack([radius * ops.cos(angle), radius * ops.sin(angle)], axis=-1)
     return ops.reshape(both, (*shape, 2 * pairs))[..., :size]
