@@ -111,6 +111,17 @@ def test_each_attack_loop_is_one_guarded_compiled_call_per_batch(rng):
         assert record.calls > 0 and np.all(cert.distance <= res.distance + 1e-6), method
 
 
+@pytest.mark.parametrize(
+    ("n", "plain", "fine"),
+    [(1, 8, 8), (5, 8, 8), (9, 16, 12), (12, 16, 12), (13, 16, 16), (97, 128, 128),
+     (136, 256, 192), (192, 256, 192), (193, 256, 256)],
+)  # fmt: skip
+def test_bucket_sizes(n, plain, fine):
+    assert backend.bucket(n) == plain
+    assert backend.bucket(n, fine=True) == fine
+    assert backend.bucket(n, minimum=1) == 1 << (n - 1).bit_length()
+
+
 def test_guard_counts_nothing_outside_it():
     run = _weighted_sum(1.0)
     with backend.guard() as record:

@@ -14,6 +14,7 @@ from keras_lpc.robustness._norms import (
     keep_smallest,
     lp_norm,
     norm_of,
+    per_row,
     project,
     steepest,
 )
@@ -76,3 +77,12 @@ def test_tracker_keeps_the_smallest_adversarial():
     assert t.found.all()
     t.see(np.array([[0.0, 3.0], [0.0, 0.5]]), np.array([True, False]))  # larger, or not adv
     np.testing.assert_allclose(t.delta, [[0.0, 1.0], [0.0, 2.0]])
+
+
+def test_per_row_broadcasts_per_sample_values_with_or_without_leading_axes():
+    like = ops.zeros((2, 3, 4))
+    assert tuple(per_row(ops.convert_to_tensor([1.0, 2.0]), like).shape) == (2, 1, 1)
+    t = ops.convert_to_tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # (k, n) = (3, 2)
+    got = _np(per_row(t, like) * ops.ones((2, 3, 4)))
+    assert got.shape == (3, 2, 3, 4)
+    np.testing.assert_array_equal(got[2, 1], np.full((3, 4), 6.0))

@@ -71,9 +71,10 @@ this package supplies the two things ``keras.ops`` lacks:
     functions (``key`` must hold every static setting).
 
 ``bucket(n)`` / ``pad(a, size)``
-    Batch sizes rounded up to a power of two (at least 8) and NumPy
-    zero-padding along axis 0: a compiled attack sees a few shapes, and
-    padded rows are masked out by the caller.
+    Batch sizes rounded up to a power of two (at least 8; with ``fine=True``
+    also ``3 x 2^(k - 2)``, at most a third padding) and NumPy zero-padding
+    along axis 0: a compiled attack sees a few shapes, and padded rows are
+    masked out by the caller.
 
 Usage, a PGD-style L-inf loop (see `keras_lpc.robustness.attacks`)::
 
@@ -310,9 +311,17 @@ def cached(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
     return store[full]
 
 
-def bucket(n: int, minimum: int = 8) -> int:
-    """The smallest power of two ``>= n`` (and ``>= minimum``): the padded batch size."""
-    return max(minimum, 1 << (max(int(n), 1) - 1).bit_length())
+def bucket(n: int, minimum: int = 8, fine: bool = False) -> int:
+    """The smallest power of two ``>= n`` (and ``>= minimum``): the padded batch size.
+
+    With ``fine``, sizes ``3 x 2^(k - 2)`` (12, 24, 48, ...) count too, so at most a
+    third of a batch of 12 or more is padding, for twice the shapes:
+    ``bucket(136) == 256``, ``bucket(136, fine=True) == 192``.
+    """
+    size = max(minimum, 1 << (max(int(n), 1) - 1).bit_length())
+    if fine and size >= 16 and int(n) <= size * 3 // 4:
+        return size * 3 // 4
+    return size
 
 
 def pad(a: np.ndarray, size: int) -> np.ndarray:

@@ -43,10 +43,9 @@ def blend(x: Any, target: Any, t: Any, norm: str) -> Any:
     L2: on the segment. L-inf: ``x + clip(target - x, -e, e)`` with ``e = t ||target - x||_inf``.
     """
     d = target - x
-    shape = (*(-1 if s is None else s for s in t.shape), *(1,) * (len(x.shape) - 1))
     if norm == "l2":
-        return x + ops.reshape(t, shape) * d
-    e = ops.reshape(t * norm_of(d, "linf"), shape)
+        return x + per_row(t, x) * d
+    e = per_row(t * norm_of(d, "linf"), x)
     return x + ops.minimum(ops.maximum(d, -e), e)  # clip, broadcast (TF's clip keeps d's shape)
 
 

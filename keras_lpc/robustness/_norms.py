@@ -97,8 +97,9 @@ class Tracker:
 
 
 def per_row(v: Any, like: Any) -> Any:
-    """A per-sample tensor (n,) shaped to broadcast against ``like`` (n, ...)."""
-    return ops.reshape(v, (-1,) + (1,) * (len(like.shape) - 1))
+    """A per-sample tensor (n,) shaped to broadcast against ``like`` (n, ...); one with
+    leading axes of known size (k, n) becomes (k, n, 1, ...)."""
+    return ops.reshape(v, (*v.shape[:-1], -1) + (1,) * (len(like.shape) - 1))
 
 
 def _rows(a: Any) -> Any:

@@ -98,7 +98,7 @@ def _shrinking(step: Callable[..., tuple], x: Any, classes: Any, active: Any, ma
     """The masked loop on the host (torch), the rows that flipped leaving the batch.
 
     Where the active rows fit a smaller batch, they are gathered (with inactive rows
-    up to the next size ``2^k`` or ``3 x 2^(k - 2)``, so at most a third is padding)
+    up to the next `backend.bucket` size, ``fine``: at most a third is padding)
     and the next steps run on those only,
     each step one traced graph per batch size; ``(r, active, fooled, iterations)``
     come back in the original order. DeepFool flips most inputs within two or three
@@ -113,9 +113,7 @@ def _shrinking(step: Callable[..., tuple], x: Any, classes: Any, active: Any, ma
         count = int(ops.sum(ops.cast(part[3], "int32")))
         if count == 0:
             break
-        size = backend.bucket(count)
-        if count <= size * 3 // 4 and size >= 16:  # sizes 2^k and 3 x 2^(k - 2): padding <= 1/3
-            size = size * 3 // 4
+        size = backend.bucket(count, fine=True)
         if size < int(rows.shape[0]):  # active rows first, then inactive ones as padding
             full = [ops.scatter_update(f, rows[:, None], p) for f, p in zip(full, part[2:])]
             keep = ops.argsort(ops.logical_not(part[3]))[:size]  # stable: active first
